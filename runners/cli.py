@@ -1,0 +1,239 @@
+"""The `loadbearing` command (typer). Thin: parse, call, print.
+
+Human progress goes to stderr; results to stdout. Exit codes: runners.errors.ExitCode.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from runners.errors import ExitCode, LoadbearingError
+from runners.progress import console
+
+app = typer.Typer(
+    name="loadbearing",
+    help="Load tests that end in a change, not a chart.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+stack_app = typer.Typer(help="The local stack (InfluxDB; Grafana with docker).", no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+
+
+class Strategy(str, Enum):
+    sequential = "sequential"
+    hybrid = "hybrid"
+    parallel = "parallel"
+
+
+class BackendName(str, Enum):
+    process = "process"
+    docker = "docker"
+    ecs = "ecs"
+
+
+class Provider(str, Enum):
+    process = "process"
+    docker = "docker"
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+@app.command()
+def run(
+    strategy: Annotated[Strategy, typer.Argument(help="sequential, hybrid or parallel")],
+    plan: Annotated[Path, typer.Option("--plan", help="The plan file (TOML).", envvar="LOADBEARING_PLAN")],
+    backend: Annotated[BackendName, typer.Option(help="Where runners run.")] = BackendName.process,
+    runners: Annotated[str, typer.Option(help="k6 runners per module (execution segments); 'auto' with ecs.")] = "1",
+    influx_url: Annotated[str | None, typer.Option(help="InfluxDB URL (v1 API).",
+                                                   envvar="LOADBEARING_INFLUX_URL")] = None,
+    out_dir: Annotated[Path, typer.Option(help="Where run directories go.")] = Path("runs"),
+    stack_outputs: Annotated[Path | None, typer.Option(help="ecs: `pulumi stack output --json` file.")] = None,
+    max_cost: Annotated[float | None, typer.Option(help="ecs: refuse (exit 2) above this estimate, USD.")] = None,
+) -> None:
+    """Run the plan's modules with a strategy. Last stdout line: the run directory."""
+    from runners.controller import RunOptions
+    from runners.controller import run as run_strategy
+    from runners.errors import BadInput
+    from runners.stack import resolve_influx
+
+    backend_options: dict[str, object] = {}
+    if backend is BackendName.ecs:
+        backend_options = {"stack_outputs": stack_outputs, "max_cost": max_cost}
+    if runners == "auto":
+        if backend is not BackendName.ecs:
+            raise BadInput("--runners auto is only for --backend ecs; give a number")
+        count = 0
+    else:
+        try:
+            count = int(runners)
+        except ValueError:
+            raise BadInput(f"--runners {runners!r}: give a whole number (or 'auto' with ecs)") from None
+    opts = RunOptions(plan_path=plan, strategy=strategy.value, backend=backend.value, runners=count,
+                      influx_url=influx_url, out_dir=out_dir, backend_options=backend_options)
+    if backend is not BackendName.ecs or count:
+        from runners.controller import prepare
+
+        prepare(opts)  # exit 2/3 before starting or touching any store
+    influx = resolve_influx(influx_url)
+    run_dir, code = run_strategy(opts, influx)
+    _out(str(run_dir))
+    raise typer.Exit(int(code))
+
+
+@app.command()
+def recommend(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the recommendations JSON on stdout.")] = False,
+) -> None:
+    """Read a run back and recommend pool sizes, caches and autoscaling."""
+    import json
+
+    from policies.recommend import recommend_run
+    from policies.render import print_recommendations
+
+    doc = recommend_run(run_dir)
+    if json_out:
+        _out(json.dumps(doc, indent=2))
+    else:
+        print_recommendations(doc)
+        _out(str(run_dir / "recommendations.json"))
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+    """Write RUN_DIR/report.md and RUN_DIR/report.html."""
+    from policies.report import write_report
+
+    md, html = write_report(run_dir)
+    _out(str(md))
+    _out(str(html))
+
+
+@app.command()
+def apply(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory with recommendations.")],
+    stack: Annotated[str | None, typer.Option(help="Pulumi stack: writes Pulumi.NAME.yaml.")] = None,
+    env_file: Annotated[Path | None, typer.Option(help="Env file for env-configured targets.")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Print the diff only.")] = False,
+    project_dir: Annotated[Path, typer.Option(help="Where Pulumi.NAME.yaml lives.")] = Path("."),
+) -> None:
+    """Write recommended settings into Pulumi stack config or an env file."""
+    from policies.feedback import apply_run
+
+    changed = apply_run(run_dir, stack=stack, env_file=env_file, dry_run=dry_run, project_dir=project_dir)
+    _out(str(changed))
+
+
+@app.command()
+def verify(
+    before_dir: Annotated[Path, typer.Argument(help="The run the recommendations came from.")],
+    after_dir: Annotated[Path, typer.Argument(help="The run after applying them.")],
+) -> None:
+    """Predicted vs measured for every recommendation; exit 1 if one did not deliver."""
+    from policies.feedback import verify_runs
+
+    ok = verify_runs(before_dir, after_dir)
+    raise typer.Exit(0 if ok else int(ExitCode.SLO_FAILED))
+
+
+@app.command()
+def demo(
+    scale: Annotated[str, typer.Option(help="ci (minutes on a laptop) or seed (~1200 VUs).")] = "ci",
+    out_dir: Annotated[Path, typer.Option(help="Where run directories go.")] = Path("runs/demo"),
+) -> None:
+    """The whole loop on the demo target: run, recommend, apply, re-run, verify, report."""
+    from demo.loop import run_demo
+
+    raise typer.Exit(int(run_demo(scale=scale, out_dir=out_dir)))
+
+
+@stack_app.command("up")
+def stack_up(provider: Annotated[Provider | None, typer.Option(help="process or docker (default: docker "
+                                                                     "when an engine answers)")] = None) -> None:
+    """Start the local stack."""
+    from runners.stack import up
+
+    info = up(provider.value if provider else None)
+    console.print(f"stack up ({info.provider}): InfluxDB {info.influx_url} db {info.influx_db}"
+                  + (f", Grafana {info.grafana_url}" if info.grafana_url else ""))
+    _out(info.influx_url)
+    if info.grafana_url:
+        _out(info.grafana_url)
+
+
+@stack_app.command("down")
+def stack_down(purge: Annotated[bool, typer.Option(help="Also delete stored data.")] = False) -> None:
+    """Stop the local stack (data kept unless --purge)."""
+    from runners.stack import down
+
+    info = down(purge=purge)
+    console.print("stack down" if info else "no stack was up")
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Show the local stack, and clean up runners left by a controller that died."""
+    from runners.backends.process import cleanup_stale_processes
+    from runners.stack import status
+
+    for msg in cleanup_stale_processes():
+        console.print(f"[yellow]cleanup:[/] {msg}")
+    try:
+        from runners.backends.docker import cleanup_stale_containers
+
+        for msg in cleanup_stale_containers():
+            console.print(f"[yellow]cleanup:[/] {msg}")
+    except ImportError:
+        pass
+    info, alive = status()
+    if info is None:
+        console.print("no stack")
+        raise typer.Exit(0)
+    console.print(f"{info.provider} stack: InfluxDB {info.influx_url} {'up' if alive else 'DOWN'}"
+                  + (f", Grafana {info.grafana_url}" if info.grafana_url else ""))
+    _out(info.influx_url if alive else "down")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: user errors become a message and an exit code, never a traceback."""
+    try:
+        result = app(args=argv, standalone_mode=False)
+    except LoadbearingError as exc:
+        _err(exc.message)
+        return int(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        _err("aborted")
+        return int(ExitCode.RUN_ERROR)
+    except click.ClickException as exc:
+        exc.show(file=sys.stderr)
+        return int(ExitCode.BAD_INPUT)
+    except KeyboardInterrupt:
+        _err("aborted")
+        return int(ExitCode.RUN_ERROR)
+    return result if isinstance(result, int) else 0
+
+
+def _err(message: str) -> None:
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

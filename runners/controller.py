@@ -1,0 +1,274 @@
+"""One run of a strategy: check, prepare, then for each phase initialise, start,
+watch and finish the runners; finally compute the numbers from the stored samples.
+
+Lifecycle per phase (as k6-operator splits it): initialize (runners paused, VUs
+ready) -> start (resumed together) -> watch (progress, crash detection, timeout)
+-> finish (record windows, events). `stop` runs on every exit path.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from runners import k6
+from runners.allowlist import check_plan_hosts, k6_block_options
+from runners.backends import Backend, Runner, RunnerSpec, get_backend
+from runners.errors import BadInput, ExitCode, RunError
+from runners.events import EventLog
+from runners.influx import InfluxClient
+from runners.plan import Plan, check_strategy, load_plan
+from runners.progress import Progress, console, final_table
+from runners.records import (
+    ModuleRecord,
+    PhaseRecord,
+    RunRecord,
+    iso,
+    new_run_id,
+    prepare_run_dir,
+    write_record,
+)
+from runners.results import compute_results
+from runners.strategies import Phase, phases
+
+MAX_RUNNERS = 64
+CRASH_EXIT_CODES_OK = (0, 99)  # 99: k6 thresholds failed (still a finished run)
+WATCH_MARGIN_S = 60.0
+
+
+class Aborted(BaseException):
+    """Ctrl-C or SIGTERM during a run."""
+
+
+@dataclass
+class RunOptions:
+    plan_path: Path
+    strategy: str
+    backend: str = "process"
+    runners: int = 1
+    influx_url: str | None = None
+    out_dir: Path = Path("runs")
+    backend_options: dict[str, object] | None = None
+
+
+def prepare(opts: RunOptions) -> tuple[Plan, list[Phase]]:
+    """Every check that needs no load and no store: exit 2 or 3 before anything starts."""
+    if opts.strategy not in ("sequential", "hybrid", "parallel"):
+        raise BadInput(f"unknown strategy {opts.strategy!r}; use one of: sequential, hybrid, parallel")
+    if not 1 <= opts.runners <= MAX_RUNNERS:
+        raise BadInput(f"--runners {opts.runners}: must be between 1 and {MAX_RUNNERS}")
+    plan = load_plan(opts.plan_path)
+    check_strategy(plan, opts.strategy)
+    check_plan_hosts(plan)
+    block = k6_block_options(plan.target.allow_hosts)
+    with tempfile.TemporaryDirectory(prefix="loadbearing-preflight-") as tmp:
+        for module in plan.modules:
+            k6.preflight(plan.script_path(module), module, k6.config(module, block), Path(tmp))
+    return plan, phases(plan, opts.strategy)
+
+
+def run(opts: RunOptions, influx: InfluxClient) -> tuple[Path, ExitCode]:
+    """Run a strategy. Returns (run_dir, exit code). Raises LoadbearingError before any load."""
+    plan, plan_phases = prepare(opts)
+    influx.ping()
+    influx.ensure_db()
+    backend = get_backend(opts.backend, **(opts.backend_options or {}))
+    for msg in backend.cleanup_stale():
+        console.print(f"[yellow]cleanup:[/] {msg}")
+
+    started = time.time()
+    run_id = new_run_id(opts.strategy, started)
+    run_dir = prepare_run_dir(opts.out_dir, run_id)
+    record = RunRecord(
+        run_id=run_id, testid=run_id, strategy=opts.strategy, plan=str(plan.path),
+        slo=plan.slo.model_dump(), influx={"url": influx.public_url, "db": influx.db}, backend=backend.name,
+        started_at=iso(started),
+        modules=[ModuleRecord(name=m.name, service=m.service or "default", runners=opts.runners)
+                 for m in plan.modules],
+    )
+    write_record(run_dir, record)
+    owner = _claim(run_id)
+    events = EventLog(influx, run_id, opts.strategy)
+    block = k6_block_options(plan.target.allow_hosts)
+    code = ExitCode.RUN_ERROR
+    live: list[Runner] = []
+    previous = _install_signal_handlers()
+    try:
+        events.emit("run", "start", run_id, f"{opts.strategy} run of plan {plan.name}", started)
+        with Progress([m.name for m in plan.modules], f"loadbearing {opts.strategy} · {run_id}") as progress:
+            for phase in plan_phases:
+                if phase.recovery_before_s > 0:
+                    progress.set_state(phase.modules, f"recovery {phase.recovery_before_s:.0f}s")
+                    time.sleep(phase.recovery_before_s)
+                specs = _specs(plan, phase, opts, run_id, run_dir, influx, block)
+                progress.set_state(phase.modules, "initialising")
+                live = backend.initialize(specs)
+                t0 = backend.start(live)
+                phase_rec = PhaseRecord(name=phase.name, modules=list(phase.modules), started_at=iso(t0))
+                record.phases.append(phase_rec)
+                events.emit("phase", "start", phase.name, f"modules: {', '.join(phase.modules)}", t0)
+                for name in phase.modules:
+                    record.module(name).started_at = iso(t0)
+                    events.emit("module", "start", name, f"phase {phase.name}", t0)
+                write_record(run_dir, record)
+                progress.set_state(phase.modules, "running")
+                _watch(backend, live, plan, phase, progress, record)
+                _finish_phase(backend, live, phase, phase_rec, record, events)
+                live = []
+                write_record(run_dir, record)
+        record.status = "running"
+        compute_results(record, plan, influx, run_dir)
+        failed_slo = any(m.thresholds_ok is False for m in record.modules)
+        record.status = "failed" if failed_slo else "passed"
+        code = ExitCode.SLO_FAILED if failed_slo else ExitCode.PASSED
+    except Aborted:
+        backend.stop(live)
+        _record_runner_ends(live, record)
+        record.status = "aborted"
+        record.errors.append("aborted by signal; every runner was stopped")
+        _safe_results(record, plan, influx, run_dir)
+        code = ExitCode.RUN_ERROR
+    except RunError as exc:
+        backend.stop(live)
+        _record_runner_ends(live, record)
+        record.status = "error"
+        record.errors.append(exc.message)
+        _safe_results(record, plan, influx, run_dir)
+        code = ExitCode.RUN_ERROR
+    finally:
+        backend.stop(live)
+        _restore_signal_handlers(previous)
+        record.ended_at = iso(time.time())
+        events.emit("run", "end", run_id, f"status {record.status}")
+        write_record(run_dir, record, complete=True)
+        owner.unlink(missing_ok=True)
+        try:
+            owner.parent.rmdir()
+        except OSError:
+            pass
+    console.print(final_table(record.to_json()))
+    for err in record.errors:
+        console.print(f"[red]error:[/] {err}")
+    return run_dir, code
+
+
+def _specs(plan: Plan, phase: Phase, opts: RunOptions, run_id: str, run_dir: Path,
+           influx: InfluxClient, block: dict[str, list[str]]) -> list[RunnerSpec]:
+    specs = []
+    for name in phase.modules:
+        module = plan.module(name)
+        cfg = k6.config(module, block)
+        env = k6.runner_env(plan.base_url(module), influx.k6_env())
+        for i in range(opts.runners):
+            specs.append(RunnerSpec(
+                run_id=run_id, module=name, service=module.service or "default", index=i, count=opts.runners,
+                script=plan.script_path(module), config=cfg,
+                tags={"testid": run_id, "strategy": opts.strategy, "module": name,
+                      "service": module.service or "default", "runner": f"{name}-{i}"},
+                env=env, influx_out=influx.k6_output_url(), run_dir=run_dir))
+    return specs
+
+
+def _watch(backend: Backend, live: list[Runner], plan: Plan, phase: Phase, progress: Progress,
+           record: RunRecord) -> None:
+    """Wait for the phase's runners; a crashed runner stops its siblings and raises RunError."""
+    longest = max(plan.module(n).duration_s for n in phase.modules)
+    deadline = time.monotonic() + longest + k6.parse_graceful_stop_s() + WATCH_MARGIN_S
+    next_sample = 0.0
+    while True:
+        codes = backend.poll(live)
+        for r, c in zip(live, codes, strict=True):
+            if c is not None and c not in CRASH_EXIT_CODES_OK:
+                r.failure = r.failure or _describe_exit(c)
+                record.module(r.spec.module).failures.append(f"runner {r.spec.name}: {r.failure}")
+                backend.stop(live)
+                raise RunError(f"runner {r.spec.name} of module {r.spec.module} failed ({r.failure}); "
+                               "stopped its siblings and ended the run")
+            if c is not None:
+                progress.rows[r.spec.module].state = "finishing"
+        if all(c is not None for c in codes):
+            return
+        if time.monotonic() > deadline:
+            backend.stop(live)
+            raise RunError(f"phase {phase.name} did not end within its duration + {WATCH_MARGIN_S:.0f}s; "
+                           "stopped every runner")
+        now = time.monotonic()
+        if now >= next_sample:
+            progress.sample(live)
+            next_sample = now + 1.0
+        time.sleep(0.05)
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"k6 exited with code {code}"
+
+
+def _record_runner_ends(live: list[Runner], record: RunRecord) -> None:
+    for name in {r.spec.module for r in live}:
+        mine = [r for r in live if r.spec.module == name]
+        rec = record.module(name)
+        rec.exit_codes = [r.exit_code for r in mine]
+        rec.ended_at = iso(max((r.ended_at or time.time()) for r in mine))
+
+
+def _finish_phase(backend: Backend, live: list[Runner], phase: Phase, phase_rec: PhaseRecord,
+                  record: RunRecord, events: EventLog) -> None:
+    backend.stop(live)  # reaps and removes pid files; runners have ended
+    _record_runner_ends(live, record)
+    end = max((r.ended_at or time.time()) for r in live)
+    for name in phase.modules:
+        events.emit("module", "end", name, f"phase {phase.name}",
+                    max((r.ended_at or end) for r in live if r.spec.module == name))
+    phase_rec.ended_at = iso(end)
+    events.emit("phase", "end", phase.name, f"modules: {', '.join(phase.modules)}", end)
+
+
+def _safe_results(record: RunRecord, plan: Plan, influx: InfluxClient, run_dir: Path) -> None:
+    try:
+        compute_results(record, plan, influx, run_dir)
+    except RunError as exc:
+        record.errors.append(f"could not read results back: {exc.message}")
+
+
+def _claim(run_id: str) -> Path:
+    from runners.backends.process import pid_dir
+
+    d = pid_dir(run_id)
+    d.mkdir(parents=True, exist_ok=True)
+    owner = d / "controller.pid"
+    owner.write_text(str(os.getpid()))
+    return owner
+
+
+_signal_seen = [False]
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    if _signal_seen[0]:
+        return  # already stopping
+    _signal_seen[0] = True
+    console.print(f"[yellow]{signal.Signals(signum).name}: stopping every runner (summaries are kept)...[/]")
+    raise Aborted()
+
+
+def _install_signal_handlers() -> dict[int, object]:
+    _signal_seen[0] = False
+    prev: dict[int, object] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        prev[sig] = signal.signal(sig, _on_signal)
+    return prev
+
+
+def _restore_signal_handlers(prev: dict[int, object]) -> None:
+    for sig, handler in prev.items():
+        signal.signal(sig, handler)  # type: ignore[arg-type]

@@ -1,0 +1,38 @@
+"""Phase and module events: into run.json's timeline and InfluxDB (`loadbearing_events`).
+
+Grafana shows them as annotations. A failed event write never fails the run; it
+is reported once on stderr and the event stays in run.json.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from runners.errors import RunError
+from runners.influx import InfluxClient, line
+
+MEASUREMENT = "loadbearing_events"
+
+
+class EventLog:
+    def __init__(self, influx: InfluxClient, testid: str, strategy: str) -> None:
+        self.influx = influx
+        self.testid = testid
+        self.strategy = strategy
+        self.failed = False
+
+    def emit(self, kind: str, event: str, name: str, text: str = "", ts: float | None = None) -> None:
+        at = time.time() if ts is None else ts
+        point = line(
+            MEASUREMENT,
+            {"testid": self.testid, "strategy": self.strategy, "kind": kind, "event": event, "name": name},
+            {"title": f"{kind} {name} {event}", "text": text or f"{kind} {name} {event}"},
+            int(at * 1e9),
+        )
+        try:
+            self.influx.write([point])
+        except RunError as exc:
+            if not self.failed:
+                print(f"warning: could not write events to InfluxDB: {exc}", file=sys.stderr)
+            self.failed = True

@@ -1,0 +1,191 @@
+"""The metrics store client: InfluxDB 1.x HTTP API (`/ping`, `/query`, `/write`).
+
+Works against InfluxDB 1.x (basic auth or u/p params) and InfluxDB 2.x/3.x v1
+compatibility endpoints (`Authorization: Token ...`). Credentials come from the URL's
+userinfo, `LOADBEARING_INFLUX_USERNAME`/`_PASSWORD`, or `LOADBEARING_INFLUX_TOKEN`,
+and are never part of `public_url` (what run records and messages show).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from runners.errors import BadInput, RunError
+
+DEFAULT_DB = "loadbearing"
+
+
+def _escape_tag(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(",", r"\,").replace("=", r"\=").replace(" ", r"\ ")
+
+
+def _field(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def line(measurement: str, tags: dict[str, str], fields: dict[str, Any], ts_ns: int) -> str:
+    """One point in InfluxDB line protocol."""
+    tag_part = "".join(f",{_escape_tag(k)}={_escape_tag(v)}" for k, v in sorted(tags.items()) if v != "")
+    field_part = ",".join(f"{_escape_tag(k)}={_field(v)}" for k, v in fields.items())
+    return f"{_escape_tag(measurement)}{tag_part} {field_part} {ts_ns}"
+
+
+def quote_literal(value: str) -> str:
+    """An InfluxQL string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def quote_ident(value: str) -> str:
+    return '"' + value.replace('"', '\\"') + '"'
+
+
+@dataclass
+class InfluxClient:
+    """A small InfluxDB v1 API client. `url` is 'http(s)://[user:pass@]host:port[/db]'."""
+
+    url: str
+    db: str = DEFAULT_DB
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+    timeout: float = 10.0
+
+    @classmethod
+    def from_url(cls, url: str, db: str | None = None) -> InfluxClient:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise BadInput(f"--influx-url {redact(url)!r} is not an http(s) URL; e.g. http://127.0.0.1:8086")
+        path_db = parts.path.strip("/")
+        netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+        if ":" in parts.hostname:
+            netloc = f"[{parts.hostname}]" + (f":{parts.port}" if parts.port else "")
+        return cls(
+            url=urlunsplit((parts.scheme, netloc, "", "", "")),
+            db=db or path_db or DEFAULT_DB,
+            username=parts.username or os.environ.get("LOADBEARING_INFLUX_USERNAME"),
+            password=parts.password or os.environ.get("LOADBEARING_INFLUX_PASSWORD"),
+            token=os.environ.get("LOADBEARING_INFLUX_TOKEN"),
+        )
+
+    @property
+    def public_url(self) -> str:
+        """The base URL without credentials, safe for records and messages."""
+        return self.url
+
+    def k6_output_url(self) -> str:
+        """The `--out influxdb=` argument (credentials travel in env, see `k6_env`)."""
+        return f"{self.url}/{self.db}"
+
+    def k6_env(self) -> dict[str, str]:
+        env: dict[str, str] = {}
+        if self.username:
+            env["K6_INFLUXDB_USERNAME"] = self.username
+        if self.password:
+            env["K6_INFLUXDB_PASSWORD"] = self.password
+        if self.token and not self.username:
+            # InfluxDB 2.x v1-compat accepts the token as the password of any user.
+            env["K6_INFLUXDB_USERNAME"] = "loadbearing"
+            env["K6_INFLUXDB_PASSWORD"] = self.token
+        return env
+
+    def _client(self) -> httpx.Client:
+        headers = {}
+        auth = None
+        if self.token:
+            headers["Authorization"] = f"Token {self.token}"
+        elif self.username:
+            auth = httpx.BasicAuth(self.username, self.password or "")
+        return httpx.Client(base_url=self.url, headers=headers, auth=auth, timeout=self.timeout)
+
+    def ping(self) -> None:
+        """Raise RunError (exit 4) naming the URL when the store does not answer."""
+        try:
+            with self._client() as c:
+                r = c.get("/ping")
+        except httpx.HTTPError as exc:
+            raise RunError(
+                f"InfluxDB at {self.public_url} is unreachable ({type(exc).__name__}); start it with "
+                "'loadbearing stack up' or pass a reachable --influx-url"
+            ) from None
+        if r.status_code not in (200, 204):
+            raise RunError(f"InfluxDB at {self.public_url} answered /ping with HTTP {r.status_code}")
+
+    def ensure_db(self) -> None:
+        self.query(f"CREATE DATABASE {quote_ident(self.db)}", method="POST", db=None)
+
+    def query(self, q: str, *, method: str = "GET", db: str | None | bool = True,
+              epoch: str | None = "ms") -> list[dict[str, Any]]:
+        """Run InfluxQL; returns the `results` list. Raises RunError on HTTP or query errors."""
+        params: dict[str, str] = {"q": q}
+        if db is True:
+            params["db"] = self.db
+        elif isinstance(db, str):
+            params["db"] = db
+        if epoch:
+            params["epoch"] = epoch
+        try:
+            with self._client() as c:
+                r = c.post("/query", data=params) if method == "POST" else c.get("/query", params=params)
+        except httpx.HTTPError as exc:
+            raise RunError(f"InfluxDB at {self.public_url} is unreachable ({type(exc).__name__})") from None
+        if r.status_code >= 400:
+            raise RunError(f"InfluxDB query failed (HTTP {r.status_code}): {r.text[:300]}")
+        body = r.json()
+        results: list[dict[str, Any]] = body.get("results", [])
+        for res in results:
+            if "error" in res:
+                raise RunError(f"InfluxQL error: {res['error']} in query: {q}")
+        return results
+
+    def series(self, q: str) -> list[dict[str, Any]]:
+        """Flattened series of the first statement: [{'name', 'tags', 'columns', 'values'}]."""
+        results = self.query(q)
+        if not results:
+            return []
+        return list(results[0].get("series", []))
+
+    def rows(self, q: str) -> list[dict[str, Any]]:
+        """Rows of the first statement as dicts, with the series tags merged into each row."""
+        out: list[dict[str, Any]] = []
+        for s in self.series(q):
+            tags = s.get("tags", {}) or {}
+            for values in s.get("values", []):
+                row = dict(zip(s["columns"], values, strict=False))
+                row.update(tags)
+                out.append(row)
+        return out
+
+    def write(self, lines: Iterable[str], precision: str = "n") -> None:
+        body = "\n".join(lines)
+        if not body:
+            return
+        try:
+            with self._client() as c:
+                r = c.post("/write", params={"db": self.db, "precision": precision}, content=body.encode())
+        except httpx.HTTPError as exc:
+            raise RunError(f"InfluxDB at {self.public_url} is unreachable ({type(exc).__name__})") from None
+        if r.status_code >= 400:
+            raise RunError(f"InfluxDB write failed (HTTP {r.status_code}): {r.text[:300]}")
+
+
+def redact(url: str) -> str:
+    """A URL with any userinfo removed."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

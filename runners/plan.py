@@ -1,0 +1,307 @@
+"""The plan file (TOML): what to load, how hard, against which allowed hosts.
+
+`load_plan(path)` returns a validated `Plan` or raises `BadInput` (exit 2) whose
+message names the file, the key and the fix. Host checks against `allow_hosts`
+are separate (`runners.allowlist`) and raise `Refused` (exit 3).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from runners.durations import parse_duration
+from runners.errors import BadInput
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+MAX_VUS = 100_000
+MAX_RATE = 1_000_000.0
+MAX_DURATION_S = 24 * 3600.0
+
+StrategyName = Literal["sequential", "hybrid", "parallel"]
+STRATEGIES: tuple[str, ...] = ("sequential", "hybrid", "parallel")
+
+
+def _check_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL with a host; write e.g. 'http://127.0.0.1:8000'")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        raise ValueError(f"{value!r} has an invalid port: {exc}") from None
+    return value.rstrip("/")
+
+
+def _check_duration(value: str) -> str:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"{value!r} must be longer than zero")
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"{value!r} is longer than 24h; split the test")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Target(_Strict):
+    base_url: str
+    allow_hosts: list[str] = Field(min_length=1)
+
+    _url = field_validator("base_url")(classmethod(lambda cls, v: _check_url(v)))
+
+
+class Slo(_Strict):
+    p95_ms: float = Field(gt=0, le=3_600_000)
+    max_error_rate: float = Field(ge=0, le=1)
+
+
+class Service(_Strict):
+    base_url: str | None = None
+    instances: int | None = Field(default=None, ge=1, le=10_000)
+    db_pool_size: int | None = Field(default=None, ge=1, le=100_000)
+    db_max_connections: int | None = Field(default=None, ge=1, le=1_000_000)
+    cache_ttl_s: float | None = Field(default=None, ge=0)
+    ecs_service: str | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        return None if v is None else _check_url(v)
+
+
+class Stage(_Strict):
+    duration: str
+    target: float = Field(ge=0, le=MAX_RATE)
+
+    _dur = field_validator("duration")(classmethod(lambda cls, v: _check_duration(v)))
+
+
+class Module(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    script: str = Field(min_length=1)
+    service: str | None = None
+    vus: int | None = Field(default=None, ge=1, le=MAX_VUS)
+    rate: float | None = Field(default=None, gt=0, le=MAX_RATE)
+    max_vus: int | None = Field(default=None, ge=1, le=MAX_VUS)
+    duration: str | None = None
+    stages: list[Stage] | None = None
+
+    _dur = field_validator("duration")(classmethod(lambda cls, v: v if v is None else _check_duration(v)))
+
+    @model_validator(mode="after")
+    def _shape(self) -> Module:
+        if (self.vus is None) == (self.rate is None):
+            raise ValueError(
+                "set exactly one of 'vus' (closed model: constant VUs) or 'rate' "
+                "(open model: iterations/s, with optional 'max_vus')"
+            )
+        if self.max_vus is not None and self.rate is None:
+            raise ValueError("'max_vus' only applies with 'rate'; remove it or use 'rate'")
+        if self.duration is None and not self.stages:
+            raise ValueError("'duration' is missing; write e.g. duration = \"60s\" (or give 'stages')")
+        if self.duration is not None and self.stages:
+            raise ValueError("give either 'duration' or 'stages', not both")
+        return self
+
+    @property
+    def duration_s(self) -> float:
+        if self.stages:
+            return sum(parse_duration(s.duration) for s in self.stages)
+        assert self.duration is not None
+        return parse_duration(self.duration)
+
+
+class HybridStrategy(_Strict):
+    groups: list[list[str]] = Field(min_length=1)
+    recovery: str = "0s"
+
+    @field_validator("recovery")
+    @classmethod
+    def _recovery(cls, v: str) -> str:
+        seconds = parse_duration(v)
+        if seconds > MAX_DURATION_S:
+            raise ValueError(f"{v!r} is longer than 24h")
+        return v
+
+    @property
+    def recovery_s(self) -> float:
+        return parse_duration(self.recovery)
+
+
+class SequentialStrategy(_Strict):
+    recovery: str = "0s"
+
+    _rec = field_validator("recovery")(classmethod(lambda cls, v: (parse_duration(v), v)[1]))
+
+    @property
+    def recovery_s(self) -> float:
+        return parse_duration(self.recovery)
+
+
+class ParallelStrategy(_Strict):
+    pass
+
+
+class Strategies(_Strict):
+    sequential: SequentialStrategy = SequentialStrategy()
+    hybrid: HybridStrategy | None = None
+    parallel: ParallelStrategy = ParallelStrategy()
+
+
+class Plan(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    target: Target
+    slo: Slo
+    services: dict[str, Service] = Field(default_factory=dict)
+    modules: list[Module] = Field(min_length=1)
+    strategies: Strategies = Strategies()
+    # Set by load_plan, not by the file.
+    path: Path = Field(default=Path("plan.toml"), exclude=True)
+
+    def module(self, name: str) -> Module:
+        return next(m for m in self.modules if m.name == name)
+
+    def script_path(self, module: Module) -> Path:
+        return (self.path.parent / module.script).resolve()
+
+    def base_url(self, module: Module) -> str:
+        if module.service and self.services[module.service].base_url:
+            url = self.services[module.service].base_url
+            assert url is not None
+            return url
+        return self.target.base_url
+
+    def urls(self) -> list[tuple[str, str]]:
+        """Every (key, url) the plan would send load to."""
+        found = [("target.base_url", self.target.base_url)]
+        for name, svc in self.services.items():
+            if svc.base_url:
+                found.append((f"services.{name}.base_url", svc.base_url))
+        return found
+
+
+def _key_path(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
+    out = ""
+    node: Any = raw
+    for part in loc:
+        if isinstance(part, int):
+            name = None
+            if isinstance(node, list) and part < len(node) and isinstance(node[part], dict):
+                name = node[part].get("name")
+            out += f"[{part}]" if name is None else f"[{part}] (name = {name!r})"
+        else:
+            out += f".{part}" if out else str(part)
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return out or "(top level)"
+
+
+_FIXES = {
+    "missing": "add it",
+    "extra_forbidden": "remove it or check its spelling",
+}
+
+
+def _format_errors(path: Path, exc: ValidationError, raw: dict[str, Any]) -> str:
+    lines = [f"{path}: invalid plan:"]
+    for err in exc.errors():
+        key = _key_path(tuple(err["loc"]), raw)
+        kind = err["type"]
+        if kind == "missing":
+            lines.append(f"  {key}: required key is missing; {_FIXES['missing']}")
+        elif kind == "extra_forbidden":
+            lines.append(f"  {key}: unknown key; {_FIXES['extra_forbidden']}")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"  {key}: {msg}")
+    return "\n".join(lines)
+
+
+def _cross_checks(plan: Plan) -> list[str]:
+    problems: list[str] = []
+    names = [m.name for m in plan.modules]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"  modules: module name {dup!r} appears more than once; names must be unique")
+    for i, m in enumerate(plan.modules):
+        if m.service is not None and m.service not in plan.services:
+            known = ", ".join(sorted(plan.services)) or "none defined"
+            problems.append(
+                f"  modules[{i}] (name = {m.name!r}).service: {m.service!r} is not a [services.*] table "
+                f"(known: {known}); add [services.{m.service}] or fix the name"
+            )
+        script = plan.script_path(m)
+        if not script.is_file():
+            problems.append(
+                f"  modules[{i}] (name = {m.name!r}).script: {m.script!r} does not exist "
+                f"(looked for {script}); paths are relative to the plan file"
+            )
+    hybrid = plan.strategies.hybrid
+    if hybrid is not None:
+        seen: dict[str, int] = {}
+        for gi, group in enumerate(hybrid.groups):
+            if not group:
+                problems.append(f"  strategies.hybrid.groups[{gi}]: empty group; remove it")
+            for name in group:
+                if name not in names:
+                    problems.append(
+                        f"  strategies.hybrid.groups[{gi}]: {name!r} is not a module "
+                        f"(modules: {', '.join(names)}); fix the name"
+                    )
+                elif name in seen:
+                    problems.append(
+                        f"  strategies.hybrid.groups[{gi}]: module {name!r} is already in group {seen[name]}; "
+                        "a module belongs to one group"
+                    )
+                else:
+                    seen[name] = gi
+        missing = [n for n in names if n not in seen]
+        if missing:
+            problems.append(
+                f"  strategies.hybrid.groups: modules {', '.join(map(repr, missing))} are in no group; "
+                "add each module to exactly one group"
+            )
+    return problems
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read and validate a plan file. Raises BadInput (exit 2) with every problem found."""
+    plan_path = Path(path)
+    try:
+        text = plan_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput(f"{plan_path}: plan file not found; pass --plan with the path to a plan TOML file") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError, OSError) as exc:
+        raise BadInput(f"{plan_path}: cannot read the plan file: {exc}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInput(f"{plan_path}: not valid TOML: {exc}; fix the syntax") from None
+    try:
+        plan = Plan.model_validate({**raw, "path": plan_path.resolve()} if isinstance(raw, dict) else raw)
+    except ValidationError as exc:
+        raise BadInput(_format_errors(plan_path, exc, raw)) from None
+    problems = _cross_checks(plan)
+    if problems:
+        raise BadInput("\n".join([f"{plan_path}: invalid plan:", *problems]))
+    return plan
+
+
+def check_strategy(plan: Plan, strategy: str) -> None:
+    """Raise BadInput when the plan cannot run this strategy."""
+    if strategy not in STRATEGIES:
+        raise BadInput(f"unknown strategy {strategy!r}; use one of: {', '.join(STRATEGIES)}")
+    if strategy == "hybrid" and plan.strategies.hybrid is None:
+        raise BadInput(
+            f"{plan.path}: strategies.hybrid.groups: the hybrid strategy needs groups; add\n"
+            '  [strategies.hybrid]\n  groups = [["a", "b"], ["c"]]\n  recovery = "10s"'
+        )
+

@@ -1,0 +1,125 @@
+"""Human progress on stderr: a live table while running, a final table at the end.
+
+Live numbers come from each runner's k6 REST API (`/v1/metrics`); p95 while running
+is the highest runner p95 (k6 cannot merge percentiles across processes). The final
+table shows the numbers computed from the stored samples.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from runners.backends import Runner
+
+console = Console(stderr=True, highlight=False)
+
+
+@dataclass
+class ModuleProgress:
+    state: str = "waiting"
+    vus: int = 0
+    requests: int = 0
+    rps: float = 0.0
+    p95_ms: float | None = None
+    error_rate: float | None = None
+    _last: tuple[float, int] = (0.0, 0)
+
+
+@dataclass
+class Progress:
+    modules: list[str]
+    title: str
+    rows: dict[str, ModuleProgress] = field(default_factory=dict)
+    live: Live | None = None
+    _client: httpx.Client | None = None
+
+    def __post_init__(self) -> None:
+        self.rows = {m: ModuleProgress() for m in self.modules}
+
+    def __enter__(self) -> Progress:
+        self._client = httpx.Client(timeout=0.5)
+        self.live = Live(self.render(), console=console, refresh_per_second=2, transient=False,
+                         auto_refresh=console.is_terminal)
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.update(self.render())
+            self.live.__exit__(None, None, None)
+        if self._client is not None:
+            self._client.close()
+
+    def set_state(self, modules: tuple[str, ...] | list[str], state: str) -> None:
+        for m in modules:
+            self.rows[m].state = state
+        self.refresh()
+
+    def refresh(self) -> None:
+        if self.live is not None:
+            self.live.update(self.render())
+
+    def sample(self, runners: list[Runner]) -> None:
+        """Read every running runner's live metrics (cheap; called about once a second)."""
+        if self._client is None:
+            return
+        per: dict[str, list[dict[str, Any]]] = {}
+        for r in runners:
+            if not r.api or r.exit_code is not None:
+                continue
+            try:
+                data = self._client.get(f"{r.api}/v1/metrics").json()["data"]
+            except (httpx.HTTPError, ValueError, KeyError):
+                continue
+            per.setdefault(r.spec.module, []).append({d["id"]: d["attributes"]["sample"] for d in data})
+        now = time.monotonic()
+        for module, samples in per.items():
+            row = self.rows[module]
+            reqs = sum(int(s.get("http_reqs", {}).get("count", 0)) for s in samples)
+            t0, r0 = row._last
+            if t0:
+                row.rps = (reqs - r0) / max(1e-3, now - t0)
+            row._last = (now, reqs)
+            row.requests = reqs
+            row.vus = sum(int(s.get("vus", {}).get("value", 0)) for s in samples)
+            p95s = [s["http_req_duration"].get("p(95)") for s in samples if "http_req_duration" in s]
+            row.p95_ms = max((p for p in p95s if p is not None), default=None)
+            rates = [(s.get("http_req_failed", {}).get("rate"), int(s.get("http_reqs", {}).get("count", 0)))
+                     for s in samples]
+            total = sum(n for _, n in rates)
+            if total:
+                row.error_rate = sum((r or 0.0) * n for r, n in rates) / total
+        self.refresh()
+
+    def render(self) -> Table:
+        table = Table(title=self.title, title_justify="left")
+        for col in ("module", "state", "VUs", "requests", "req/s", "p95 ms", "errors"):
+            table.add_column(col, justify="left" if col in ("module", "state") else "right")
+        for name, row in self.rows.items():
+            table.add_row(name, row.state, str(row.vus), str(row.requests), f"{row.rps:.1f}",
+                          "-" if row.p95_ms is None else f"{row.p95_ms:.0f}",
+                          "-" if row.error_rate is None else f"{row.error_rate:.2%}")
+        return table
+
+
+def final_table(record: dict[str, Any]) -> Table:
+    slo = record.get("slo", {})
+    table = Table(title=f"{record['run_id']}: {record['status']} (from stored samples; SLO p95 <= "
+                        f"{slo.get('p95_ms')} ms, errors <= {slo.get('max_error_rate', 0):.2%})",
+                  title_justify="left")
+    for col in ("module", "service", "runners", "requests", "p95 ms", "errors", "SLO"):
+        table.add_column(col, justify="left" if col in ("module", "service", "SLO") else "right")
+    for m in record.get("modules", []):
+        ok = m.get("thresholds_ok")
+        table.add_row(m["name"], m["service"], str(m["runners"]), str(m.get("requests")),
+                      "-" if m.get("p95_ms") is None else f"{m['p95_ms']:.0f}",
+                      "-" if m.get("error_rate") is None else f"{m['error_rate']:.2%}",
+                      "[green]met[/]" if ok else ("[red]missed[/]" if ok is False else "-"))
+    return table

@@ -1,0 +1,100 @@
+"""The numbers of a finished run, computed from the stored samples in InfluxDB.
+
+Per module: requests (count of http_reqs), p95 of http_req_duration, error rate
+(mean of http_req_failed), requests per runner, and k6's own request count from
+the summaries. When stored < k6's count the record says the metrics are
+incomplete; when the store is gone, the k6 summaries give the numbers and the
+record says where they came from.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from runners.errors import RunError
+from runners.influx import InfluxClient, quote_literal
+from runners.plan import Plan
+from runners.records import RunRecord
+
+
+def _by_tag(influx: InfluxClient, select: str, measurement: str, testid: str, tag: str) -> dict[str, float]:
+    q = (f'SELECT {select} FROM "{measurement}" WHERE "testid" = {quote_literal(testid)} '
+         f'GROUP BY "{tag}"')
+    out: dict[str, float] = {}
+    for s in influx.series(q):
+        value = s["values"][0][1] if s.get("values") else None
+        if value is not None:
+            out[s.get("tags", {}).get(tag, "")] = float(value)
+    return out
+
+
+def summary_counts(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """Per runner name: k6's own numbers from its summary export."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted((run_dir / "k6").glob("*.summary.json")):
+        try:
+            metrics = json.loads(path.read_text()).get("metrics", {})
+        except (OSError, ValueError):
+            continue
+        out[path.name.removesuffix(".summary.json")] = {
+            "requests": int(metrics.get("http_reqs", {}).get("count", 0)),
+            "p95_ms": metrics.get("http_req_duration", {}).get("p(95)"),
+            "error_rate": metrics.get("http_req_failed", {}).get("value"),
+        }
+    return out
+
+
+def compute_results(record: RunRecord, plan: Plan, influx: InfluxClient, run_dir: Path) -> None:
+    testid = record.testid
+    summaries = summary_counts(run_dir)
+    try:
+        counts = _by_tag(influx, 'count("value")', "http_reqs", testid, "module")
+        p95 = _by_tag(influx, 'percentile("value", 95)', "http_req_duration", testid, "module")
+        errors = _by_tag(influx, 'mean("value")', "http_req_failed", testid, "module")
+        per_runner = _by_tag(influx, 'count("value")', "http_reqs", testid, "runner")
+        source = "influxdb"
+    except RunError as exc:
+        counts, p95, errors, per_runner = {}, {}, {}, {}
+        source = "k6 summaries (InfluxDB unavailable)"
+        record.errors.append(f"metrics store unavailable at the end of the run: {exc.message}")
+    stored_total = 0
+    k6_total = 0
+    for mod in record.modules:
+        mine = {k: v for k, v in summaries.items() if k.rsplit("-", 1)[0] == mod.name}
+        mod.k6_requests = sum(v["requests"] for v in mine.values()) if mine else None
+        if source == "influxdb":
+            mod.requests = int(counts.get(mod.name, 0))
+            mod.p95_ms = _round(p95.get(mod.name))
+            mod.error_rate = _round(errors.get(mod.name), 6)
+            mod.runner_requests = {k: int(v) for k, v in sorted(per_runner.items())
+                                   if k.rsplit("-", 1)[0] == mod.name}
+        elif mine:
+            mod.requests = mod.k6_requests
+            mod.p95_ms = _round(max((v["p95_ms"] or 0.0) for v in mine.values()))
+            reqs = sum(v["requests"] for v in mine.values())
+            mod.error_rate = _round(sum((v["error_rate"] or 0.0) * v["requests"] for v in mine.values())
+                                    / reqs, 6) if reqs else None
+        if mod.requests is not None and mod.p95_ms is not None and mod.error_rate is not None and mod.requests > 0:
+            mod.thresholds_ok = mod.p95_ms <= plan.slo.p95_ms and mod.error_rate <= plan.slo.max_error_rate
+        elif mod.started_at is not None:
+            mod.thresholds_ok = False
+            if not mod.requests:
+                mod.failures.append("no requests were recorded")
+        stored_total += mod.requests or 0
+        k6_total += mod.k6_requests or 0
+    complete = source == "influxdb" and stored_total >= k6_total
+    record.metrics = {
+        "source": source,
+        "stored_requests": stored_total if source == "influxdb" else None,
+        "k6_requests": k6_total,
+        "complete": complete,
+    }
+    if not complete:
+        record.metrics["incomplete_reason"] = (
+            f"stored {stored_total} of k6's {k6_total} requests" if source == "influxdb" else source)
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)

@@ -1,0 +1,130 @@
+"""The local stack: InfluxDB (and Grafana with docker) that runs store their samples in.
+
+Providers: `process` (a private influxd under the state dir, loopback only) and
+`docker` (containers; see runners/stack_docker.py). The state file
+`<state dir>/stack.json` records what is up; `resolve_influx` is how `run` finds
+its store: --influx-url, then LOADBEARING_INFLUX_URL, then the local stack (started
+on demand with the process provider).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from runners.errors import BadInput, RunError
+from runners.influx import InfluxClient
+from runners.influxd import pid_alive, start_influxd, stop_pid
+from runners.progress import console
+from runners.state import state_dir
+
+
+@dataclass
+class StackInfo:
+    provider: str
+    influx_url: str
+    influx_db: str = "loadbearing"
+    grafana_url: str | None = None
+    pid: int | None = None
+    containers: list[str] | None = None
+
+
+def _state_file() -> Path:
+    return state_dir() / "stack.json"
+
+
+def read_state() -> StackInfo | None:
+    try:
+        data: dict[str, Any] = json.loads(_state_file().read_text())
+        return StackInfo(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _write_state(info: StackInfo | None) -> None:
+    if info is None:
+        _state_file().unlink(missing_ok=True)
+    else:
+        _state_file().write_text(json.dumps(asdict(info), indent=2))
+
+
+def _alive(info: StackInfo) -> bool:
+    if info.provider == "process" and (info.pid is None or not pid_alive(info.pid)):
+        return False
+    try:
+        InfluxClient.from_url(info.influx_url, db=info.influx_db).ping()
+    except RunError:
+        return False
+    return True
+
+
+def default_provider() -> str:
+    """docker when an engine answers, else process."""
+    try:
+        from runners.stack_docker import engine_available
+
+        if engine_available():
+            return "docker"
+    except ImportError:
+        pass
+    return "process"
+
+
+def up(provider: str | None = None) -> StackInfo:
+    provider = provider or default_provider()
+    current = read_state()
+    if current is not None and _alive(current):
+        if current.provider != provider:
+            raise BadInput(f"a {current.provider} stack is already up; 'loadbearing stack down' first")
+        return current
+    if provider == "process":
+        server = start_influxd(state_dir() / "stack" / "influxd", detach=True)
+        info = StackInfo(provider="process", influx_url=server.url, pid=server.pid)
+    elif provider == "docker":
+        from runners.stack_docker import docker_up
+
+        info = docker_up()
+    else:
+        raise BadInput(f"--provider {provider!r}: use process or docker")
+    InfluxClient.from_url(info.influx_url, db=info.influx_db).ensure_db()
+    _write_state(info)
+    return info
+
+
+def down(purge: bool = False) -> StackInfo | None:
+    info = read_state()
+    if info is None:
+        return None
+    if info.provider == "process":
+        if info.pid is not None:
+            stop_pid(info.pid)
+        if purge:
+            shutil.rmtree(state_dir() / "stack", ignore_errors=True)
+    elif info.provider == "docker":
+        from runners.stack_docker import docker_down
+
+        docker_down(purge=purge)
+    _write_state(None)
+    return info
+
+
+def status() -> tuple[StackInfo | None, bool]:
+    info = read_state()
+    return info, (info is not None and _alive(info))
+
+
+def resolve_influx(flag: str | None) -> InfluxClient:
+    """The run's metrics store: flag, env, else the local stack (started if needed)."""
+    url = flag or os.environ.get("LOADBEARING_INFLUX_URL")
+    if url:
+        return InfluxClient.from_url(url)
+    info = read_state()
+    if info is None or not _alive(info):
+        console.print("[dim]no --influx-url or LOADBEARING_INFLUX_URL: starting the local stack "
+                      "('loadbearing stack down' stops it)[/]")
+        info = up("process")
+    return InfluxClient.from_url(info.influx_url, db=info.influx_db)

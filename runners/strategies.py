@@ -1,0 +1,33 @@
+"""The three strategies as phases: which modules run together, in which order.
+
+- sequential: one module per phase, in plan order (optional recovery between).
+- hybrid: one phase per group, groups in order, `recovery` between groups.
+- parallel: one phase with every module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runners.plan import Plan, check_strategy
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    modules: tuple[str, ...]
+    recovery_before_s: float = 0.0
+
+
+def phases(plan: Plan, strategy: str) -> list[Phase]:
+    check_strategy(plan, strategy)
+    names = [m.name for m in plan.modules]
+    if strategy == "sequential":
+        rec = plan.strategies.sequential.recovery_s
+        return [Phase(f"sequential-{i + 1}-{n}", (n,), rec if i else 0.0) for i, n in enumerate(names)]
+    if strategy == "hybrid":
+        hybrid = plan.strategies.hybrid
+        assert hybrid is not None
+        return [Phase(f"hybrid-group-{i + 1}", tuple(g), hybrid.recovery_s if i else 0.0)
+                for i, g in enumerate(hybrid.groups)]
+    return [Phase("parallel", tuple(names))]
