@@ -6,11 +6,10 @@ Human progress goes to stderr; results to stdout. Exit codes: runners.errors.Exi
 from __future__ import annotations
 
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from runners.errors import ExitCode, LoadbearingError
@@ -27,19 +26,19 @@ stack_app = typer.Typer(help="The local stack (InfluxDB; Grafana with docker).",
 app.add_typer(stack_app, name="stack")
 
 
-class Strategy(str, Enum):
+class Strategy(StrEnum):
     sequential = "sequential"
     hybrid = "hybrid"
     parallel = "parallel"
 
 
-class BackendName(str, Enum):
+class BackendName(StrEnum):
     process = "process"
     docker = "docker"
     ecs = "ecs"
 
 
-class Provider(str, Enum):
+class Provider(StrEnum):
     process = "process"
     docker = "docker"
 
@@ -208,22 +207,17 @@ def stack_status() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: user errors become a message and an exit code, never a traceback."""
     try:
-        result = app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="loadbearing")
+    except SystemExit as exc:  # typer's standalone mode: usage errors exit 2, typer.Exit its code
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else int(ExitCode.BAD_INPUT))
     except LoadbearingError as exc:
         _err(exc.message)
         return int(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.exceptions.Abort:
-        _err("aborted")
-        return int(ExitCode.RUN_ERROR)
-    except click.ClickException as exc:
-        exc.show(file=sys.stderr)
-        return int(ExitCode.BAD_INPUT)
     except KeyboardInterrupt:
         _err("aborted")
         return int(ExitCode.RUN_ERROR)
-    return result if isinstance(result, int) else 0
+    return 0
 
 
 def _err(message: str) -> None:

@@ -8,6 +8,7 @@ ready) -> start (resumed together) -> watch (progress, crash detection, timeout)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import tempfile
@@ -147,10 +148,8 @@ def run(opts: RunOptions, influx: InfluxClient) -> tuple[Path, ExitCode]:
         events.emit("run", "end", run_id, f"status {record.status}")
         write_record(run_dir, record, complete=True)
         owner.unlink(missing_ok=True)
-        try:
+        with contextlib.suppress(OSError):
             owner.parent.rmdir()
-        except OSError:
-            pass
     console.print(final_table(record.to_json()))
     for err in record.errors:
         console.print(f"[red]error:[/] {err}")

@@ -126,7 +126,7 @@ class InfluxClient:
     def ensure_db(self) -> None:
         self.query(f"CREATE DATABASE {quote_ident(self.db)}", method="POST", db=None)
 
-    def query(self, q: str, *, method: str = "GET", db: str | None | bool = True,
+    def query(self, q: str, *, method: str = "GET", db: str | bool | None = True,
               epoch: str | None = "ms") -> list[dict[str, Any]]:
         """Run InfluxQL; returns the `results` list. Raises RunError on HTTP or query errors."""
         params: dict[str, str] = {"q": q}

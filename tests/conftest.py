@@ -15,7 +15,7 @@ import pytest
 pytest_plugins = sorted(
     f"tests.fixtures.{p.stem}"
     for p in (Path(__file__).parent / "fixtures").glob("*.py")
-    if p.stem != "__init__"
+    if p.stem not in ("__init__", "require")  # require.py holds helpers, not fixtures
 )
 
 REQUIRE_ALL = os.environ.get("LOADBEARING_REQUIRE_ALL") == "1"

@@ -9,6 +9,7 @@ did not.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -33,10 +34,8 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        pass
 
 
 def pid_dir(run_id: str) -> Path:
@@ -83,7 +82,7 @@ class ProcessBackend:
         log = open(files["log"], "ab")  # noqa: SIM115 - owned by the child
         proc = subprocess.Popen([self.k6_path, *args], stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env, cwd=spec.script.parent,
-                                start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509
+                                start_new_session=True, preexec_fn=_die_with_parent)
         log.close()
         pids = pid_dir(spec.run_id)
         pids.mkdir(parents=True, exist_ok=True)
@@ -154,10 +153,8 @@ class ProcessBackend:
                     r.ended_at = time.time()
                 (pid_dir(r.spec.run_id) / f"{r.handle.pid}.json").unlink(missing_ok=True)
         if runners:
-            try:
+            with contextlib.suppress(OSError):
                 pid_dir(runners[0].spec.run_id).rmdir()
-            except OSError:
-                pass
 
     def collect(self, runner: Runner) -> dict[str, Any] | None:
         path = runner_files(runner.spec)["summary"]
@@ -197,10 +194,8 @@ def cleanup_stale_processes() -> list[str]:
                 continue
             run_dir = info.get("run_dir")
             if pid_alive(pid) and _is_k6(pid):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 found.append(f"killed stale k6 runner {info.get('runner')} (pid {pid}) of run {run.name}")
             pidfile.unlink(missing_ok=True)
         owner.unlink(missing_ok=True)
@@ -209,10 +204,8 @@ def cleanup_stale_processes() -> list[str]:
 
             if mark_abandoned(Path(run_dir)):
                 found.append(f"marked run {run.name} as error (its controller died): {run_dir}")
-        try:
+        with contextlib.suppress(OSError):
             run.rmdir()
-        except OSError:
-            pass
     return found
 
 

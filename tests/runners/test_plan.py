@@ -1,0 +1,124 @@
+"""Plan errors: exit 2 (or 3 for hosts), a message naming the file and key, no traceback, no load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.runs import run_cli, write_plan, write_script
+from tests.fixtures.target import Target
+
+GOOD = [{"name": "a", "rate": 10, "duration": "1s"}]
+
+
+def _run(plan: Path, env: dict[str, str], *extra: str) -> tuple[int, str]:
+    res = run_cli(["run", "parallel", "--plan", str(plan), "--influx-url", "http://127.0.0.1:9", *extra], env)
+    assert "Traceback" not in res.stderr + res.stdout
+    return res.code, res.stderr
+
+
+def _edit(plan: Path, old: str, new: str) -> None:
+    text = plan.read_text()
+    assert old in text
+    plan.write_text(text.replace(old, new, 1))
+
+
+CASES = [
+    # (description, edit (old, new), expected key in the message)
+    ("missing slo", ("[slo]\np95_ms = 500\nmax_error_rate = 0.01\n", ""), "slo: required key is missing"),
+    ("unknown key", ('name = "test"', 'name = "test"\ncolour = "red"'), "colour: unknown key"),
+    ("bad duration", ('duration = "1s"', 'duration = "ten seconds"'), "modules[0] (name = 'a').duration"),
+    ("zero duration", ('duration = "1s"', 'duration = "0s"'), "must be longer than zero"),
+    ("negative rate", ("rate = 10", "rate = -5"), "modules[0] (name = 'a').rate"),
+    ("vus and rate", ("rate = 10", "rate = 10\nvus = 3"), "set exactly one of 'vus'"),
+    ("neither vus nor rate", ("rate = 10", ""), "set exactly one of 'vus'"),
+    ("huge vus", ("rate = 10", "vus = 100000000"), "modules[0] (name = 'a').vus"),
+    ("non-http url", ('base_url = "http://127.0.0.1', 'base_url = "ftp://127.0.0.1'), "target.base_url"),
+    ("missing script", ('script = "modules/a.js"', 'script = "modules/nope.js"'), "modules[0] (name = 'a').script"),
+    ("not toml", ('name = "test"', 'name = "test'), "not valid TOML"),
+    ("unknown service", ('duration = "1s"', 'duration = "1s"\nservice = "ghost"'), "'ghost' is not a [services.*]"),
+]
+
+
+@pytest.mark.parametrize(("desc", "edit", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_plan_errors_exit_2_and_name_the_key(tmp_path: Path, lb_env: dict[str, str], target: Target,
+                                             desc: str, edit: tuple[str, str], expected: str) -> None:
+    plan = write_plan(tmp_path, target.url, GOOD)
+    _edit(plan, *edit)
+    code, err = _run(plan, lb_env)
+    assert code == 2, err
+    assert str(plan) in err
+    assert expected in err
+    assert target.seen() == 0
+
+
+def test_hybrid_group_errors(tmp_path: Path, lb_env: dict[str, str], target: Target) -> None:
+    mods = [{"name": n, "rate": 5, "duration": "1s"} for n in ("a", "b")]
+    plan = write_plan(tmp_path, target.url, mods, extra='[strategies.hybrid]\ngroups = [["a", "zz"], ["a", "b"]]\n')
+    res = run_cli(["run", "hybrid", "--plan", str(plan), "--influx-url", "http://127.0.0.1:9"], lb_env)
+    assert res.code == 2
+    assert "strategies.hybrid.groups[0]: 'zz' is not a module" in res.stderr
+    assert "strategies.hybrid.groups[1]: module 'a' is already in group 0" in res.stderr
+
+
+def test_hybrid_without_groups_is_exit_2(tmp_path: Path, lb_env: dict[str, str], target: Target) -> None:
+    plan = write_plan(tmp_path, target.url, GOOD)
+    res = run_cli(["run", "hybrid", "--plan", str(plan), "--influx-url", "http://127.0.0.1:9"], lb_env)
+    assert res.code == 2
+    assert "strategies.hybrid.groups" in res.stderr
+
+
+def test_unknown_strategy_and_bad_flags_exit_2(tmp_path: Path, lb_env: dict[str, str], target: Target) -> None:
+    plan = write_plan(tmp_path, target.url, GOOD)
+    res = run_cli(["run", "chaos", "--plan", str(plan)], lb_env)
+    assert res.code == 2 and "chaos" in res.stderr
+    res = run_cli(["run", "parallel", "--plan", str(plan), "--runners", "0"], lb_env)
+    assert res.code == 2 and "--runners" in res.stderr
+    res = run_cli(["run", "parallel", "--plan", str(tmp_path / "missing.toml")], lb_env)
+    assert res.code == 2 and "plan file not found" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("export default function () { (", "Unexpected end of input"),
+        ("import x from 'k6/nothing';\nexport default function () {}", "unknown module: k6/nothing"),
+        ("export function other() {}", "function 'default' not found"),
+        ("export const options = { vus: 50, duration: '1h' };\nexport default function () {}",
+         "the load shape comes from the plan"),
+        ("export const options = { hosts: { 'a.example': '10.0.0.1' } };\nexport default function () {}",
+         "options.hosts"),
+    ],
+    ids=["syntax", "missing-import", "no-default", "own-shape", "own-hosts"],
+)
+def test_broken_scripts_exit_2_before_load(tmp_path: Path, lb_env: dict[str, str], target: Target,
+                                           body: str, expected: str) -> None:
+    script = write_script(tmp_path, "a")
+    (tmp_path / script).write_text(body)
+    plan = write_plan(tmp_path, target.url, [{**GOOD[0], "script": script}])
+    code, err = _run(plan, lb_env)
+    assert code == 2, err
+    assert expected in err
+    assert "module 'a'" in err
+    assert target.seen() == 0
+
+
+@pytest.mark.parametrize("host", ["10.1.2.3", "example.com", "[fd00::1]", "192.168.0.10"])
+def test_host_outside_allowlist_is_refused_with_exit_3(tmp_path: Path, lb_env: dict[str, str],
+                                                       target: Target, host: str) -> None:
+    plan = write_plan(tmp_path, f"http://{host}:8000", GOOD)
+    code, err = _run(plan, lb_env)
+    assert code == 3, err
+    assert "not in target.allow_hosts" in err and "target.base_url" in err
+    assert target.seen() == 0
+
+
+def test_service_url_outside_allowlist_is_refused(tmp_path: Path, lb_env: dict[str, str], target: Target) -> None:
+    plan = write_plan(tmp_path, target.url, [{**GOOD[0], "service": "api"}],
+                      extra='[services.api]\nbase_url = "http://10.0.0.5:80"\n')
+    code, err = _run(plan, lb_env)
+    assert code == 3
+    assert "services.api.base_url" in err
+    assert target.seen() == 0

@@ -1,0 +1,100 @@
+"""A real run: the fleet delivers the plan's load, every sample stored and tagged, the record per contract."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from runners.influx import InfluxClient, quote_literal
+from runners.influxd import Influxd
+from tests.fixtures.runs import run_cli, write_plan
+from tests.fixtures.target import Target
+
+CONTRACT_KEYS = {"run_id", "testid", "strategy", "status", "started_at", "ended_at", "plan", "slo", "influx",
+                 "phases", "modules"}
+MODULE_KEYS = {"name", "service", "runners", "started_at", "ended_at", "exit_codes", "requests", "p95_ms",
+               "error_rate", "thresholds_ok"}
+
+
+def test_four_runners_deliver_the_plan_and_lose_no_sample(tmp_path: Path, influxd: Influxd, influx: InfluxClient,
+                                                           lb_env: dict[str, str], target: Target) -> None:
+    plan = write_plan(tmp_path, target.url, [{"name": "a", "rate": 60, "duration": "5s"}])
+    res = run_cli(["run", "parallel", "--plan", str(plan), "--runners", "4",
+                   "--influx-url", f"{influxd.url}/{influx.db}", "--out-dir", str(tmp_path / "runs")], lb_env)
+    assert res.code == 0, res.stderr
+    assert res.run_dir.parent == tmp_path / "runs"
+    rec = res.record()
+    assert rec.keys() >= CONTRACT_KEYS
+    mod = rec["modules"][0]
+    assert mod.keys() >= MODULE_KEYS
+    expected = 60 * 5
+    assert abs(mod["requests"] - expected) <= 0.05 * expected
+    # every runner did its share, each sample carries its runner tag
+    assert sorted(mod["runner_requests"]) == ["a-0", "a-1", "a-2", "a-3"]
+    assert all(abs(n - expected / 4) <= 0.1 * expected / 4 + 1 for n in mod["runner_requests"].values())
+    stored = influx.series(f'SELECT count("value") FROM "http_reqs" WHERE "testid" = {quote_literal(rec["testid"])}')
+    stored_n = stored[0]["values"][0][1]
+    assert stored_n == mod["requests"] == mod["k6_requests"] == target.seen("/a")
+    assert rec["metrics"]["complete"] is True
+    assert rec["status"] == "passed" and mod["thresholds_ok"] is True
+    assert mod["exit_codes"] == [0, 0, 0, 0]
+    assert rec["slo"] == {"p95_ms": 500.0, "max_error_rate": 0.01}
+    assert "@" not in rec["influx"]["url"]
+    assert not (res.run_dir / "INCOMPLETE").exists()
+    for i in range(4):
+        assert (res.run_dir / "k6" / f"a-{i}.summary.json").is_file()
+    # stdout carries only the run dir
+    assert res.stdout.strip().splitlines() == [str(res.run_dir)]
+
+
+def test_parallel_start_skew_is_small(tmp_path: Path, influxd: Influxd, influx: InfluxClient,
+                                      lb_env: dict[str, str], target: Target) -> None:
+    plan = write_plan(tmp_path, target.url, [{"name": n, "rate": 50, "duration": "2s"} for n in ("a", "b")])
+    res = run_cli(["run", "parallel", "--plan", str(plan), "--runners", "2",
+                   "--influx-url", f"{influxd.url}/{influx.db}", "--out-dir", str(tmp_path / "runs")], lb_env)
+    assert res.code == 0, res.stderr
+    testid = quote_literal(res.record()["testid"])
+    firsts = [s["values"][0][0] for s in influx.series(
+        f'SELECT first("value") FROM "http_reqs" WHERE "testid" = {testid} GROUP BY "runner"')]
+    assert len(firsts) == 4
+    assert max(firsts) - min(firsts) <= 250  # ms
+
+
+def test_slo_miss_exits_1(tmp_path: Path, influxd: Influxd, influx: InfluxClient,
+                          lb_env: dict[str, str], target: Target) -> None:
+    target.delay_s["/slow"] = 0.05
+    plan = write_plan(tmp_path, target.url, [{"name": "slow", "rate": 10, "duration": "2s"}], p95_ms=20)
+    res = run_cli(["run", "sequential", "--plan", str(plan), "--influx-url", f"{influxd.url}/{influx.db}",
+                   "--out-dir", str(tmp_path / "runs")], lb_env)
+    assert res.code == 1, res.stderr
+    rec = res.record()
+    assert rec["status"] == "failed"
+    assert rec["modules"][0]["thresholds_ok"] is False
+    assert rec["modules"][0]["p95_ms"] >= 50
+
+
+def test_unreachable_influx_exits_4_before_load(tmp_path: Path, lb_env: dict[str, str], target: Target) -> None:
+    plan = write_plan(tmp_path, target.url, [{"name": "a", "rate": 10, "duration": "1s"}])
+    res = run_cli(["run", "parallel", "--plan", str(plan), "--influx-url", "http://127.0.0.1:9/x",
+                   "--out-dir", str(tmp_path / "runs")], lb_env)
+    assert res.code == 4
+    assert "http://127.0.0.1:9" in res.stderr and "unreachable" in res.stderr
+    time.sleep(0.2)
+    assert target.seen() == 0
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_run_uses_the_local_stack_when_no_url_is_given(tmp_path: Path, lb_env: dict[str, str],
+                                                       target: Target) -> None:
+    plan = write_plan(tmp_path, target.url, [{"name": "a", "rate": 10, "duration": "1s"}])
+    try:
+        res = run_cli(["run", "parallel", "--plan", str(plan), "--out-dir", str(tmp_path / "runs")], lb_env)
+        assert res.code == 0, res.stderr
+        status = run_cli(["stack", "status"], lb_env)
+        url = status.stdout.strip()
+        assert url.startswith("http://127.0.0.1:")
+        assert res.record()["influx"]["url"] == url
+        assert res.record()["modules"][0]["requests"] == target.seen("/a")
+    finally:
+        run_cli(["stack", "down", "--purge"], lb_env)
+    assert run_cli(["stack", "status"], lb_env).stdout.strip() == ""
