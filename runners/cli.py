@@ -124,13 +124,16 @@ def apply(
     run_dir: Annotated[Path, typer.Argument(help="A run directory with recommendations.")],
     stack: Annotated[str | None, typer.Option(help="Pulumi stack: writes Pulumi.NAME.yaml.")] = None,
     env_file: Annotated[Path | None, typer.Option(help="Env file for env-configured targets.")] = None,
+    service: Annotated[str | None, typer.Option(help="Only this service (needed with --env-file when "
+                                                     "several services have recommendations).")] = None,
     dry_run: Annotated[bool, typer.Option(help="Print the diff only.")] = False,
     project_dir: Annotated[Path, typer.Option(help="Where Pulumi.NAME.yaml lives.")] = Path("."),
 ) -> None:
     """Write recommended settings into Pulumi stack config or an env file."""
     from policies.feedback import apply_run
 
-    changed = apply_run(run_dir, stack=stack, env_file=env_file, dry_run=dry_run, project_dir=project_dir)
+    changed = apply_run(run_dir, stack=stack, env_file=env_file, service=service, dry_run=dry_run,
+                        project_dir=project_dir)
     _out(str(changed))
 
 
