@@ -125,8 +125,16 @@ def run(opts: RunOptions, influx: InfluxClient) -> tuple[Path, ExitCode]:
         record.status = "running"
         compute_results(record, plan, influx, run_dir)
         failed_slo = any(m.thresholds_ok is False for m in record.modules)
-        record.status = "failed" if failed_slo else "passed"
-        code = ExitCode.SLO_FAILED if failed_slo else ExitCode.PASSED
+        if not record.metrics.get("complete"):
+            # The store lost samples (or is gone): the numbers cannot be trusted for a verdict.
+            record.status = "error"
+            record.errors.append(f"metrics_incomplete: {record.metrics.get('incomplete_reason')}; "
+                                 "numbers in run.json come from "
+                                 f"{record.metrics.get('source')} and the run cannot be used for recommendations")
+            code = ExitCode.RUN_ERROR
+        else:
+            record.status = "failed" if failed_slo else "passed"
+            code = ExitCode.SLO_FAILED if failed_slo else ExitCode.PASSED
     except Aborted:
         backend.stop(live)
         _record_runner_ends(live, record)
