@@ -58,7 +58,7 @@ def test_influxdb_killed_mid_run(tmp_path: Path, own_influxd: Influxd, lb_env: d
     run_dir = _wait_running(out)
     time.sleep(2)
     os.kill(own_influxd.pid, signal.SIGKILL)
-    stdout, stderr = proc.communicate(timeout=60)
+    _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 4, stderr
     assert "Traceback" not in stderr
     rec = json.loads((run_dir / "run.json").read_text())
@@ -86,7 +86,7 @@ def test_influxdb_restarted_mid_run(tmp_path: Path, lb_env: dict[str, str], targ
         server.stop()
         time.sleep(1)
         server = start_influxd(root, http_port=server.http_port)
-        _, stderr = proc.communicate(timeout=60)
+        proc.communicate(timeout=60)
         rec = json.loads((run_dir / "run.json").read_text())
         k6_count = rec["modules"][0]["k6_requests"]
         stored = rec["metrics"]["stored_requests"]
