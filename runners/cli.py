@@ -59,6 +59,7 @@ def run(
     out_dir: Annotated[Path, typer.Option(help="Where run directories go.")] = Path("runs"),
     stack_outputs: Annotated[Path | None, typer.Option(help="ecs: `pulumi stack output --json` file.")] = None,
     max_cost: Annotated[float | None, typer.Option(help="ecs: refuse (exit 2) above this estimate, USD.")] = None,
+    run_id: Annotated[str | None, typer.Option(help="Use this run id (= testid) instead of a new one.")] = None,
 ) -> None:
     """Run the plan's modules with a strategy. Last stdout line: the run directory."""
     from runners.controller import RunOptions
@@ -79,7 +80,8 @@ def run(
         except ValueError:
             raise BadInput(f"--runners {runners!r}: give a whole number (or 'auto' with ecs)") from None
     opts = RunOptions(plan_path=plan, strategy=strategy.value, backend=backend.value, runners=count,
-                      influx_url=influx_url, out_dir=out_dir, backend_options=backend_options)
+                      influx_url=influx_url, out_dir=out_dir, backend_options=backend_options,
+                      run_id=run_id)
     if backend is not BackendName.ecs or count:
         from runners.controller import prepare
 
@@ -98,8 +100,9 @@ def recommend(
     """Read a run back and recommend pool sizes, caches and autoscaling."""
     import json
 
-    from policies.recommend import recommend_run
     from policies.render import print_recommendations
+
+    from policies.recommend import recommend_run
 
     doc = recommend_run(run_dir)
     if json_out:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import tempfile
 import time
@@ -26,6 +27,7 @@ from runners.influx import InfluxClient
 from runners.plan import Plan, check_strategy, load_plan
 from runners.progress import Progress, console, final_table
 from runners.records import (
+    RUN_ID_PATTERN,
     ModuleRecord,
     PhaseRecord,
     RunRecord,
@@ -55,12 +57,15 @@ class RunOptions:
     influx_url: str | None = None
     out_dir: Path = Path("runs")
     backend_options: dict[str, object] | None = None
+    run_id: str | None = None  # chosen by the caller (e.g. the demo tags its services with it)
 
 
 def prepare(opts: RunOptions) -> tuple[Plan, list[Phase]]:
     """Every check that needs no load and no store: exit 2 or 3 before anything starts."""
     if opts.strategy not in ("sequential", "hybrid", "parallel"):
         raise BadInput(f"unknown strategy {opts.strategy!r}; use one of: sequential, hybrid, parallel")
+    if opts.run_id is not None and not re.fullmatch(RUN_ID_PATTERN, opts.run_id):
+        raise BadInput(f"--run-id {opts.run_id!r}: use letters, digits, '.', '_' and '-' (at most 81)")
     if not 1 <= opts.runners <= MAX_RUNNERS:
         raise BadInput(f"--runners {opts.runners}: must be between 1 and {MAX_RUNNERS}")
     plan = load_plan(opts.plan_path)
@@ -75,6 +80,10 @@ def prepare(opts: RunOptions) -> tuple[Plan, list[Phase]]:
 
 def run(opts: RunOptions, influx: InfluxClient) -> tuple[Path, ExitCode]:
     """Run a strategy. Returns (run_dir, exit code). Raises LoadbearingError before any load."""
+    if opts.backend == "ecs":  # --runners auto, cost estimate, --max-cost refusal (exit 2): before anything
+        from runners.backends.ecs import plan_fleet
+
+        opts = plan_fleet(opts)
     plan, plan_phases = prepare(opts)
     influx.ping()
     influx.ensure_db()
@@ -83,7 +92,7 @@ def run(opts: RunOptions, influx: InfluxClient) -> tuple[Path, ExitCode]:
         console.print(f"[yellow]cleanup:[/] {msg}")
 
     started = time.time()
-    run_id = new_run_id(opts.strategy, started)
+    run_id = opts.run_id or new_run_id(opts.strategy, started)
     run_dir = prepare_run_dir(opts.out_dir, run_id)
     record = RunRecord(
         run_id=run_id, testid=run_id, strategy=opts.strategy, plan=str(plan.path),
@@ -226,6 +235,10 @@ def _record_runner_ends(live: list[Runner], record: RunRecord) -> None:
         rec = record.module(name)
         rec.exit_codes = [r.exit_code for r in mine]
         rec.ended_at = iso(max((r.ended_at or time.time()) for r in mine))
+        for r in mine:  # every failed runner, not only the first one _watch saw
+            line = f"runner {r.spec.name}: {r.failure}"
+            if r.failure and line not in rec.failures:
+                rec.failures.append(line)
 
 
 def _finish_phase(backend: Backend, live: list[Runner], phase: Phase, phase_rec: PhaseRecord,

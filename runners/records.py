@@ -27,9 +27,13 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$"
+
+
 def new_run_id(strategy: str, now: float) -> str:
+    """`<UTC stamp>-<strategy>-<4 hex>`: sorts newest last by name (newest first in Grafana's list)."""
     stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{strategy}-{stamp}-{secrets.token_hex(2)}"
+    return f"{stamp}-{strategy}-{secrets.token_hex(2)}"
 
 
 @dataclass
@@ -86,7 +90,10 @@ def prepare_run_dir(out_dir: Path, run_id: str) -> Path:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         run_dir = out_dir / run_id
-        run_dir.mkdir()
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            raise BadInput(f"{run_dir} already exists; a run id is used once (choose another --run-id)") from None
         (run_dir / "k6").mkdir()
         (run_dir / INCOMPLETE).write_text("this run has not finished; run.json may be partial\n")
         probe = run_dir / ".space-check"
