@@ -164,12 +164,16 @@ def demo(
 
 
 @stack_app.command("up")
-def stack_up(provider: Annotated[Provider | None, typer.Option(help="process or docker (default: docker "
-                                                                     "when an engine answers)")] = None) -> None:
+def stack_up(
+    provider: Annotated[Provider | None, typer.Option(help="process or docker (default: docker when an engine "
+                                                           "answers)")] = None,
+    grafana: Annotated[bool | None, typer.Option("--grafana/--no-grafana",
+                                                 help="docker: start Grafana too (default: yes).")] = None,
+) -> None:
     """Start the local stack."""
     from runners.stack import up
 
-    info = up(provider.value if provider else None)
+    info = up(provider.value if provider else None, grafana=grafana)
     console.print(f"stack up ({info.provider}): InfluxDB {info.influx_url} db {info.influx_db}"
                   + (f", Grafana {info.grafana_url}" if info.grafana_url else ""))
     _out(info.influx_url)

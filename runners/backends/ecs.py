@@ -929,7 +929,7 @@ class EcsBackend:
         if r.info.get("stop_cause"):
             parts.append(f"stopped by loadbearing ({r.info['stop_cause']})")
         reason = task.get("stoppedReason") or ""
-        if reason:
+        if reason and not reason.startswith("loadbearing:"):  # not our own stop reason again
             parts.append(f"ECS: {reason}" + (f" [{task['stopCode']}]" if task.get("stopCode") else ""))
         if container.get("reason"):
             parts.append(f"container: {container['reason']}")
