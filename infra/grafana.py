@@ -1,0 +1,292 @@
+"""Grafana (pinned image) on ECS Fargate behind an internet-facing ALB.
+
+The ALB admits only `grafanaAllowedCidrs` (HTTP 80, or HTTPS 443 plus an 80 -> 443
+redirect when `grafanaCertificateArn` is set). Grafana's admin password and the
+InfluxDB password come from Secrets Manager. Its datasource and dashboards come
+from `grafana_dashboards/` (see `infra.grafana_provisioning`): the files are stored in
+the stack bucket under `grafana/`, and an init container (`provisioning`, aws-cli)
+copies them onto the task's volumes before Grafana starts. Grafana keeps its own
+database on task storage: provisioned dashboards survive a restart, UI-made changes
+do not (dashboards are code here).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from infra import iam_documents, images
+from infra.grafana_provisioning import (
+    ENV_PASSWORD,
+    ENV_URL,
+    ENV_USERNAME,
+    PROVISIONING_PATH,
+    Provisioning,
+)
+from infra.runner_fleet import GRAFANA_PREFIX
+from infra.task_roles import awslogs, execution_role, task_role
+
+PORT = 3000
+CONTAINER_NAME = "grafana"
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+
+
+def init_script(bucket: str) -> str:
+    """Shell for the init container: copy provisioning and dashboards onto the volumes."""
+    return (
+        "set -e; "
+        f"aws s3 sync --only-show-errors --delete s3://{bucket}/{GRAFANA_PREFIX}provisioning/ /lb/provisioning/; "
+        f"aws s3 sync --only-show-errors --delete s3://{bucket}/{GRAFANA_PREFIX}dashboards/ /lb/dashboards/; "
+        "mkdir -p /lb/provisioning/plugins /lb/provisioning/alerting /lb/provisioning/notifiers "
+        "/lb/provisioning/access-control; "
+        "chmod -R a+rX /lb"
+    )
+
+
+@dataclass(frozen=True)
+class GrafanaArgs:
+    """Grafana's sizing, exposure and the InfluxDB it reads (URL, user, secret)."""
+
+    name_prefix: str
+    tags: Mapping[str, str]
+    vpc_id: pulumi.Input[str]
+    public_subnet_ids: Sequence[pulumi.Input[str]]
+    private_subnet_ids: Sequence[pulumi.Input[str]]
+    region: pulumi.Input[str]
+    cluster_arn: pulumi.Input[str]
+    cpu: int
+    memory: int
+    admin_username: str
+    admin_secret_arn: pulumi.Input[str]
+    admin_password_value_from: pulumi.Input[str]
+    influxdb_url: str
+    influxdb_username: str
+    influxdb_secret_arn: pulumi.Input[str]
+    influxdb_password_value_from: pulumi.Input[str]
+    bucket_name: pulumi.Input[str]
+    bucket_arn: pulumi.Input[str]
+    allowed_cidrs: Sequence[str]
+    log_retention_days: int
+    provisioning: Provisioning
+    certificate_arn: str | None = None
+
+
+class Grafana(pulumi.ComponentResource):
+    """Outputs: `url`, `security_group_id`, `alb_security_group_id`, `datasource_proxy_url`.
+
+    `datasource_proxy_url` is Grafana's datasource proxy for the InfluxDB datasource
+    (`<url>/api/datasources/proxy/uid/<uid>`): InfluxQL `/query` through Grafana with
+    the Grafana admin credentials, for readers outside the VPC.
+    """
+
+    url: pulumi.Output[str]
+    security_group_id: pulumi.Output[str]
+    alb_security_group_id: pulumi.Output[str]
+    datasource_proxy_url: pulumi.Output[str]
+    log_group_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: GrafanaArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("loadbearing:infra:Grafana", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = dict(args.tags)
+        https = args.certificate_arn is not None
+        listener_ports = [80, 443] if https else [80]
+
+        alb_sg = aws.ec2.SecurityGroup(f"{name}-alb-sg", vpc_id=args.vpc_id,
+                                       description="Grafana ALB: only the configured CIDRs",
+                                       tags=tags, opts=child)
+        sg = aws.ec2.SecurityGroup(f"{name}-sg", vpc_id=args.vpc_id,
+                                   description="Grafana tasks: 3000 from the ALB only", tags=tags, opts=child)
+        for i, cidr in enumerate(args.allowed_cidrs):
+            v6 = ipaddress.ip_network(cidr).version == 6
+            for port in listener_ports:
+                aws.vpc.SecurityGroupIngressRule(
+                    f"{name}-alb-{port}-from-{i}", security_group_id=alb_sg.id,
+                    cidr_ipv4=None if v6 else cidr, cidr_ipv6=cidr if v6 else None,
+                    ip_protocol="tcp", from_port=port, to_port=port, description="Grafana users", opts=child)
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-alb-to-grafana", security_group_id=alb_sg.id, referenced_security_group_id=sg.id,
+            ip_protocol="tcp", from_port=PORT, to_port=PORT, description="to Grafana tasks", opts=child)
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-from-alb", security_group_id=sg.id, referenced_security_group_id=alb_sg.id,
+            ip_protocol="tcp", from_port=PORT, to_port=PORT, description="from the ALB", opts=child)
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-egress-https", security_group_id=sg.id, ip_protocol="tcp", from_port=443, to_port=443,
+            cidr_ipv4="0.0.0.0/0", description="image pulls, S3, Secrets Manager, logs", opts=child)
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-egress-influxdb", security_group_id=sg.id, ip_protocol="tcp", from_port=8086,
+            to_port=8086, cidr_ipv4="0.0.0.0/0",
+            description="InfluxDB (its own security group admits only known clients)", opts=child)
+
+        alb = aws.lb.LoadBalancer(
+            f"{name}-alb",
+            load_balancer_type="application",
+            internal=False,
+            subnets=list(args.public_subnet_ids),
+            security_groups=[alb_sg.id],
+            drop_invalid_header_fields=True,
+            tags=tags,
+            opts=child,
+        )
+        target_group = aws.lb.TargetGroup(
+            f"{name}-tg",
+            port=PORT,
+            protocol="HTTP",
+            target_type="ip",
+            vpc_id=args.vpc_id,
+            deregistration_delay=10,
+            health_check={"path": "/api/health", "matcher": "200", "interval": 15, "healthy_threshold": 2},
+            tags=tags,
+            opts=child,
+        )
+        forward = [aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=target_group.arn)]
+        listeners: list[aws.lb.Listener] = []
+        if https:
+            listeners.append(aws.lb.Listener(
+                f"{name}-https", load_balancer_arn=alb.arn, port=443, protocol="HTTPS",
+                certificate_arn=args.certificate_arn, ssl_policy=TLS_POLICY, default_actions=forward,
+                opts=child))
+            listeners.append(aws.lb.Listener(
+                f"{name}-http-redirect", load_balancer_arn=alb.arn, port=80, protocol="HTTP",
+                default_actions=[aws.lb.ListenerDefaultActionArgs(
+                    type="redirect", redirect=aws.lb.ListenerDefaultActionRedirectArgs(
+                        port="443", protocol="HTTPS", status_code="HTTP_301"))],
+                opts=child))
+        else:
+            listeners.append(aws.lb.Listener(
+                f"{name}-http", load_balancer_arn=alb.arn, port=80, protocol="HTTP",
+                default_actions=forward, opts=child))
+        self.url = alb.dns_name.apply(lambda dns: f"{'https' if https else 'http'}://{dns}")
+
+        objects = [
+            aws.s3.BucketObjectv2(
+                f"{name}-file-{f.key.replace('/', '-')}",
+                bucket=args.bucket_name,
+                key=f"{GRAFANA_PREFIX}{f.key}",
+                content=f.content,
+                content_type=f.content_type,
+                tags=tags,
+                opts=child,
+            )
+            for f in args.provisioning.files
+        ]
+
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs", name=f"/loadbearing/{args.name_prefix}/grafana",
+            retention_in_days=args.log_retention_days, tags=tags, opts=child)
+
+        exec_role = execution_role(name, [args.admin_secret_arn, args.influxdb_secret_arn], tags, self)
+        role = task_role(name, "Grafana: read its provisioning files (grafana/ of the bucket)", tags, self)
+        aws.iam.RolePolicy(
+            f"{name}-task-s3",
+            role=role.id,
+            policy=pulumi.Output.from_input(args.bucket_arn).apply(
+                lambda arn: iam_documents.document(*iam_documents.s3_read_prefix(arn, GRAFANA_PREFIX))),
+            opts=child,
+        )
+
+        containers = pulumi.Output.all(
+            log_group=log_group.name, region=args.region, bucket=args.bucket_name, url=self.url,
+            admin=args.admin_password_value_from, influx=args.influxdb_password_value_from,
+        ).apply(lambda v: json.dumps(grafana_containers(
+            log_group=v["log_group"], region=v["region"], bucket=v["bucket"], root_url=v["url"],
+            admin_username=args.admin_username, admin_password_value_from=v["admin"],
+            influxdb_url=args.influxdb_url, influxdb_username=args.influxdb_username,
+            influxdb_password_value_from=v["influx"], provisioning=args.provisioning, https=https)))
+        task_definition = aws.ecs.TaskDefinition(
+            f"{name}-task",
+            family=f"{args.name_prefix}-grafana",
+            cpu=str(args.cpu),
+            memory=str(args.memory),
+            network_mode="awsvpc",
+            requires_compatibilities=["FARGATE"],
+            runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": "X86_64"},
+            execution_role_arn=exec_role.arn,
+            task_role_arn=role.arn,
+            container_definitions=containers,
+            volumes=[{"name": "provisioning"}, {"name": "dashboards"}],
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=objects),
+        )
+        aws.ecs.Service(
+            f"{name}-service",
+            name=f"{args.name_prefix}-grafana",
+            cluster=args.cluster_arn,
+            task_definition=task_definition.arn,
+            desired_count=1,
+            launch_type="FARGATE",
+            network_configuration={"subnets": list(args.private_subnet_ids), "security_groups": [sg.id],
+                                   "assign_public_ip": False},
+            load_balancers=[{"target_group_arn": target_group.arn, "container_name": CONTAINER_NAME,
+                             "container_port": PORT}],
+            health_check_grace_period_seconds=120,
+            propagate_tags="SERVICE",
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=listeners),
+        )
+
+        self.security_group_id = sg.id
+        self.alb_security_group_id = alb_sg.id
+        self.log_group_name = log_group.name
+        uid = args.provisioning.datasource_uid
+        self.datasource_proxy_url = self.url.apply(lambda u: f"{u}/api/datasources/proxy/uid/{uid}")
+        self.register_outputs({"url": self.url, "security_group_id": self.security_group_id,
+                               "datasource_proxy_url": self.datasource_proxy_url})
+
+
+def grafana_containers(*, log_group: str, region: str, bucket: str, root_url: str, admin_username: str,
+                       admin_password_value_from: str, influxdb_url: str, influxdb_username: str,
+                       influxdb_password_value_from: str, provisioning: Provisioning,
+                       https: bool) -> list[dict[str, Any]]:
+    """The init container and Grafana; passwords only through `secrets`."""
+    return [
+        {
+            "name": "provisioning",
+            "image": images.AWS_CLI,
+            "essential": False,
+            "entryPoint": ["sh", "-c"],
+            "command": [init_script(bucket)],
+            "mountPoints": [{"sourceVolume": "provisioning", "containerPath": "/lb/provisioning"},
+                            {"sourceVolume": "dashboards", "containerPath": "/lb/dashboards"}],
+            "logConfiguration": awslogs(log_group, region, "provisioning"),
+        },
+        {
+            "name": CONTAINER_NAME,
+            "image": images.GRAFANA,
+            "essential": True,
+            "dependsOn": [{"containerName": "provisioning", "condition": "SUCCESS"}],
+            "portMappings": [{"containerPort": PORT, "protocol": "tcp"}],
+            "environment": [
+                {"name": "GF_SECURITY_ADMIN_USER", "value": admin_username},
+                {"name": "GF_SERVER_ROOT_URL", "value": root_url},
+                {"name": "GF_USERS_ALLOW_SIGN_UP", "value": "false"},
+                {"name": "GF_AUTH_ANONYMOUS_ENABLED", "value": "false"},
+                {"name": "GF_ANALYTICS_REPORTING_ENABLED", "value": "false"},
+                {"name": "GF_ANALYTICS_CHECK_FOR_UPDATES", "value": "false"},
+                {"name": "GF_SECURITY_COOKIE_SECURE", "value": "true" if https else "false"},
+                {"name": ENV_URL, "value": influxdb_url},
+                {"name": ENV_USERNAME, "value": influxdb_username},
+                # Changes whenever a provisioning file does, so the service rolls a new task.
+                {"name": "LOADBEARING_PROVISIONING_SHA256", "value": provisioning.digest()},
+            ],
+            "secrets": [
+                {"name": "GF_SECURITY_ADMIN_PASSWORD", "valueFrom": admin_password_value_from},
+                {"name": ENV_PASSWORD, "valueFrom": influxdb_password_value_from},
+            ],
+            "mountPoints": [
+                {"sourceVolume": "provisioning", "containerPath": PROVISIONING_PATH, "readOnly": True},
+                {"sourceVolume": "dashboards", "containerPath": provisioning.dashboards_path, "readOnly": True},
+            ],
+            "healthCheck": {
+                "command": ["CMD-SHELL", f"wget -q -O /dev/null http://127.0.0.1:{PORT}/api/health || exit 1"],
+                "interval": 15, "timeout": 5, "retries": 3, "startPeriod": 60,
+            },
+            "logConfiguration": awslogs(log_group, region, CONTAINER_NAME),
+        },
+    ]

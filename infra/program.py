@@ -1,0 +1,167 @@
+"""`build(cfg)`: create the whole loadbearing environment and return its stack outputs.
+
+Order (each step only needs earlier ones): network -> admin credentials -> runner
+fleet (cluster, bucket, k6 task) -> Grafana (reads InfluxDB by its DNS name) ->
+InfluxDB (admits the runner and Grafana security groups) -> feedback -> cost guard.
+
+`Program.exports` is the stack-output contract the `ecs` backend and the controller
+read with `pulumi stack output --json` (see ARCHITECTURE.md): `cluster_arn`,
+`task_definition_arn`, `container_name`, `subnet_ids`, `security_group_ids`,
+`scripts_bucket`, `influxdb_url`, `grafana_url`, and more. The two passwords are
+secret outputs (`--show-secrets` to read them); everything else is plain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from infra import grafana_provisioning, images
+from infra.config import StackConfig
+from infra.cost_guard import BudgetArgs, CostGuard, CostGuardArgs
+from infra.credentials import AdminCredential, AdminCredentialArgs
+from infra.feedback import Feedback, FeedbackArgs
+from infra.grafana import Grafana, GrafanaArgs
+from infra.influxdb import InfluxDb, InfluxDbArgs, influxdb_url
+from infra.network import Network, NetworkArgs
+from infra.runner_fleet import (
+    CAPACITY_PROVIDERS,
+    RESULTS_PREFIX,
+    SCRIPTS_PREFIX,
+    RunnerFleet,
+    RunnerFleetArgs,
+)
+
+
+@dataclass
+class Program:
+    """The components `build` created and the outputs to export."""
+
+    network: Network
+    influxdb_admin: AdminCredential
+    grafana_admin: AdminCredential
+    fleet: RunnerFleet
+    grafana: Grafana
+    influxdb: InfluxDb
+    feedback: Feedback
+    cost_guard: CostGuard
+    exports: dict[str, Any]
+
+
+def build(cfg: StackConfig, dashboards_root: Path = grafana_provisioning.DASHBOARDS_ROOT) -> Program:
+    """Create every resource for `cfg`; nothing is created inside an `apply`."""
+    tags = cfg.tags
+    prefix = cfg.name_prefix
+    region = aws.get_region_output().region
+    identity = aws.get_caller_identity_output()
+    partition = aws.get_partition_output().partition
+
+    network = Network("network", NetworkArgs(
+        name_prefix=prefix, tags=tags, vpc_cidr=cfg.vpc_cidr, nat_gateways=cfg.nat_gateways,
+        existing=cfg.existing_network))
+    influx_url = influxdb_url(network.namespace_name)
+
+    influxdb_admin = AdminCredential("influxdb-admin", AdminCredentialArgs(
+        username=cfg.influxdb_admin_user, password=cfg.influxdb_admin_password,
+        description=f"InfluxDB admin for loadbearing stack {cfg.stack}", tags=tags))
+    grafana_admin = AdminCredential("grafana-admin", AdminCredentialArgs(
+        username=cfg.grafana_admin_user, password=cfg.grafana_admin_password,
+        description=f"Grafana admin for loadbearing stack {cfg.stack}", tags=tags))
+
+    fleet = RunnerFleet("runners", RunnerFleetArgs(
+        name_prefix=prefix, tags=tags, vpc_id=network.vpc_id, region=region, cpu=cfg.runner_cpu, memory=cfg.runner_memory,
+        capacity_provider=cfg.runner_capacity_provider, log_retention_days=cfg.log_retention_days,
+        results_expiration_days=cfg.results_expiration_days, influxdb_url=influx_url,
+        influxdb_database=cfg.influxdb_database, influxdb_username=cfg.influxdb_admin_user,
+        influxdb_secret_arn=influxdb_admin.secret_arn,
+        influxdb_password_value_from=influxdb_admin.password_value_from))
+
+    grafana = Grafana("grafana", GrafanaArgs(
+        name_prefix=prefix, tags=tags, vpc_id=network.vpc_id, public_subnet_ids=network.public_subnet_ids,
+        private_subnet_ids=network.private_subnet_ids, region=region, cluster_arn=fleet.cluster_arn,
+        cpu=cfg.grafana_cpu, memory=cfg.grafana_memory, admin_username=cfg.grafana_admin_user,
+        admin_secret_arn=grafana_admin.secret_arn, admin_password_value_from=grafana_admin.password_value_from,
+        influxdb_url=influx_url, influxdb_username=cfg.influxdb_admin_user,
+        influxdb_secret_arn=influxdb_admin.secret_arn,
+        influxdb_password_value_from=influxdb_admin.password_value_from,
+        bucket_name=fleet.bucket_name, bucket_arn=fleet.bucket_arn, allowed_cidrs=cfg.grafana_allowed_cidrs,
+        log_retention_days=cfg.log_retention_days, certificate_arn=cfg.grafana_certificate_arn,
+        provisioning=grafana_provisioning.collect(dashboards_root, cfg.influxdb_database)))
+
+    influxdb = InfluxDb("influxdb", InfluxDbArgs(
+        name_prefix=prefix, tags=tags, vpc_id=network.vpc_id, subnet_ids=network.private_subnet_ids,
+        region=region, cluster_arn=fleet.cluster_arn, namespace_id=network.namespace_id,
+        namespace_name=network.namespace_name, cpu=cfg.influxdb_cpu, memory=cfg.influxdb_memory,
+        database=cfg.influxdb_database, admin_username=cfg.influxdb_admin_user,
+        admin_secret_arn=influxdb_admin.secret_arn,
+        admin_password_value_from=influxdb_admin.password_value_from,
+        log_retention_days=cfg.log_retention_days,
+        client_security_group_ids={"runners": fleet.security_group_id, "grafana": grafana.security_group_id},
+        operator_cidrs=cfg.operator_cidrs))
+
+    feedback = Feedback("feedback", FeedbackArgs(
+        targets=cfg.targets, cluster_name=cfg.target_cluster_name, settings_prefix=cfg.target_settings_prefix,
+        tags=tags))
+
+    budget = None
+    if cfg.budget_monthly_usd is not None:
+        budget = BudgetArgs(monthly_usd=cfg.budget_monthly_usd, emails=cfg.budget_emails,
+                            scope=cfg.budget_scope, stack=cfg.stack)
+    cost_guard = CostGuard("cost-guard", CostGuardArgs(
+        name_prefix=prefix, tags=tags, cluster_arn=fleet.cluster_arn, cluster_name=fleet.cluster_name,
+        task_family=fleet.task_family, max_minutes=cfg.runner_max_minutes,
+        interval_minutes=cfg.reaper_interval_minutes, max_runners=cfg.runner_count,
+        log_retention_days=cfg.log_retention_days, region=region, account_id=identity.account_id,
+        partition=partition, budget=budget))
+
+    exports: dict[str, Any] = {
+        # the contract read by the ecs backend (ARCHITECTURE.md)
+        "cluster_arn": fleet.cluster_arn,
+        "task_definition_arn": fleet.task_definition_arn,
+        "container_name": fleet.container_name,
+        "subnet_ids": network.private_subnet_ids,
+        "security_group_ids": [fleet.security_group_id],
+        "scripts_bucket": fleet.bucket_name,
+        "influxdb_url": influx_url,
+        "grafana_url": grafana.url,
+        # more for the ecs backend and the controller
+        "region": region,
+        "cluster_name": fleet.cluster_name,
+        "task_family": fleet.task_family,
+        "capacity_providers": list(CAPACITY_PROVIDERS),
+        "capacity_provider": cfg.runner_capacity_provider,
+        "assign_public_ip": False,
+        "runner_count": cfg.runner_count,
+        "runner_max_minutes": cfg.runner_max_minutes,
+        "log_group_name": fleet.log_group_name,
+        "runner_task_role_arn": fleet.task_role_arn,
+        "runner_execution_role_arn": fleet.execution_role_arn,
+        "scripts_prefix": SCRIPTS_PREFIX,
+        "results_prefix": RESULTS_PREFIX,
+        "k6_image": images.K6,
+        "influxdb_database": cfg.influxdb_database,
+        "influxdb_username": cfg.influxdb_admin_user,
+        "influxdb_secret_arn": influxdb_admin.secret_arn,
+        "influxdb_admin_password": influxdb_admin.password,
+        "grafana_admin_user": cfg.grafana_admin_user,
+        "grafana_admin_password": grafana_admin.password,
+        "grafana_influxdb_proxy_url": grafana.datasource_proxy_url,
+        "vpc_id": network.vpc_id,
+        "target_settings_prefix": cfg.target_settings_prefix,
+        "feedback_parameters": feedback.parameters,
+        "feedback_scalable_targets": feedback.scalable_targets,
+        "cost_guard_function": cost_guard.reaper_function_name,
+    }
+    return Program(network=network, influxdb_admin=influxdb_admin, grafana_admin=grafana_admin, fleet=fleet,
+                   grafana=grafana, influxdb=influxdb, feedback=feedback, cost_guard=cost_guard,
+                   exports=exports)
+
+
+def export_all(program: Program) -> None:
+    """`pulumi.export` every output of `program`."""
+    for key, value in program.exports.items():
+        pulumi.export(key, value)

