@@ -35,7 +35,9 @@ LocalStack). Per phase:
    `k6 resume`. It prints `LBSTART ready <epoch>` and `LBSTART go <epoch.ns>`; the skew
    (go - LB_START_AT per task, and the spread) lands in `RUN_DIR/ecs-tasks.json` and on
    stderr. `initialize` returns once every task is RUNNING (a task not RUNNING 2 s before
-   the start time fails the phase); `start` waits for `LB_START_AT` and returns it.
+   the start time fails the phase); `start` waits for `LB_START_AT` and returns it, failing
+   at once if a task dies while waiting. The controller's clock sets `LB_START_AT`; keep
+   it NTP-synced (Fargate tasks use Amazon Time Sync).
 6. **Summary.** After k6 ends the wrapper prints the `--summary-export` file to stdout, one
    line per event as `LBSUMMARY <n> <line>`, then `LBSUMMARY-END <k6 exit code> <lines>`.
    `poll` reads the task's CloudWatch Logs stream (`<prefix>/<container>/<task id>`) once
@@ -68,9 +70,11 @@ Timing knobs (env): `LOADBEARING_ECS_START_DELAY_S` (150), `LOADBEARING_ECS_POLL
 `LOADBEARING_ECS_SUMMARY_WAIT_S` (30: how long a STOPPED task's summary may lag in
 CloudWatch Logs), `LOADBEARING_ECS_SPOT` (1/0, else the stack's capacity provider).
 
-Secrets: the InfluxDB credentials reach k6 through the container override's environment
-(visible to whoever may `ecs:DescribeTasks`); they never go into run.json,
-ecs-tasks.json or messages. Presigned URLs are not recorded either.
+Secrets: when the task definition sets `K6_INFLUXDB_USERNAME`/`K6_INFLUXDB_PASSWORD` itself
+(environment or `secrets` from Secrets Manager, as infra/runner_fleet.py does), the override
+carries no credentials. Otherwise the controller's InfluxDB credentials reach k6 through
+the override's environment (visible to whoever may `ecs:DescribeTasks`). They never go
+into run.json, ecs-tasks.json or messages; presigned URLs are not recorded either.
 """
 
 from __future__ import annotations
@@ -93,6 +97,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
+from rich.markup import escape
 
 from runners import cost, k6
 from runners.backends import Runner, RunnerSpec
@@ -130,6 +135,7 @@ SUMMARY_MARK = "LBSUMMARY"
 END_MARK = "LBSUMMARY-END"
 START_MARK = "LBSTART"
 TASKS_RECORD = "ecs-tasks.json"
+CREDENTIAL_ENV = frozenset({"K6_INFLUXDB_USERNAME", "K6_INFLUXDB_PASSWORD"})
 
 # The container command (entryPoint ["sh", "-c"]). POSIX sh; busybox (grafana/k6 is alpine)
 # and dash/GNU both run it. {k6_args} is the shell-quoted `k6 run` arguments.
@@ -225,7 +231,9 @@ def load_stack_outputs(path: str | Path | None) -> StackOutputs:
         raise BadInput(f"--stack-outputs {p}: missing stack output{'s' if len(missing) > 1 else ''} "
                        f"{', '.join(repr(k) for k in missing)} (the Pulumi program in infra/ exports "
                        f"{', '.join(REQUIRED_OUTPUTS)}); {OUTPUTS_FIX}")
-    secret = [k for k, v in data.items() if v == "[secret]"]
+    used = (*REQUIRED_OUTPUTS, "region", "capacity_provider", "assign_public_ip", "log_group_name",
+            "vus_per_task", "rate_per_task")
+    secret = [k for k in used if data.get(k) == "[secret]"]
     if secret:
         raise BadInput(f"--stack-outputs {p}: {', '.join(map(repr, secret))} is '[secret]'; export the "
                        "outputs with `pulumi stack output --json --show-secrets`")
@@ -277,6 +285,7 @@ class TaskShape:
     log_group: str
     log_prefix: str
     command_prefix: tuple[str, ...]   # before the script in the command override ("-c" for entryPoint ["sh"])
+    env_names: frozenset[str] = frozenset()  # environment and secrets the task definition sets itself
 
 
 def _units(value: Any, per_unit: float, unit_words: tuple[str, ...]) -> float | None:
@@ -321,8 +330,10 @@ def task_shape(td: dict[str, Any], outputs: StackOutputs) -> TaskShape:
     if not vcpu or not mem:
         raise BadInput(f"{where}: task-level cpu and memory are required for Fargate (got cpu={td.get('cpu')!r}, "
                        f"memory={td.get('memory')!r})")
+    names = frozenset(str(e.get("name")) for e in [*(container.get("environment") or []),
+                                                   *(container.get("secrets") or [])])
     return TaskShape(vcpu=vcpu, memory_gb=mem, log_group=str(group), log_prefix=str(stream_prefix),
-                     command_prefix=prefix)
+                     command_prefix=prefix, env_names=names)
 
 
 # -- the task's command -----------------------------------------------------------------
@@ -442,6 +453,12 @@ def plan_fleet(opts: RunOptions) -> RunOptions:
     plan = load_plan(opts.plan_path)
     needed = plan_runners(plan, backend.vus_per_task, backend.rate_per_task)
     runners = opts.runners or needed
+    from runners.controller import MAX_RUNNERS
+
+    if not opts.runners and runners > MAX_RUNNERS:
+        raise BadInput(f"--runners auto: the plan needs {runners} tasks per module at {backend.vus_per_task} VUs / "
+                       f"{backend.rate_per_task:g} it/s per task, above the limit of {MAX_RUNNERS}; use bigger "
+                       "tasks (runnerCpu/runnerMemory) or LOADBEARING_ECS_VUS_PER_TASK")
     if not opts.runners:
         console.print(f"ecs: --runners auto -> {runners} task(s) per module (capacity per task: "
                       f"{backend.vus_per_task} VUs or {backend.rate_per_task:g} iterations/s)")
@@ -450,7 +467,7 @@ def plan_fleet(opts: RunOptions) -> RunOptions:
                       f"{backend.vus_per_task} VUs / {backend.rate_per_task:g} it/s per task; load generators "
                       "may saturate (use --runners auto)[/]")
     est = backend.estimate(plan, runners)
-    console.print(est.text)
+    console.print(est.text, markup=False)
     cost.check_max_cost(est.total_usd, backend.max_cost, est.text)
     options["estimate_usd"] = est.total_usd
     return replace(opts, runners=runners, backend_options=options)
@@ -458,17 +475,20 @@ def plan_fleet(opts: RunOptions) -> RunOptions:
 
 # -- AWS errors ---------------------------------------------------------------------------
 
-_ACCESS_CODES = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException",
-                 "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException", "SignatureDoesNotMatch")
+_ACCESS_CODES = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError")
+_CREDENTIAL_CODES = ("UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException",
+                     "SignatureDoesNotMatch", "InvalidAccessKeyId")
+_NOT_AUTHORIZED = re.compile(r"not authorized to perform:? ([\w-]+:[\w*]+)(?: on resource:? (\S+))?")
 _THROTTLE_CODES = ("Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded",
                    "RequestThrottled", "SlowDown")
 
 
-def quota_message(raw: str, *, spot: bool, region: str, tasks: int, vcpu: float) -> str:
+def quota_message(raw: str, *, spot: bool, region: str, tasks: int, vcpu: float, what: str = "") -> str:
     """The message for a Fargate capacity quota refusal, naming the quota and the fix."""
     name, code = QUOTAS[spot]
     total = tasks * vcpu
-    return (f"AWS refused to start more Fargate tasks ({raw.strip()}). This is the quota \"{name}\" "
+    where = f"{what}: " if what else ""
+    return (f"AWS refused to start more Fargate tasks ({where}{raw.strip()}). This is the quota \"{name}\" "
             f"(service code fargate, quota code {code}) in {region}: this phase needs {tasks} task(s) x "
             f"{vcpu:g} vCPU = {total:g} vCPU at once, on top of what the account already runs there. Request "
             f"more with `aws service-quotas request-service-quota-increase --service-code fargate "
@@ -489,13 +509,21 @@ def aws_error(exc: Exception, action: str, *, region: str, quota: tuple[bool, in
     err = exc.response.get("Error", {})
     code = str(err.get("Code", "")) or "Unknown"
     msg = str(err.get("Message", "")) or str(exc)
+    if code in _CREDENTIAL_CODES:
+        return BadInput(f"AWS rejected the credentials for {action}{subject} ({code}: {msg}); refresh them "
+                        "(`aws sso login`, new access keys, or the right AWS_PROFILE) and rerun")
     if code in _ACCESS_CODES or "not authorized" in msg.lower():
-        perm = "iam:PassRole (on the task's execution and task roles)" if "PassRole" in msg else action
+        found = _NOT_AUTHORIZED.search(msg)
+        perm = found.group(1) if found else action
+        on = f" on {found.group(2).rstrip('.,')}" if found and found.group(2) else ""
+        if perm == "iam:PassRole":
+            on += " (ecs:RunTask passes the task definition's execution and task roles)"
         return RunError(f"AWS denied {action}{subject} ({code}: {msg}). The IAM identity running loadbearing "
-                        f"needs the permission {perm} in {region}; add it to that identity's policy and rerun.")
+                        f"needs the permission {perm}{on} in {region}; add it to that identity's policy and rerun.")
     if code == "LimitExceededException" and quota is not None:
         spot, tasks, vcpu = quota
-        return RunError(quota_message(f"{code}: {msg}", spot=spot, region=region, tasks=tasks, vcpu=vcpu))
+        return RunError(quota_message(f"{code}: {msg}", spot=spot, region=region, tasks=tasks, vcpu=vcpu,
+                                      what=what))
     if code in _THROTTLE_CODES or code == "LimitExceededException":
         return RunError(f"AWS throttled {action}{subject} ({code}: {msg}) even after retries. The limits are "
                         "the Amazon ECS API request rate (RunTask: 20 calls/s per account and region) and the "
@@ -520,7 +548,7 @@ def describe_run_failures(failures: list[dict[str, Any]], *, runner: str, spot: 
                 "subnets' availability zones right now; retry later, add subnets in more zones"
                 + (", or run on-demand (capacity_provider FARGATE / LOADBEARING_ECS_SPOT=0)" if spot else "") + ".")
     if "limit" in reasons.lower() or reasons.startswith("RESOURCE:"):
-        return quota_message(reasons, spot=spot, region=region, tasks=tasks, vcpu=vcpu)
+        return quota_message(reasons, spot=spot, region=region, tasks=tasks, vcpu=vcpu, what=f"runner {runner}")
     return f"ECS could not start runner {runner}'s task: {reasons}"
 
 
@@ -663,7 +691,7 @@ class EcsBackend:
         billed = ", ".join(f"{name} {s:.0f} s" for name, s in per_module)
         text = (f"ecs: estimated cost ${total:.4f} (an estimate, not a bill) = {runners} task(s) per module x "
                 f"({self.shape.vcpu:g} vCPU x ${p.vcpu_hour:.5f}/vCPU-h + {self.shape.memory_gb:g} GB x "
-                f"${p.gb_hour:.6f}/GB-h) x billed time per task [{billed}];\n"
+                f"${p.gb_hour:.6f}/GB-h) x billed time per task ({billed});\n"
                 f"  billed time = start delay {self.start_delay_s:.0f} s + module duration + {graceful:.0f} s "
                 f"graceful stop + {TEARDOWN_S:.0f} s teardown, at least {cost.MIN_BILLED_S:.0f} s;\n"
                 f"  prices: {p.describe()};\n"
@@ -678,9 +706,9 @@ class EcsBackend:
                            "must call runners.backends.ecs.plan_fleet first); refusing to start tasks")
         runners: list[Runner] = []
         try:
-            start_at = math.ceil(time.time() + self.start_delay_s)
             urls = {module: self._archive_url(spec) for module, spec in
                     {s.module: s for s in specs}.items()}
+            start_at = math.ceil(time.time() + self.start_delay_s)  # the delay covers launch and provisioning
             for spec in specs:
                 runners.append(self._run_task(spec, urls[spec.module], start_at, len(specs)))
             self._wait_running(runners, start_at)
@@ -689,6 +717,8 @@ class EcsBackend:
                      if type(exc).__name__ in ("Aborted", "KeyboardInterrupt")
                      else f"the launch failed: {getattr(exc, 'message', exc)}")
             self._stop(runners, cause, grace_s=10.0)
+            if isinstance(exc, LoadbearingError) and not isinstance(exc, RunError):
+                raise RunError(exc.message) from None  # the run has begun: a run error (exit 4), recorded
             raise
         return runners
 
@@ -745,6 +775,8 @@ class EcsBackend:
         influx_out, influx_env = self._task_influx(spec)
         script = wrapper_script(task_k6_args(spec, influx_out))
         env = {**spec.env, **influx_env, "LB_ARCHIVE_URL": archive_url, "LB_START_AT": str(start_at)}
+        if CREDENTIAL_ENV & self.shape.env_names:  # the task definition brings the store's credentials
+            env = {k: v for k, v in env.items() if k not in CREDENTIAL_ENV}
         overrides = {"containerOverrides": [{
             "name": self.outputs.container_name,
             "command": [*self.shape.command_prefix, script],
@@ -807,18 +839,22 @@ class EcsBackend:
         while True:
             tasks = self._describe([r.handle for r in runners])
             pending: list[str] = []
+            early: list[str] = []
             for r in runners:
                 t = tasks.get(r.handle)
                 if t is None:
+                    r.exit_code = NO_SUMMARY_EXIT
                     r.failure = f"task {_task_id(r.handle)} is unknown to ECS (describe_tasks: MISSING)"
-                    raise RunError(f"runner {r.spec.name}: {r.failure}")
-                if _stopped(t, self._container(t)):
+                    early.append(f"runner {r.spec.name}: {r.failure}")
+                elif _stopped(t, self._container(t)):
                     self._finalize(r, t, self._read_log(r))
-                    raise RunError(f"runner {r.spec.name}'s task stopped before the start: {r.failure}")
-                if t.get("lastStatus") != "RUNNING":
+                    early.append(f"runner {r.spec.name}: {r.failure}")
+                elif t.get("lastStatus") != "RUNNING":
                     pending.append(f"{r.spec.name} ({t.get('lastStatus', '?')})")
                 else:
                     r.info.setdefault("running_at", time.time())
+            if early:
+                raise RunError(f"{len(early)} Fargate task(s) stopped before the start: " + " | ".join(early))
             if not pending:
                 return
             if time.time() >= start_at - READY_MARGIN_S:
@@ -835,7 +871,16 @@ class EcsBackend:
             return time.time()
         start_at = float(runners[0].info["start_at"])
         while (left := start_at - time.time()) > 0:
-            time.sleep(min(left, 0.25))
+            time.sleep(min(left, max(self.poll_interval_s, 0.05)))
+            if time.time() >= start_at:
+                break
+            self._next_poll = 0.0
+            if any(c is not None for c in self.poll(runners)):  # a task died waiting: fail now
+                gone = [r for r in runners if r.exit_code is not None]
+                for r in gone:
+                    r.failure = r.failure or f"task {_task_id(r.handle)} ended before the start"
+                raise RunError(f"{len(gone)} Fargate task(s) stopped before the start: "
+                               + " | ".join(f"runner {r.spec.name}: {r.failure}" for r in gone))
         for r in runners:
             r.started_at = start_at
         return start_at
@@ -930,7 +975,7 @@ class EcsBackend:
             parts.append(f"stopped by loadbearing ({r.info['stop_cause']})")
         reason = task.get("stoppedReason") or ""
         if reason and not reason.startswith("loadbearing:"):  # not our own stop reason again
-            parts.append(f"ECS: {reason}" + (f" [{task['stopCode']}]" if task.get("stopCode") else ""))
+            parts.append(f"ECS: {reason}" + (f" (stop code {task['stopCode']})" if task.get("stopCode") else ""))
         if container.get("reason"):
             parts.append(f"container: {container['reason']}")
         parts.append(f"exit code {code}" if code is not None else "no exit code")
@@ -978,7 +1023,7 @@ class EcsBackend:
                 problems.append(msg)
                 r.failure = r.failure or f"could not stop task {_task_id(r.handle)}: {msg}"
         deadline = time.monotonic() + grace_s
-        waiting = [r for r in live if r.info.get("stop_sent")]
+        waiting = [r for r in live if r.info.get("stop_sent") and not r.info.get("stop_waited")]
         while waiting:
             try:
                 tasks = self._describe([r.handle for r in waiting])
@@ -999,12 +1044,13 @@ class EcsBackend:
                 break
             time.sleep(min(max(self.poll_interval_s, 0.05), 1.0))
         for r in live:
+            r.info["stop_waited"] = True  # a second stop() (the controller's finally) does not wait again
             if r.exit_code is None:
                 r.failure = r.failure or (f"stopped by loadbearing ({cause}); ECS had not reported task "
                                           f"{_task_id(r.handle)} STOPPED within {grace_s:.0f} s")
             r.ended_at = r.ended_at or time.time()
         for msg in problems:
-            console.print(f"[red]ecs:[/] {msg}")
+            console.print(f"[red]ecs:[/] {escape(msg)}")
         self._write_record(runners)
 
     # -- collect ----------------------------------------------------------------------

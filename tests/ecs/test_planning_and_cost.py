@@ -1,0 +1,106 @@
+"""Runner planning (`--runners auto`), the Fargate cost estimate, and parsing a task's output."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from runners import cost
+from runners.backends.ecs import END_MARK, SUMMARY_MARK, module_tasks, parse_task_log, plan_runners
+from runners.errors import BadInput
+from runners.plan import Module, Plan, Slo, Stage, Target
+
+VUS, RATE = 300, 200.0  # the defaults for a 1 vCPU / 2 GB task
+
+
+def _module(**kw: object) -> Module:
+    return Module.model_validate({"name": "m", "script": "m.js", **kw})
+
+
+@pytest.mark.parametrize(("shape", "tasks"), [
+    ({"vus": 1, "duration": "60s"}, 1),
+    ({"vus": 300, "duration": "60s"}, 1),
+    ({"vus": 301, "duration": "60s"}, 2),
+    ({"vus": 1200, "duration": "60s"}, 4),                                  # the seed's ~1200 users
+    ({"vus": 100, "stages": [{"duration": "1m", "target": 900}]}, 3),       # the peak counts, not the start
+    ({"rate": 150, "duration": "60s"}, 1),                                  # 150 it/s, default 300 VUs
+    ({"rate": 150, "max_vus": 500, "duration": "60s"}, 2),                  # VU-bound
+    ({"rate": 450, "max_vus": 100, "duration": "60s"}, 3),                  # rate-bound
+    ({"rate": 50, "max_vus": 1000, "stages": [{"duration": "1m", "target": 1000}]}, 5),
+])
+def test_tasks_per_module(shape: dict[str, object], tasks: int) -> None:
+    assert module_tasks(_module(**shape), VUS, RATE) == tasks
+
+
+def test_runners_auto_is_the_most_loaded_module() -> None:
+    plan = Plan(name="p", target=Target(base_url="http://127.0.0.1:1", allow_hosts=["127.0.0.1"]),
+                slo=Slo(p95_ms=500, max_error_rate=0.01),
+                modules=[_module(vus=100, duration="60s"),
+                         Module(name="profile", script="p.js", vus=1200, duration="60s"),
+                         Module(name="jobs", script="j.js", rate=300, max_vus=200,
+                                stages=[Stage(duration="30s", target=500)])])
+    assert plan_runners(plan, VUS, RATE) == 4            # profile: 1200 / 300
+    assert plan_runners(plan, 600, 400.0) == 2           # 2 vCPU tasks carry twice as much
+    assert plan_runners(plan, 1000, 100.0) == 5          # jobs peaks at 500 it/s
+
+
+def test_estimate_follows_fargate_billing() -> None:
+    # 4 tasks of 1 vCPU / 2 GB for 90 s in us-east-1: per-second billing at list prices
+    per_task_hour = 1 * 0.04048 + 2 * 0.004445
+    assert cost.estimate(4, 1, 2, 90, "us-east-1", spot=False) == pytest.approx(4 * 90 / 3600 * per_task_hour)
+    # a 10 s task is billed the one-minute minimum; 90.2 s rounds up to 91 s
+    assert cost.estimate(1, 1, 2, 10, "us-east-1", spot=False) == pytest.approx(60 / 3600 * per_task_hour)
+    assert cost.billed_seconds(90.2) == 91
+    # Spot: assumed 50 % off on-demand
+    assert cost.estimate(4, 1, 2, 90, "us-east-1", spot=True) == pytest.approx(
+        cost.estimate(4, 1, 2, 90, "us-east-1", spot=False) / 2)
+    # regions differ; an unknown region is priced at the table's highest, and says so
+    assert cost.estimate(1, 1, 2, 3600, "sa-east-1", spot=False) == pytest.approx(0.0696 + 2 * 0.0076)
+    unknown = cost.price("xx-nowhere-9", spot=False)
+    assert (unknown.vcpu_hour, unknown.gb_hour) == cost.ON_DEMAND["sa-east-1"]
+    assert "xx-nowhere-9" in unknown.describe() and "highest" in unknown.describe()
+    assert cost.PRICES_AS_OF in cost.price("us-east-1", spot=False).describe()
+    assert cost.estimate(0, 1, 2, 90, "us-east-1", spot=False) == 0.0
+
+
+def test_max_cost_refuses_above_the_estimate() -> None:
+    cost.check_max_cost(0.50, 0.50, "how")   # at the limit: allowed
+    cost.check_max_cost(9.99, None, "how")   # no limit
+    with pytest.raises(BadInput) as err:
+        cost.check_max_cost(0.51, 0.50, "4 tasks x ...")
+    assert err.value.exit_code == 2
+    assert "$0.5100" in err.value.message and "--max-cost $0.5000" in err.value.message
+    assert "4 tasks x ..." in err.value.message
+
+
+def _summary_lines(summary: dict[str, object], code: int = 0) -> list[str]:
+    """What the task wrapper prints after k6 (awk numbers each line of the summary file)."""
+    body = json.dumps(summary, indent=4).splitlines()
+    return [f"{SUMMARY_MARK} {i} {line}" for i, line in enumerate(body, 1)] + [f"{END_MARK} {code} {len(body)}"]
+
+
+def test_task_output_parsing() -> None:
+    summary = {"metrics": {"http_reqs": {"count": 42}}, "root_group": {"name": ""}}
+    lines = ["LBSTART launched 1700000000", "LBSTART ready 1700000003", "LBSTART go 1700000010.004211000",
+             'time="..." level=warning msg="something"', *_summary_lines(summary, 0)]
+    log = parse_task_log(lines)
+    assert log.summary == summary and log.exit_code == 0 and log.ended
+    assert log.ready_at == 1700000003 and log.go_at == pytest.approx(1700000010.004211)
+    assert log.tail() == ['time="..." level=warning msg="something"']
+    # CloudWatch may hand lines back out of order: the numbering restores the file
+    shuffled = [*lines[:4], *reversed(_summary_lines(summary, 99))]
+    assert parse_task_log(shuffled).summary == summary and parse_task_log(shuffled).exit_code == 99
+    # a summary with a line missing is no summary (the run must not trust it)
+    partial = [ln for ln in lines if not ln.startswith(f"{SUMMARY_MARK} 2 ")]
+    assert parse_task_log(partial).summary is None
+    # busybox date without %N support still yields the second
+    assert parse_task_log(["LBSTART go 1700000010.%N"]).go_at == 1700000010
+    # no end line: the wrapper was killed; no summary, no code
+    cut = parse_task_log(lines[:-1])
+    assert cut.summary is None and cut.exit_code is None and not cut.ended
+
+
+def test_cost_module_states_the_estimate() -> None:
+    text = cost.price("eu-west-1", spot=True).describe()
+    assert "Spot" in text and "eu-west-1" in text and cost.PRICING_URL in text
