@@ -216,3 +216,163 @@ def _ecs_services(run_dir: Path) -> dict[str, str]:
     except Exception:
         return {}
     return {name: svc.ecs_service for name, svc in plan.services.items() if svc.ecs_service}
+
+
+# -- verify ------------------------------------------------------------------------------
+
+P95_TOLERANCE = 0.5          # measured p95 may exceed the prediction by 50% ...
+P95_SLACK_MS = 50.0          # ... or by 50 ms, whichever is larger
+THROUGHPUT_TOLERANCE = 0.05  # measured throughput at least 95% of the predicted (offered) rate
+HIT_RATIO_TOLERANCE = 0.10   # measured cache hit ratio within 10 points of the expected
+REGRESSION_RATIO = 0.10      # no module's p95 worse than before by more than 10% ...
+REGRESSION_SLACK_MS = 20.0   # ... or 20 ms
+TOLERANCES = (f"p95 <= max(predicted x {1 + P95_TOLERANCE:g}, predicted + {P95_SLACK_MS:g} ms) and <= SLO when "
+              f"the prediction meets it; errors <= SLO's max_error_rate; throughput >= "
+              f"{1 - THROUGHPUT_TOLERANCE:.0%} of predicted; cache hit ratio within "
+              f"{HIT_RATIO_TOLERANCE:.0%} points; no module's p95 worse than before by more than "
+              f"{REGRESSION_RATIO:.0%} or {REGRESSION_SLACK_MS:g} ms")
+
+
+def _service_measure(record: dict[str, Any], doc: dict[str, Any], service: str) -> dict[str, Any]:
+    mods = [m for m in record.get("modules", []) if m.get("service") == service]
+    eps = [e for e in doc.get("endpoints", []) if e.get("service") == service]
+    reqs = sum(int(e.get("requests") or 0) for e in eps)
+    p95s = [m["p95_ms"] for m in mods if m.get("p95_ms") is not None]
+    return {
+        "p95_ms": max(p95s) if p95s else None,
+        "error_rate": (sum(float(e.get("error_rate") or 0) * int(e.get("requests") or 0) for e in eps) / reqs)
+        if reqs else None,
+        "throughput_rps": round(sum(float(e.get("rps") or 0) for e in eps), 2) if eps else None,
+    }
+
+
+def _applied(rec: dict[str, Any], settings: Any) -> bool | None:
+    """Whether the after run's plan carries the recommended setting (None: cannot tell here)."""
+    if settings is None:
+        return None
+    if rec["kind"] == "db_pool":
+        return bool(settings.db_pool_size == rec.get("recommended"))
+    if rec["kind"] == "cache":
+        return settings.cache_ttl_s is not None and float(settings.cache_ttl_s) == float(rec.get("ttl_s") or -1)
+    if rec["kind"] == "autoscaling":
+        n = settings.instances
+        return None if n is None or n == 1 else bool(rec["min_instances"] <= n <= rec["max_instances"])
+    return None
+
+
+def verify_runs(before_dir: Path, after_dir: Path) -> bool:
+    """`loadbearing verify`: predicted vs measured per applied recommendation, regressions, convergence.
+
+    Writes AFTER_DIR/verification.json, prints a table on stderr and the file's path on stdout.
+    """
+    from rich.table import Table
+
+    from policies.recommend import recommend_run
+    from runners.plan import load_plan
+    from runners.records import load_record
+
+    before_doc = load_recommendations(before_dir)
+    _check_valid(before_doc, before_dir)
+    before_rec = load_record(before_dir)
+    after_rec = load_record(after_dir)
+    after_doc = recommend_run(after_dir)
+    try:
+        after_plan = load_plan(after_rec["plan"])
+    except BadInput:
+        after_plan = None
+    slo = after_rec.get("slo") or before_rec.get("slo") or {}
+    checks: list[dict[str, Any]] = []
+    if not after_doc.get("valid"):
+        checks.append({"check": "after run valid", "ok": False,
+                       "detail": "; ".join(after_doc.get("invalid_reasons", []))})
+    for rec in before_doc.get("recommendations", []):
+        svc = rec.get("service")
+        settings = after_plan.services.get(svc) if after_plan and svc else None
+        applied = _applied(rec, settings)
+        label = f"{rec['kind']} {svc}" + (f"/{rec['endpoint']}" if rec.get("endpoint") else "")
+        if not applied:
+            checks.append({"check": label, "ok": None, "applied": applied,
+                           "detail": "not applied in the after run (nothing to verify)" if applied is False
+                           else "cannot be applied or observed by this target; verify it where it is deployed"})
+            continue
+        predicted = rec.get("predicted") or {}
+        measured = _service_measure(after_rec, after_doc, svc)
+        problems = []
+        p_p95 = predicted.get("p95_ms")
+        if p_p95 is not None and measured["p95_ms"] is not None:
+            bound = max(p_p95 * (1 + P95_TOLERANCE), p_p95 + P95_SLACK_MS)
+            if predicted.get("meets_slo", True) and slo.get("p95_ms"):
+                bound = min(bound, float(slo["p95_ms"])) if p_p95 <= float(slo["p95_ms"]) else bound
+            if measured["p95_ms"] > bound:
+                problems.append(f"p95 {measured['p95_ms']:.0f} ms > {bound:.0f} ms allowed")
+        if measured["error_rate"] is not None and slo.get("max_error_rate") is not None \
+                and measured["error_rate"] > float(slo["max_error_rate"]):
+            problems.append(f"error rate {measured['error_rate']:.2%} > {float(slo['max_error_rate']):.2%}")
+        p_rps = predicted.get("throughput_rps")
+        if p_rps and measured["throughput_rps"] is not None \
+                and measured["throughput_rps"] < p_rps * (1 - THROUGHPUT_TOLERANCE):
+            problems.append(f"throughput {measured['throughput_rps']:.1f}/s < {p_rps * (1 - THROUGHPUT_TOLERANCE):.1f}/s")
+        if rec["kind"] == "cache":
+            hit = _measured_hit_ratio(after_doc, svc)
+            measured["hit_ratio"] = hit
+            exp = rec.get("expected_hit_ratio")
+            if hit is not None and exp is not None and abs(hit - exp) > HIT_RATIO_TOLERANCE:
+                problems.append(f"hit ratio {hit:.2f} vs expected {exp:.2f}")
+        checks.append({"check": label, "ok": not problems, "applied": True, "predicted": predicted,
+                       "measured": measured, "detail": "; ".join(problems) or "delivered"})
+    before_mods = {m["name"]: m for m in before_rec.get("modules", [])}
+    for m in after_rec.get("modules", []):
+        b = before_mods.get(m["name"])
+        if not b or b.get("p95_ms") is None or m.get("p95_ms") is None:
+            continue
+        bound = max(b["p95_ms"] * (1 + REGRESSION_RATIO), b["p95_ms"] + REGRESSION_SLACK_MS)
+        ok = m["p95_ms"] <= bound
+        checks.append({"check": f"no regression {m['name']}", "ok": ok,
+                       "measured": {"before_p95_ms": b["p95_ms"], "after_p95_ms": m["p95_ms"]},
+                       "detail": f"p95 {b['p95_ms']:.0f} -> {m['p95_ms']:.0f} ms (allowed <= {bound:.0f})"})
+    material = _material_changes(after_doc, after_plan)
+    checks.append({"check": "converged", "ok": not material,
+                   "detail": "recommending again proposes no material change" if not material
+                   else "; ".join(material)})
+    ok_all = all(c["ok"] is not False for c in checks)
+    result = {"before": before_rec.get("run_id"), "after": after_rec.get("run_id"), "delivered": ok_all,
+              "tolerances": TOLERANCES, "checks": checks}
+    out = after_dir / "verification.json"
+    out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    table = Table(title=f"verify {before_rec.get('run_id')} -> {after_rec.get('run_id')}: "
+                        f"{'delivered' if ok_all else 'NOT delivered'}", title_justify="left")
+    for col in ("check", "result", "detail"):
+        table.add_column(col)
+    for c in checks:
+        mark = "[green]ok[/]" if c["ok"] else ("[red]FAILED[/]" if c["ok"] is False else "[dim]n/a[/]")
+        table.add_row(c["check"], mark, c["detail"])
+    console.print(table)
+    console.print(f"[dim]tolerances: {TOLERANCES}[/]")
+    import sys
+
+    sys.stdout.write(str(out) + "\n")
+    return ok_all
+
+
+def _measured_hit_ratio(doc: dict[str, Any], service: str) -> float | None:
+    for f in doc.get("app", {}).get("caches", []) if isinstance(doc.get("app"), dict) else []:
+        if f.get("service") == service and f.get("hit_ratio") is not None:
+            return float(f["hit_ratio"])
+    return None
+
+
+def _material_changes(doc: dict[str, Any], plan: Any) -> list[str]:
+    out = []
+    for rec in doc.get("recommendations", []):
+        svc = rec.get("service")
+        settings = plan.services.get(svc) if plan is not None and svc else None
+        if rec["kind"] == "db_pool":
+            cur = settings.db_pool_size if settings else rec.get("current")
+            new = rec.get("recommended")
+            if cur is not None and new is not None and abs(new - cur) > max(1, 0.2 * cur):
+                out.append(f"db_pool {svc}: {cur} -> {new}")
+        elif rec["kind"] == "cache":
+            cur_ttl = settings.cache_ttl_s if settings else None
+            if not cur_ttl:
+                out.append(f"cache {svc}/{rec.get('endpoint')}: off -> {rec.get('ttl_s')} s")
+    return out

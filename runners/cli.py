@@ -98,24 +98,21 @@ def recommend(
     json_out: Annotated[bool, typer.Option("--json", help="Print the recommendations JSON on stdout.")] = False,
 ) -> None:
     """Read a run back and recommend pool sizes, caches and autoscaling."""
-    import json
-
-    from policies.render import print_recommendations
-
-    from policies.recommend import recommend_run
+    from policies import dumps_document, recommend_run, render_summary
 
     doc = recommend_run(run_dir)
     if json_out:
-        _out(json.dumps(doc, indent=2))
+        sys.stdout.write(dumps_document(doc))
+        sys.stdout.flush()
     else:
-        print_recommendations(doc)
+        console.print(render_summary(doc), markup=False, highlight=False)
         _out(str(run_dir / "recommendations.json"))
 
 
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
     """Write RUN_DIR/report.md and RUN_DIR/report.html."""
-    from policies.report import write_report
+    from policies import write_report
 
     md, html = write_report(run_dir)
     _out(str(md))

@@ -23,6 +23,7 @@ from runners.allowlist import check_plan_hosts, k6_block_options
 from runners.backends import Backend, Runner, RunnerSpec, get_backend
 from runners.errors import BadInput, ExitCode, RunError
 from runners.events import EventLog
+from runners.generator import GeneratorMonitor
 from runners.influx import InfluxClient
 from runners.plan import Plan, check_strategy, load_plan
 from runners.progress import Progress, console, final_table
@@ -104,6 +105,7 @@ def run(opts: RunOptions, influx: InfluxClient) -> tuple[Path, ExitCode]:
     write_record(run_dir, record)
     owner = _claim(run_id)
     events = EventLog(influx, run_id, opts.strategy)
+    monitor = GeneratorMonitor(influx, run_id)
     block = k6_block_options(plan.target.allow_hosts)
     code = ExitCode.RUN_ERROR
     live: list[Runner] = []
@@ -127,7 +129,7 @@ def run(opts: RunOptions, influx: InfluxClient) -> tuple[Path, ExitCode]:
                     events.emit("module", "start", name, f"phase {phase.name}", t0)
                 write_record(run_dir, record)
                 progress.set_state(phase.modules, "running")
-                _watch(backend, live, plan, phase, progress, record)
+                _watch(backend, live, plan, phase, progress, record, monitor)
                 _finish_phase(backend, live, phase, phase_rec, record, events)
                 live = []
                 write_record(run_dir, record)
@@ -192,7 +194,7 @@ def _specs(plan: Plan, phase: Phase, opts: RunOptions, run_id: str, run_dir: Pat
 
 
 def _watch(backend: Backend, live: list[Runner], plan: Plan, phase: Phase, progress: Progress,
-           record: RunRecord) -> None:
+           record: RunRecord, monitor: GeneratorMonitor) -> None:
     """Wait for the phase's runners; a crashed runner stops its siblings and raises RunError."""
     longest = max(plan.module(n).duration_s for n in phase.modules)
     deadline = time.monotonic() + longest + k6.parse_graceful_stop_s() + WATCH_MARGIN_S
@@ -217,6 +219,7 @@ def _watch(backend: Backend, live: list[Runner], plan: Plan, phase: Phase, progr
         now = time.monotonic()
         if now >= next_sample:
             progress.sample(live)
+            monitor.sample(live)
             next_sample = now + 1.0
         time.sleep(0.05)
 

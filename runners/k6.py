@@ -24,8 +24,9 @@ from runners.plan import Module
 # System tags kept on every sample: enough for every policy and dashboard, small
 # enough that InfluxDB keeps up (k6's defaults add proto, tls_version, ... per sample).
 SYSTEM_TAGS = ["status", "method", "url", "name", "group", "check", "error_code", "expected_response", "scenario"]
-# `url` is stored as a field, not a tag (cardinality); vu and iter likewise.
-INFLUX_TAGS_AS_FIELDS = "vu:int,iter:int,url"
+# `url` and a script's `key` tag (the cache key of a request) are stored as fields, not tags
+# (cardinality); vu and iter likewise.
+INFLUX_TAGS_AS_FIELDS = "vu:int,iter:int,url,key"
 TREND_STATS = ["avg", "min", "med", "max", "p(90)", "p(95)", "p(99)", "count"]
 SCENARIO = "load"
 GRACEFUL_STOP = "10s"

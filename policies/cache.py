@@ -1,0 +1,202 @@
+"""cache: a TTL for read endpoints whose keys repeat, with the hit ratio it buys.
+
+GET endpoints only; never writes. Per endpoint, from InfluxDB:
+
+- `n` requests and `K` distinct keys (the `key` field k6 stores when scripts tag
+  requests with `key` and `K6_INFLUXDB_TAGS_AS_FIELDS` includes it, else `url`;
+  when k6 replaced `url` with the request's `name`, the key space is unknown and
+  no cache is recommended). `K / n` bounds the hit ratio: every key's first
+  request misses.
+- Per-key Poisson model (uniform keys, a lower bound for skewed popularity): a
+  key read at lambda_k = rps / K with TTL T hits lambda_k T / (1 + lambda_k T);
+  writes on the same service invalidate at w per key, shortening the entry's
+  life to (1 - e^(-wT)) / w.
+- Replay: the run's own key stream cut into windows of T seconds, one miss per
+  distinct key per window (count(distinct) GROUP BY time(T) in InfluxDB). This
+  keeps the real popularity skew; it is scaled by the model's write-invalidation
+  factor.
+
+The expected hit ratio is the replay's (the model's when no replay is possible).
+A TTL is recommended (the smallest candidate reaching 0.8, else the best up to
+`max_ttl_s` reaching 0.5) only when the expected p95 after is materially lower
+(>= 10 ms and >= 20 %). Expected p95 after, with hit ratio h:
+
+- when the service's pool is known (hold time S, pool c, offered rate per
+  instance from the pool policy): misses and writes still reach the pool at
+  lambda' = lambda - h x lambda_GET; a miss takes R0 + its Erlang-C wait, and the
+  mixture's p95 is R0 + ln((1 - h) C / 0.05) / (c/S - lambda') (R0 alone when
+  (1 - h) C <= 0.05);
+- otherwise misses keep today's latency distribution: p95 after = today's
+  percentile 100 (1 - 0.05 / (1 - h)) of the endpoint (conservative).
+
+Hits are assumed as slow as the endpoint's fastest request today (conservative).
+Per-request-unique keys (K / n >= 0.9) never get a cache.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from policies.findings import r
+from policies.metrics import TTL_CANDIDATES, EndpointKey, KeySpace, Measurements, MetricsReader
+from policies.pool import PoolDecision
+from policies.queueing import erlang_c
+from policies.rundir import RunInputs
+from policies.workload import unloaded_ms
+
+MIN_HIT_RATIO = 0.5
+GOOD_HIT_RATIO = 0.8
+MAX_TTL_S = 60
+UNIQUE_RATIO = 0.9
+MIN_REQUESTS = 50
+MIN_GAIN_MS = 10.0
+MIN_GAIN_SHARE = 0.2
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def ttl_hit_ratio(rate_per_key: float, ttl_s: float, write_rate_per_key: float = 0.0) -> float:
+    """Poisson per-key hit ratio of a TTL cache: lambda L / (1 + lambda L), L the entry's life."""
+    if rate_per_key <= 0 or ttl_s <= 0:
+        return 0.0
+    life = ttl_s if write_rate_per_key <= 0 else (1 - math.exp(-write_rate_per_key * ttl_s)) / write_rate_per_key
+    x = rate_per_key * life
+    return x / (1 + x)
+
+
+def _seconds(inputs: RunInputs, module: str) -> float:
+    mod = inputs.module(module)
+    return mod.seconds if mod is not None and mod.seconds > 0 else inputs.seconds
+
+
+def _write_rate_per_key(inputs: RunInputs, m: Measurements, service: str) -> tuple[float, list[str]]:
+    """Writes per second per key on a service (writes assumed spread over the GET key space)."""
+    writes = [(k, s) for k, s in m.endpoints.items() if k.service == service and k.method in WRITE_METHODS]
+    rate = sum(s.requests / _seconds(inputs, k.module) for k, s in writes if _seconds(inputs, k.module) > 0)
+    return rate, sorted(k.label for k, _ in writes)
+
+
+def recommend(inputs: RunInputs, m: Measurements, reader: MetricsReader,
+              pools: dict[str, PoolDecision] | None = None,
+              max_ttl_s: int = MAX_TTL_S) -> tuple[list[dict[str, Any]], list[str]]:
+    """Cache recommendations and notes (why an endpoint got none). `pools`: the pool policy's view per service."""
+    recs: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for key in sorted(k for k in m.endpoints if k.method == "GET"):
+        ks = m.keyspaces.get(key, KeySpace(None, 0, 0))
+        if ks.source is None:
+            notes.append(f"cache {key.service}/{key.name}: key space unknown (requests are name-tagged); tag "
+                         "requests with `key` and add it to K6_INFLUXDB_TAGS_AS_FIELDS")
+            continue
+        if ks.requests < MIN_REQUESTS or ks.distinct == 0:
+            notes.append(f"cache {key.service}/{key.name}: {ks.requests} requests are too few to judge")
+            continue
+        unique = ks.distinct / ks.requests
+        if unique >= UNIQUE_RATIO:
+            notes.append(f"cache {key.service}/{key.name}: {unique:.0%} of requests had a unique key; "
+                         "a cache would not hit")
+            continue
+        rec = _endpoint(inputs, m, reader, key, ks, max_ttl_s, (pools or {}).get(key.service))
+        if isinstance(rec, str):
+            notes.append(rec)
+        else:
+            recs.append(rec)
+    return recs, notes
+
+
+def pooled_p95_ms(h: float, r0_ms: float, pool: PoolDecision, get_share: float) -> float | None:
+    """p95 of the endpoint with hit ratio h when its misses queue for the service's pool (None: unstable)."""
+    if pool.hold_s is None or pool.current is None or pool.rate_per_instance <= 0:
+        return None
+    lam = pool.rate_per_instance * (1.0 - h * get_share)
+    c, s = pool.current, pool.hold_s
+    if lam * s >= c:
+        return None
+    tail = (1.0 - h) * erlang_c(c, lam * s)
+    if tail <= 0.05:
+        return r0_ms
+    return r0_ms + 1000.0 * math.log(tail / 0.05) / (c / s - lam)
+
+
+def _endpoint(inputs: RunInputs, m: Measurements, reader: MetricsReader, key: EndpointKey, ks: KeySpace,
+              max_ttl_s: int, pool: PoolDecision | None) -> dict[str, Any] | str:
+    st = m.endpoints[key]
+    seconds = _seconds(inputs, key.module)
+    rps = ks.requests / seconds if seconds > 0 else 0.0
+    per_key = rps / ks.distinct
+    write_rps, writers = _write_rate_per_key(inputs, m, key.service)
+    write_per_key = write_rps / ks.distinct
+    bound = 1.0 - ks.distinct / ks.requests
+    table: list[dict[str, Any]] = []
+    for ttl in TTL_CANDIDATES:
+        if ttl > max_ttl_s:
+            break
+        model = ttl_hit_ratio(per_key, ttl)
+        model_w = ttl_hit_ratio(per_key, ttl, write_per_key)
+        factor = model_w / model if model > 0 else 0.0
+        replay = None
+        if ttl in ks.window_distinct:
+            replay = max(0.0, 1.0 - ks.window_distinct[ttl] / ks.requests)
+        expected = replay * factor if replay is not None else min(model_w, bound)
+        table.append({"ttl_s": ttl, "model_hit_ratio": r(model_w, 4), "replay_hit_ratio": r(replay, 4),
+                      "expected_hit_ratio": r(expected, 4)})
+    if not table:
+        return f"cache {key.service}/{key.name}: no TTL candidate up to {max_ttl_s} s"
+    good = [row for row in table if (row["expected_hit_ratio"] or 0) >= GOOD_HIT_RATIO]
+    choice = good[0] if good else max(table, key=lambda row: (row["expected_hit_ratio"] or 0, -row["ttl_s"]))
+    h = float(choice["expected_hit_ratio"] or 0.0)
+    if h < MIN_HIT_RATIO:
+        return (f"cache {key.service}/{key.name}: best expected hit ratio {h:.2f} (TTL {choice['ttl_s']} s) "
+                f"< {MIN_HIT_RATIO}; not worth a cache")
+    hit_ms = st.min_ok_ms if st.min_ok_ms is not None else st.p50_ms
+    service_requests = sum(s.requests for k, s in m.endpoints.items() if k.service == key.service)
+    get_share = st.requests / service_requests if service_requests else 0.0
+    pct: float | None = None
+    modelled = pooled_p95_ms(h, unloaded_ms(st), pool, get_share) if pool is not None else None
+    if modelled is not None:
+        after = max(hit_ms, modelled)
+        method = "pool model (misses queue for the service's current pool)"
+    elif h >= 0.95:
+        after = hit_ms
+        method = "hits only (h >= 0.95)"
+    else:
+        pct = 100.0 * (1.0 - 0.05 / (1.0 - h))
+        miss = reader.duration_percentile(key, pct)
+        after = max(hit_ms, miss if miss is not None else st.p95_ms)
+        method = f"today's p{pct:.1f} (misses keep today's latency)"
+    gain = st.p95_ms - after
+    if gain < max(MIN_GAIN_MS, MIN_GAIN_SHARE * st.p95_ms):
+        return (f"cache {key.service}/{key.name}: expected p95 {after:.1f} ms vs {st.p95_ms:.1f} ms today; "
+                "the latency gain is not material")
+    settings = inputs.service_settings(key.service)
+    ttl = int(choice["ttl_s"])
+    reason = (f"{key.label} on {key.service}: {ks.requests} reads of {ks.distinct} distinct keys "
+              f"({ks.source}) at {rps:.1f}/s. With a {ttl} s TTL the run's own key stream would have hit "
+              f"{h:.0%} of reads (per-key model {choice['model_hit_ratio']:.0%}, bound 1 - K/n = {bound:.0%}); "
+              f"p95 drops from {st.p95_ms:.0f} ms to about {after:.0f} ms ({method}).")
+    if writers:
+        reason += f" Invalidate entries on writes ({', '.join(writers)}); the hit ratio already allows for them."
+    return {
+        "kind": "cache", "service": key.service, "endpoint": key.name, "module": key.module, "method": "GET",
+        "current_ttl_s": settings.cache_ttl_s if settings else None,
+        "ttl_s": ttl, "expected_hit_ratio": round(h, 2), "reason": reason,
+        "evidence": {
+            "requests": ks.requests, "distinct_keys": ks.distinct, "key_source": ks.source,
+            "distinct_ratio": r(ks.distinct / ks.requests, 4), "rps": r(rps, 3), "rate_per_key": r(per_key, 4),
+            "write_rps": r(write_rps, 3), "write_rate_per_key": r(write_per_key, 5), "ttl_table": table,
+            "p95_ms_now": r(st.p95_ms), "hit_latency_ms": r(hit_ms), "p95_after_method": method,
+            "miss_percentile": r(pct, 2), "get_share_of_service": r(get_share, 4),
+            "app_cache": _app_cache(m, key.service),
+            "queries": [{"label": k, "query": q} for k, q in sorted(reader.queries.items())
+                        if k.startswith("cache_keys") or (pct is not None and k == f"percentile_{pct:g}:{key.service}/{key.name}")],
+        },
+        "predicted": {"p95_ms": r(after), "hit_ratio": round(h, 2),
+                      "reads_from_database_rps": r(rps * (1 - h), 2)},
+    }
+
+
+def _app_cache(m: Measurements, service: str) -> dict[str, Any] | None:
+    c = m.caches.get(service)
+    if c is None:
+        return None
+    return {"hits": r(c.hits, 0), "misses": r(c.misses, 0), "hit_ratio": r(c.hit_ratio, 4), "ttl_s": c.ttl_s}

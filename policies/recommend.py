@@ -1,0 +1,209 @@
+"""`loadbearing recommend RUN_DIR`: read a run back and compute findings and recommendations.
+
+`recommend_run(run_dir, influx=None)` reads `run.json`, the plan and k6's summaries,
+queries InfluxDB (aggregates only), returns the recommendations document defined in
+ARCHITECTURE.md, writes it to `RUN_DIR/recommendations.json` (`dumps_document`,
+byte-identical to what `--json` prints) and writes each finding and recommendation
+to InfluxDB as a `loadbearing_events` point (kind=finding|recommendation) for
+Grafana annotations. Same data, same output: lists are sorted and numbers rounded.
+
+An invalid run (`"valid": false`) gets no recommendations: `invalid_reasons` says
+why, instead of guessing. Errors: BadInput (exit 2) for a bad run directory,
+RunError (exit 4) when InfluxDB is unreachable.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from policies import cache, pool, scaling
+from policies.findings import Finding, Plateau, error_findings, r, slo_breaches, throughput_limits
+from policies.metrics import Measurements, MetricsReader
+from policies.rundir import RunInputs, load_run
+from policies.validity import Validity, judge
+from runners.errors import BadInput
+from runners.influx import InfluxClient, line
+
+EVENTS = "loadbearing_events"
+FINDING_ORDER = ("metrics_incomplete", "metrics_inconsistent", "generator_saturated", "too_little_data",
+                 "throughput_limit", "slo_breach", "error_rate")
+REC_ORDER = ("db_pool", "cache", "autoscaling")
+
+
+@dataclass
+class Analysis:
+    """Everything a report needs: the inputs, the aggregates, the document and the queries behind it."""
+
+    inputs: RunInputs
+    measurements: Measurements
+    validity: Validity
+    plateaus: list[Plateau]
+    document: dict[str, Any]
+    queries: dict[str, str] = field(default_factory=dict)
+
+
+def client_for(inputs: RunInputs) -> InfluxClient:
+    if not inputs.influx_url:
+        raise BadInput(f"{inputs.run_dir}/run.json: no influx.url; the run did not record its metrics store")
+    return InfluxClient.from_url(inputs.influx_url, db=inputs.influx_db or None)
+
+
+def make_reader(inputs: RunInputs, client: InfluxClient) -> MetricsReader:
+    return MetricsReader(client, inputs.testid, inputs.started_ms, inputs.ended_ms)
+
+
+def analyze(inputs: RunInputs, reader: MetricsReader) -> Analysis:
+    """Findings and recommendations for a loaded run, using `reader` for every number."""
+    try:
+        return _analyze(inputs, reader)
+    finally:
+        reader.close()
+
+
+def _analyze(inputs: RunInputs, reader: MetricsReader) -> Analysis:
+    m = reader.read({s: inputs.service_window(s) for s in inputs.services()})
+    validity = judge(inputs, m)
+    plateaus = throughput_limits(inputs, m)
+    findings: list[Finding] = [*validity.findings, *(p.finding for p in plateaus),
+                               *slo_breaches(inputs, m), *error_findings(inputs, m)]
+    notes = list(inputs.notes)
+    recs: list[dict[str, Any]] = []
+    if validity.valid:
+        by_service = {p.service: p for p in plateaus}
+        decisions: dict[str, pool.PoolDecision] = {}
+        for service in inputs.services():
+            plateau = by_service.get(service)
+            decision = pool.decide(inputs, m, service, plateau, reader.queries)
+            scale, note = scaling.recommend(inputs, m, service, plateau, decision, reader.queries)
+            if scale is not None and decision.recommendation is not None:
+                # Joint cap: the pool must fit max_instances x pool in the database's budget.
+                decision = pool.decide(inputs, m, service, plateau, reader.queries,
+                                       max_instances=scale["max_instances"])
+            decisions[service] = decision
+            if decision.recommendation is not None:
+                recs.append(decision.recommendation)
+            elif decision.note:
+                notes.append(decision.note)
+            if scale is not None:
+                recs.append(scale)
+            elif note:
+                notes.append(note)
+        cache_recs, cache_notes = cache.recommend(inputs, m, reader, decisions)
+        recs.extend(cache_recs)
+        notes.extend(cache_notes)
+    else:
+        notes.append("run invalid: no recommendations (see invalid_reasons)")
+    document = build_document(inputs, m, validity, findings, recs, notes)
+    return Analysis(inputs, m, validity, plateaus, document, dict(reader.queries))
+
+
+def _finding_sort(f: dict[str, Any]) -> tuple[Any, ...]:
+    kind = f["kind"]
+    order = FINDING_ORDER.index(kind) if kind in FINDING_ORDER else len(FINDING_ORDER)
+    return (order, kind, f.get("service") or "", f.get("endpoint") or "", f.get("module") or "", f["detail"])
+
+
+def _rec_sort(rec: dict[str, Any]) -> tuple[Any, ...]:
+    kind = rec["kind"]
+    return (REC_ORDER.index(kind) if kind in REC_ORDER else len(REC_ORDER), rec["service"],
+            rec.get("endpoint") or "")
+
+
+def build_document(inputs: RunInputs, m: Measurements, validity: Validity, findings: list[Finding],
+                   recs: list[dict[str, Any]], notes: list[str]) -> dict[str, Any]:
+    endpoints = []
+    for key, st in sorted(m.endpoints.items()):
+        mod = inputs.module(key.module)
+        seconds = mod.seconds if mod is not None and mod.seconds > 0 else inputs.seconds
+        endpoints.append({
+            "module": key.module, "service": key.service, "name": key.name, "method": key.method,
+            "requests": st.requests, "rps": r(st.requests / seconds if seconds else 0.0),
+            "p50_ms": r(st.p50_ms), "p95_ms": r(st.p95_ms), "p99_ms": r(st.p99_ms),
+            "error_rate": r(st.error_rate, 4),
+        })
+    return {
+        "run_id": inputs.run_id,
+        "valid": validity.valid,
+        "invalid_reasons": list(validity.reasons),
+        "findings": sorted((f.to_json() for f in findings), key=_finding_sort),
+        "endpoints": endpoints,
+        "recommendations": sorted(recs, key=_rec_sort),
+        "slo": {"p95_ms": inputs.slo_p95_ms, "max_error_rate": inputs.slo_error_rate},
+        "testid": inputs.testid,
+        "strategy": inputs.strategy,
+        "bucket_s": m.interval_s,
+        "notes": sorted(set(notes)),
+    }
+
+
+def dumps_document(document: dict[str, Any]) -> str:
+    """The document as written to recommendations.json and printed by `recommend --json`."""
+    return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def analyze_run(run_dir: Path, influx: InfluxClient | None = None) -> Analysis:
+    inputs = load_run(Path(run_dir))
+    client = influx or client_for(inputs)
+    return analyze(inputs, make_reader(inputs, client))
+
+
+def event_lines(document: dict[str, Any], testid: str, strategy: str, ended_ms: int) -> list[str]:
+    """One `loadbearing_events` point per finding and recommendation, 1 ms apart at the run's end."""
+    out = []
+    items = [("finding", f) for f in document["findings"]] + [("recommendation", x) for x in
+                                                              document["recommendations"]]
+    for i, (kind, item) in enumerate(items):
+        name = "/".join(p for p in (item.get("service"), item.get("endpoint")) if p) or document["run_id"]
+        if kind == "finding":
+            title = f"{item['kind']}: {name}"
+            text = item["detail"]
+        else:
+            title = f"{item['kind']} {name}: {_headline(item)}"
+            text = item.get("reason", "")
+        out.append(line(EVENTS, {"testid": testid, "strategy": strategy, "kind": kind, "event": item["kind"],
+                                 "name": name}, {"title": title, "text": text}, (ended_ms + i) * 1_000_000))
+    return out
+
+
+def _headline(rec: dict[str, Any]) -> str:
+    if rec["kind"] == "db_pool":
+        return f"pool {rec['current']} -> {rec['recommended']}"
+    if rec["kind"] == "cache":
+        return f"TTL {rec['ttl_s']} s, hit ratio {rec['expected_hit_ratio']:.2f}"
+    if rec["kind"] == "autoscaling":
+        return (f"{rec['min_instances']}-{rec['max_instances']} instances, {rec['metric']} "
+                f"{rec['target_value']}")
+    return rec["kind"]
+
+
+def headline(rec: dict[str, Any]) -> str:
+    """A one-line summary of a recommendation (reports, CLI)."""
+    return _headline(rec)
+
+
+def recommend_run(run_dir: Path, influx: InfluxClient | None = None) -> dict[str, Any]:
+    """The recommendations document for a run; also written to RUN_DIR/recommendations.json and to InfluxDB."""
+    analysis = analyze_run(Path(run_dir), influx)
+    doc = analysis.document
+    inputs = analysis.inputs
+    (inputs.run_dir / "recommendations.json").write_text(dumps_document(doc), encoding="utf-8")
+    client = influx or client_for(inputs)
+    client.write(event_lines(doc, inputs.testid, inputs.strategy, inputs.ended_ms))
+    return doc
+
+
+def render_summary(document: dict[str, Any]) -> str:
+    """Plain-text summary for humans (the CLI prints it when --json is not given)."""
+    lines = [f"run {document['run_id']}: " + ("valid" if document["valid"] else "INVALID")]
+    lines += [f"  invalid: {reason}" for reason in document["invalid_reasons"]]
+    for f in document["findings"]:
+        lines.append(f"  finding {f['kind']}: {f['detail']}")
+    for rec in document["recommendations"]:
+        where = "/".join(p for p in (rec.get("service"), rec.get("endpoint")) if p)
+        lines.append(f"  recommend {rec['kind']} {where}: {_headline(rec)}")
+    if not document["recommendations"]:
+        lines.append("  no recommendations")
+    return "\n".join(lines) + "\n"

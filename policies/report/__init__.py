@@ -1,0 +1,31 @@
+"""`loadbearing report RUN_DIR`: report.md (PR comment) and report.html (plots), from one analysis.
+
+`write_report(run_dir, influx=None)` re-reads the run from InfluxDB (aggregates
+only; the same numbers `recommend` uses), writes both files and returns their
+paths. Plots are hand-built inline SVG: no plotting dependency, no scripts, no
+network, and the same data gives the same bytes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from policies.recommend import Analysis, analyze_run
+from policies.report import html, markdown
+from runners.influx import InfluxClient
+
+__all__ = ["write_analysis", "write_report"]
+
+
+def write_analysis(analysis: Analysis) -> tuple[Path, Path]:
+    run_dir = analysis.inputs.run_dir
+    md_path = run_dir / "report.md"
+    html_path = run_dir / "report.html"
+    md_path.write_text(markdown.render(analysis), encoding="utf-8")
+    html_path.write_text(html.render(analysis), encoding="utf-8")
+    return md_path, html_path
+
+
+def write_report(run_dir: Path, influx: InfluxClient | None = None) -> tuple[Path, Path]:
+    """Write RUN_DIR/report.md and RUN_DIR/report.html; returns (md_path, html_path)."""
+    return write_analysis(analyze_run(Path(run_dir), influx))

@@ -1,0 +1,60 @@
+"""Load-generator health: each local runner's CPU, sampled while it runs.
+
+Written to InfluxDB as `loadbearing_runner` (tags testid, module, runner; field
+cpu_percent, of one core) so the policies can tell a saturated generator from a
+slow target. Runners without a local pid (ECS tasks) are skipped.
+"""
+
+from __future__ import annotations
+
+import time
+
+import psutil
+
+from runners.backends import Runner
+from runners.influx import InfluxClient, line
+
+MEASUREMENT = "loadbearing_runner"
+
+
+class GeneratorMonitor:
+    def __init__(self, influx: InfluxClient, testid: str) -> None:
+        self.influx = influx
+        self.testid = testid
+        self._procs: dict[int, psutil.Process] = {}
+        self.peak: dict[str, float] = {}
+
+    def _proc(self, pid: int) -> psutil.Process | None:
+        proc = self._procs.get(pid)
+        if proc is None:
+            try:
+                proc = psutil.Process(pid)
+                proc.cpu_percent(None)  # first call primes the counter
+            except psutil.Error:
+                return None
+            self._procs[pid] = proc
+            return None
+        return proc
+
+    def sample(self, runners: list[Runner]) -> None:
+        now = time.time_ns()
+        points = []
+        for r in runners:
+            pid = getattr(r.handle, "pid", None) or r.info.get("pid")
+            if not isinstance(pid, int) or r.exit_code is not None:
+                continue
+            proc = self._proc(pid)
+            if proc is None:
+                continue
+            try:
+                cpu = float(proc.cpu_percent(None))
+            except psutil.Error:
+                continue
+            self.peak[r.spec.name] = max(self.peak.get(r.spec.name, 0.0), cpu)
+            points.append(line(MEASUREMENT, {"testid": self.testid, "module": r.spec.module, "runner": r.spec.name},
+                               {"cpu_percent": round(cpu, 1)}, now))
+        if points:
+            try:
+                self.influx.write(points)
+            except Exception:  # generator health is advisory: never fail a run on it
+                pass

@@ -1,0 +1,143 @@
+"""Real k6 runs against loopback targets, recorded as run directories like the controller's.
+
+`run_modules` starts one real k6 process per module at once (the parallel
+strategy), with `--out influxdb` and the loadbearing tags, waits for them, and
+writes RUN_DIR/run.json, RUN_DIR/k6/<module>-0.summary.json and the plan file.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from runners.influx import InfluxClient
+
+SCRIPTS = {
+    "profile": """
+import http from 'k6/http';
+const BASE = __ENV.BASE_URL;
+export default function () {
+  const id = Math.floor(Math.random() * 20) + 1;
+  if (Math.random() < 0.8) {
+    http.get(`${BASE}/profiles/${id}`, { tags: { name: 'profile_get', key: `profile:${id}` } });
+  } else {
+    http.put(`${BASE}/profiles/${id}`, 'x', { tags: { name: 'profile_put', key: `profile:${id}` } });
+  }
+}
+""",
+    "jobs": """
+import http from 'k6/http';
+const BASE = __ENV.BASE_URL;
+export default function () {
+  http.get(`${BASE}/jobs`, { tags: { name: 'jobs_list' } });
+}
+""",
+}
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def k6_binary() -> str:
+    return str(Path(sys.executable).parent / "k6")
+
+
+@dataclass
+class ModuleSpec:
+    name: str
+    service: str
+    base_url: str
+    rate: float
+    duration_s: int
+    max_vus: int
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    base_url: str
+    db_pool_size: int | None = None
+    db_max_connections: int | None = 100
+    instances: int = 1
+    cache_ttl_s: float | None = None
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    testid: str
+    modules: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def write_plan(plan_dir: Path, services: list[ServiceSpec], modules: list[ModuleSpec], slo_p95_ms: float,
+               max_error_rate: float = 0.01) -> Path:
+    plan_dir.mkdir(parents=True, exist_ok=True)
+    lines = ['name = "policy-test"', "[target]", f'base_url = "{modules[0].base_url}"',
+             'allow_hosts = ["127.0.0.1"]', "[slo]", f"p95_ms = {slo_p95_ms}", f"max_error_rate = {max_error_rate}"]
+    for s in services:
+        lines += [f"[services.{s.name}]", f'base_url = "{s.base_url}"', f"instances = {s.instances}"]
+        if s.db_pool_size is not None:
+            lines.append(f"db_pool_size = {s.db_pool_size}")
+        if s.db_max_connections is not None:
+            lines.append(f"db_max_connections = {s.db_max_connections}")
+        if s.cache_ttl_s is not None:
+            lines.append(f"cache_ttl_s = {s.cache_ttl_s}")
+    for m in modules:
+        script = plan_dir / "modules" / f"{m.name}.js"
+        script.parent.mkdir(exist_ok=True)
+        script.write_text(SCRIPTS[m.name])
+        lines += ["[[modules]]", f'name = "{m.name}"', f'script = "modules/{m.name}.js"', f'service = "{m.service}"',
+                  f"rate = {m.rate}", f"max_vus = {m.max_vus}", f'duration = "{m.duration_s}s"']
+    path = plan_dir / "plan.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_modules(run_dir: Path, influx: InfluxClient, testid: str, services: list[ServiceSpec],
+                modules: list[ModuleSpec], slo_p95_ms: float, strategy: str = "parallel") -> RunResult:
+    """Run every module at once with the real k6 binary; record the run like the controller does."""
+    plan = write_plan(run_dir / "plan", services, modules, slo_p95_ms)
+    (run_dir / "k6").mkdir(parents=True, exist_ok=True)
+    procs = []
+    t_start = time.time()
+    for m in modules:
+        cfg = run_dir / "k6" / f"{m.name}-0.config.json"
+        cfg.write_text(json.dumps({"scenarios": {"load": {
+            "executor": "constant-arrival-rate", "rate": m.rate, "timeUnit": "1s", "duration": f"{m.duration_s}s",
+            "preAllocatedVUs": min(10, m.max_vus), "maxVUs": m.max_vus, "gracefulStop": "5s"}}}))
+        cmd = [k6_binary(), "run", "-q", "--no-usage-report", "--config", str(cfg),
+               "--out", f"influxdb={influx.k6_output_url()}", "--summary-export",
+               str(run_dir / "k6" / f"{m.name}-0.summary.json")]
+        for k, v in (("testid", testid), ("module", m.name), ("service", m.service), ("strategy", strategy),
+                     ("runner", f"{m.name}-0")):
+            cmd += ["--tag", f"{k}={v}"]
+        cmd.append(str(plan.parent / "modules" / f"{m.name}.js"))
+        env = {"PATH": "/usr/bin:/bin", "BASE_URL": m.base_url, "K6_NO_USAGE_REPORT": "true",
+               "K6_INFLUXDB_TAGS_AS_FIELDS": "vu:int,iter:int,url,key", "HOME": str(run_dir)}
+        started = time.time()
+        with open(run_dir / "k6" / f"{m.name}-0.log", "wb") as log:
+            procs.append((m, started, subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)))
+    records: list[dict[str, Any]] = []
+    for m, started, proc in procs:
+        code = proc.wait(timeout=m.duration_s + 60)
+        ended = time.time()
+        records.append({"name": m.name, "service": m.service, "runners": 1, "started_at": iso(started),
+                        "ended_at": iso(ended), "exit_codes": [code], "requests": None, "p95_ms": None,
+                        "error_rate": None, "thresholds_ok": None})
+    t_end = time.time()
+    run = {"run_id": testid, "testid": testid, "strategy": strategy, "status": "passed",
+           "started_at": iso(t_start), "ended_at": iso(t_end), "plan": str(plan.resolve()),
+           "slo": {"p95_ms": slo_p95_ms, "max_error_rate": 0.01},
+           "influx": {"url": influx.public_url, "db": influx.db}, "backend": "process",
+           "phases": [{"name": strategy, "modules": [m.name for m in modules], "started_at": iso(t_start),
+                       "ended_at": iso(t_end)}],
+           "modules": records}
+    (run_dir / "run.json").write_text(json.dumps(run, indent=2))
+    return RunResult(run_dir, testid, {r["name"]: r for r in records})

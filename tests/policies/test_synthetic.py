@@ -1,0 +1,151 @@
+"""Edge cases on synthetic k6-shaped samples stored in a real influxd."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from policies import recommend_run, write_report
+from policies.metrics import MetricsReader
+from policies.rundir import load_run
+from runners.errors import BadInput, RunError
+from runners.influx import InfluxClient
+from tests.policies.synthetic import Endpoint, Module, Service, write_run
+
+FAST = Endpoint("items_get", latency_ms=lambda t, rnd: 8 + rnd.random() * 4, keys=40)
+
+
+def kinds(doc: dict[str, Any]) -> list[str]:
+    return [f["kind"] for f in doc["findings"]]
+
+
+def test_thinned_samples_make_the_run_invalid(influx: InfluxClient, tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path / "run", influx, "thinned", [Module("items", "shop-api", 50, 20, [FAST])],
+                        [Service("shop-api", {"db_pool_size": 5})], keep=0.7)
+    doc = recommend_run(run_dir)
+    assert doc["valid"] is False
+    assert "metrics_incomplete" in kinds(doc)
+    assert doc["recommendations"] == []
+    assert any("k6 counted 1000" in reason for reason in doc["invalid_reasons"])
+    md, _ = write_report(run_dir)
+    assert "INVALID" in md.read_text() and "metrics_incomplete" in md.read_text()
+
+
+def test_complete_samples_are_valid(influx: InfluxClient, tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path / "run", influx, "complete", [Module("items", "shop-api", 50, 20, [FAST])],
+                        [Service("shop-api", {"db_pool_size": 5})])
+    doc = recommend_run(run_dir)
+    assert doc["valid"] is True, doc["invalid_reasons"]
+    (ep,) = doc["endpoints"]
+    assert ep["requests"] == 1000 and ep["rps"] == 50.0 and 8 <= ep["p50_ms"] <= 12
+    # Time to first byte percentiles, on request (the synthetic waiting time is 95 % of the duration).
+    inputs = load_run(run_dir)
+    reader = MetricsReader(influx, inputs.testid, inputs.started_ms, inputs.ended_ms)
+    stats = reader.endpoint_stats()
+    reader.waiting_stats(stats)
+    (st,) = stats.values()
+    assert st.wait_p50_ms is not None and abs(st.wait_p50_ms - 0.95 * st.p50_ms) < 0.01
+    reader.close()
+
+
+def test_iterations_dropped_while_the_target_was_fast_mean_a_saturated_generator(
+        influx: InfluxClient, tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path / "run", influx, "gen", [Module("items", "shop-api", 50, 20, [FAST],
+                                                                 dropped_per_s=6)], [Service("shop-api")])
+    doc = recommend_run(run_dir)
+    assert doc["valid"] is False
+    (f,) = [f for f in doc["findings"] if f["kind"] == "generator_saturated"]
+    assert f["evidence"]["dropped"] == 120 and f["evidence"]["dropped_while_fast"] == 120
+
+
+def test_climbing_error_rate(influx: InfluxClient, tmp_path: Path) -> None:
+    flaky = Endpoint("pay", "POST", fails=lambda t, rnd: t > 0.5 and rnd.random() < 0.06)
+    run_dir = write_run(tmp_path / "run", influx, "errs", [Module("pay", "pay-api", 50, 20, [flaky])],
+                        [Service("pay-api")], max_error_rate=0.05)
+    doc = recommend_run(run_dir)
+    (f,) = [f for f in doc["findings"] if f["kind"] == "error_rate"]
+    assert f["evidence"]["climbing"] is True
+    assert f["evidence"]["first_half_error_rate"] == 0.0 and f["evidence"]["second_half_error_rate"] > 0.03
+    assert "climbed" in f["detail"]
+
+
+def test_missing_summary_and_too_little_data(influx: InfluxClient, tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path / "run", influx, "small", [Module("items", "shop-api", 1, 10, [FAST]),
+                                                            Module("other", "shop-api", 50, 10, [FAST])],
+                        [Service("shop-api")], missing_summaries=("other-0",))
+    doc = recommend_run(run_dir)
+    assert doc["valid"] is False
+    assert "too_little_data" in kinds(doc)
+    assert any("other-0" in r and "metrics_incomplete" in r for r in doc["invalid_reasons"])
+
+
+def test_unfinished_run_is_invalid(influx: InfluxClient, tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path / "run", influx, "aborted", [Module("items", "shop-api", 50, 10, [FAST])],
+                        [Service("shop-api")], status="aborted")
+    doc = recommend_run(run_dir)
+    assert doc["valid"] is False and "'aborted'" in doc["invalid_reasons"][0]
+
+
+def test_idle_oversized_pool_may_shrink_but_never_grows(influx: InfluxClient, tmp_path: Path) -> None:
+    idle = {"size": 50.0, "checked_out": 1.0, "waiting": 0.0, "waiting_max": 0.0, "checkouts": 50.0,
+            "timeouts": 0.0, "checkout_wait_ms_p95": 0.0, "checkout_wait_ms_mean": 0.0, "hold_ms_mean": 10.0}
+    run_dir = write_run(tmp_path / "run", influx, "idle", [Module("items", "shop-api", 50, 20, [FAST])],
+                        [Service("shop-api", {"db_pool_size": 50, "db_max_connections": 200}, app_pool=idle)])
+    doc = recommend_run(run_dir)
+    (pool,) = [r for r in doc["recommendations"] if r["kind"] == "db_pool"]
+    assert pool["current"] == 50 and pool["recommended"] < 25
+    assert pool["evidence"]["waited"] is False
+    # The same service without app_pool: nothing proves it never waited, and it did not wait: no pool change.
+    bare = write_run(tmp_path / "bare", influx, "bare", [Module("items", "shop-api", 50, 20, [FAST])],
+                     [Service("shop-api", {"db_pool_size": 50})])
+    assert not [r for r in recommend_run(bare)["recommendations"] if r["kind"] == "db_pool"]
+
+
+def test_connection_budget_caps_the_pool_and_says_what_else_to_do(influx: InfluxClient, tmp_path: Path) -> None:
+    busy = {"size": 2.0, "checked_out": 2.0, "waiting": 30.0, "waiting_max": 40.0, "checkouts": 40.0,
+            "timeouts": 0.0, "checkout_wait_ms_p95": 900.0, "checkout_wait_ms_mean": 700.0, "hold_ms_mean": 50.0}
+    slow = Endpoint("report", latency_ms=lambda t, rnd: 900 + rnd.random() * 100, keys=None)
+    run_dir = write_run(tmp_path / "run", influx, "cap", [Module("report", "report-api", 200, 20, [slow])],
+                        [Service("report-api", {"db_pool_size": 2, "db_max_connections": 12}, app_pool=busy)],
+                        slo_p95_ms=1000)
+    doc = recommend_run(run_dir)
+    (pool,) = [r for r in doc["recommendations"] if r["kind"] == "db_pool"]
+    assert pool["cap_binds"] is True
+    assert pool["recommended"] == 12 - 3                       # max_connections - reserve, one instance
+    assert any("pooler" in a for a in pool["alternatives"])
+    (scale,) = [r for r in doc["recommendations"] if r["kind"] == "autoscaling"]
+    assert scale["max_instances"] * pool["recommended"] <= 12 - 3
+
+
+def test_cache_needs_a_known_repeating_key_space(influx: InfluxClient, tmp_path: Path) -> None:
+    named = Endpoint("named_get", latency_ms=lambda t, rnd: 80 + rnd.random() * 40, keys=None, share=1)
+    unique = Endpoint("search_get", latency_ms=lambda t, rnd: 80 + rnd.random() * 40, keys=1_000_000, share=1)
+    hot = Endpoint("hot_get", latency_ms=lambda t, rnd: 80 + rnd.random() * 400, keys=10, share=1)
+    write = Endpoint("hot_put", "PUT", latency_ms=lambda t, rnd: 80 + rnd.random() * 400, keys=10, share=0.2)
+    run_dir = write_run(tmp_path / "run", influx, "cache",
+                        [Module("mix", "read-api", 100, 30, [named, unique, hot, write])],
+                        [Service("read-api")], slo_p95_ms=1000)
+    doc = recommend_run(run_dir)
+    caches = [r for r in doc["recommendations"] if r["kind"] == "cache"]
+    assert [(r["endpoint"], r["method"]) for r in caches] == [("hot_get", "GET")]
+    (hot_rec,) = caches
+    assert hot_rec["expected_hit_ratio"] >= 0.8 and hot_rec["ttl_s"] >= 1
+    assert hot_rec["predicted"]["p95_ms"] < 0.8 * next(e["p95_ms"] for e in doc["endpoints"]
+                                                       if e["name"] == "hot_get")
+    notes = " ".join(doc["notes"])
+    assert "named_get: key space unknown" in notes and "search_get" in notes and "unique key" in notes
+
+
+def test_bad_run_dir_and_unreachable_store(tmp_path: Path, influx: InfluxClient) -> None:
+    with pytest.raises(BadInput, match=r"no run\.json"):
+        recommend_run(tmp_path)
+    run_dir = write_run(tmp_path / "run", influx, "gone", [Module("items", "shop-api", 50, 10, [FAST])],
+                        [Service("shop-api")])
+    run = json.loads((run_dir / "run.json").read_text())
+    run["influx"]["url"] = "http://127.0.0.1:9"
+    (run_dir / "run.json").write_text(json.dumps(run))
+    with pytest.raises(RunError, match="unreachable"):
+        recommend_run(run_dir)
