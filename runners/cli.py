@@ -153,11 +153,13 @@ def verify(
 def demo(
     scale: Annotated[str, typer.Option(help="ci (minutes on a laptop) or seed (~1200 VUs).")] = "ci",
     out_dir: Annotated[Path, typer.Option(help="Where run directories go.")] = Path("runs/demo"),
+    influx_url: Annotated[str | None, typer.Option(help="InfluxDB URL (v1 API); default: the local stack.",
+                                                   envvar="LOADBEARING_INFLUX_URL")] = None,
 ) -> None:
     """The whole loop on the demo target: run, recommend, apply, re-run, verify, report."""
     from demo.loop import run_demo
 
-    raise typer.Exit(int(run_demo(scale=scale, out_dir=out_dir)))
+    raise typer.Exit(int(run_demo(scale=scale, out_dir=out_dir, influx_url=influx_url)))
 
 
 @stack_app.command("up")

@@ -7,6 +7,7 @@ table shows the numbers computed from the stored samples.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,8 @@ from rich.table import Table
 
 from runners.backends import Runner
 
-console = Console(stderr=True, highlight=False)
+# Wide enough for the tables when stderr is a file or a CI log (rich would assume 80 columns).
+console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 120)
 
 
 @dataclass

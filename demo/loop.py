@@ -1,0 +1,217 @@
+"""`loadbearing demo`: the whole loop on the demo target, end to end.
+
+local stack up -> demo services -> sequential, hybrid, parallel -> recommend ->
+apply to the services' env files -> restart the services -> parallel again ->
+verify -> report. Prints a before/after table on stderr (per module p95, error
+rate, requests/s; every setting changed, old -> new) and where the report is.
+Exit 0 only when verify passes. Every run is a run directory under `out_dir`;
+the services are always stopped, whatever happens.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from demo.launcher import ServiceHandle, start_service
+from demo.plan import SCALES, write_plan
+from runners.controller import RunOptions
+from runners.controller import run as run_strategy
+from runners.errors import BadInput, ExitCode, LoadbearingError
+from runners.influx import InfluxClient
+from runners.plan import Plan, load_plan
+from runners.progress import console
+from runners.records import new_run_id
+from runners.state import free_port
+
+SERVICES = ("core-api", "profile-api")
+ENV_KNOBS = ("DB_POOL_SIZE", "CACHE_TTL_S")
+PLAN_KEYS = {"DB_POOL_SIZE": "db_pool_size", "CACHE_TTL_S": "cache_ttl_s"}
+
+
+@dataclass
+class Demo:
+    out: Path
+    influx: InfluxClient
+    ports: dict[str, int]
+    env_files: dict[str, Path]
+    services: dict[str, ServiceHandle]
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def service_env(self, name: str, run_id: str) -> dict[str, str]:
+        env = _read_env(self.env_files[name])
+        env.update({"LOADBEARING_INFLUX_URL": self.influx.url, "LOADBEARING_INFLUX_DB": self.influx.db,
+                    "LOADBEARING_TESTID": run_id})
+        return env
+
+    def restart(self, run_id: str) -> None:
+        """(Re)start both services with their env files, tagged with the run they serve."""
+        self.stop()
+        for name in SERVICES:
+            self.services[name] = start_service(name, self.ports[name], self.service_env(name, run_id),
+                                                log_path=self.out / "services" / f"{name}.log")
+
+    def stop(self) -> None:
+        for handle in self.services.values():
+            handle.stop()
+        self.services.clear()
+
+
+def _read_env(path: Path) -> dict[str, str]:
+    env: dict[str, str] = {}
+    if path.exists():
+        for raw in path.read_text().splitlines():
+            text = raw.strip()
+            if text and not text.startswith("#") and "=" in text:
+                key, value = text.removeprefix("export ").split("=", 1)
+                env[key.strip()] = value.strip()
+    return env
+
+
+def _plan_with_env(base: Plan, target: Path, env_files: dict[str, Path]) -> Path:
+    """The plan file for a run: the demo plan with each service's current settings from its env file."""
+    text = base.path.read_text()
+    for name, env_path in env_files.items():
+        env = _read_env(env_path)
+        for knob, key in PLAN_KEYS.items():
+            if knob not in env:
+                continue
+            section = re.compile(rf"(\[services\.{re.escape(name)}\][^\[]*?^{key} = )([^\n]*)$", re.M | re.S)
+            if section.search(text):
+                value = env[knob]
+                text = section.sub(lambda m: m.group(1) + value, text, count=1)  # noqa: B023 - used at once
+            else:
+                text = text.replace(f"[services.{name}]\n", f"[services.{name}]\n{key} = {env[knob]}\n", 1)
+    for module_script in re.findall(r'script = "(modules/[^"]+)"', text):
+        text = text.replace(f'"{module_script}"', f'"{base.path.parent / module_script}"')
+    target.write_text(text)
+    return target
+
+
+def _run(demo: Demo, plan_path: Path, strategy: str, label: str) -> Path:
+    run_id = new_run_id(strategy, time.time())
+    demo.restart(run_id)
+    console.rule(f"[bold]{label}[/]: {strategy}")
+    run_dir, code = run_strategy(RunOptions(plan_path=plan_path, strategy=strategy, out_dir=demo.out, run_id=run_id),
+                                 demo.influx)
+    if code not in (ExitCode.PASSED, ExitCode.SLO_FAILED):
+        raise LoadbearingError(f"the {strategy} run ended with exit {int(code)}; see {run_dir}/run.json")
+    return run_dir
+
+
+def _module_rows(run_dir: Path) -> dict[str, dict[str, Any]]:
+    import json
+
+    rec = json.loads((run_dir / "run.json").read_text())
+    rows = {}
+    for m in rec["modules"]:
+        secs = 0.0
+        if m.get("started_at") and m.get("ended_at"):
+            secs = (datetime.fromisoformat(m["ended_at"].replace("Z", "+00:00"))
+                    - datetime.fromisoformat(m["started_at"].replace("Z", "+00:00"))).total_seconds()
+        rows[m["name"]] = {"p95_ms": m.get("p95_ms"), "error_rate": m.get("error_rate"),
+                           "rps": (m.get("requests") or 0) / secs if secs else None,
+                           "ok": m.get("thresholds_ok")}
+    return rows
+
+
+def _before_after(before: Path, after: Path, slo_p95: float) -> Table:
+    b, a = _module_rows(before), _module_rows(after)
+    table = Table(title=f"parallel strategy, before -> after (SLO p95 <= {slo_p95:g} ms)", title_justify="left")
+    for col in ("module", "p95 before", "p95 after", "errors before", "errors after", "req/s before", "req/s after"):
+        table.add_column(col, justify="left" if col == "module" else "right")
+
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{v:,.0f} ms"
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2%}"
+
+    def rps(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1f}"
+
+    for name in b:
+        x, y = b[name], a.get(name, {})
+        table.add_row(name, ms(x["p95_ms"]), ms(y.get("p95_ms")), pct(x["error_rate"]), pct(y.get("error_rate")),
+                      rps(x["rps"]), rps(y.get("rps")))
+    return table
+
+
+def _changes_table(changes: list[tuple[str, str, str, str]]) -> Table:
+    table = Table(title="settings applied (loadbearing apply --env-file)", title_justify="left")
+    for col in ("service", "setting", "old", "new"):
+        table.add_column(col)
+    for service, knob, old, new in changes:
+        table.add_row(service, knob, old, new)
+    return table
+
+
+def run_demo(scale: str = "ci", out_dir: Path = Path("runs/demo"), influx_url: str | None = None) -> int:
+    """The whole loop. Returns the exit code (0 only when verify passes)."""
+    from policies import recommend_run, render_summary, write_report
+    from policies.feedback import apply_run, verify_runs
+    from runners.stack import resolve_influx
+
+    if scale not in SCALES:
+        raise BadInput(f"--scale {scale!r}: use one of {', '.join(SCALES)}")
+    started = time.monotonic()
+    out = out_dir / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out.mkdir(parents=True, exist_ok=True)
+    influx = resolve_influx(influx_url)
+    influx.ping()
+    ports = {name: free_port() for name in SERVICES}
+    plan_path = write_plan(out / "plan.toml", scale, f"http://127.0.0.1:{ports['core-api']}",
+                           f"http://127.0.0.1:{ports['profile-api']}")
+    plan = load_plan(plan_path)
+    env_files = {name: out / f"{name}.env" for name in SERVICES}
+    for name in SERVICES:
+        settings = plan.services[name]
+        lines = [f"# {name}: the demo service's settings (loadbearing apply writes here)"]
+        if settings.db_pool_size is not None:
+            lines.append(f"DB_POOL_SIZE={settings.db_pool_size}")
+        lines.append(f"CACHE_TTL_S={settings.cache_ttl_s or 0:g}")
+        env_files[name].write_text("\n".join(lines) + "\n")
+    demo = Demo(out=out, influx=influx, ports=ports, env_files=env_files, services={})
+    try:
+        console.print(f"[bold]loadbearing demo[/] ({scale} scale): runs in {out}, InfluxDB {influx.public_url}")
+        for strategy in ("sequential", "hybrid"):
+            _run(demo, plan_path, strategy, "before")
+        before = _run(demo, plan_path, "parallel", "before")
+        doc = recommend_run(before)
+        console.print(render_summary(doc), markup=False, highlight=False)
+        write_report(before)
+        if not doc.get("valid"):
+            console.print(f"[red]the parallel run is not valid: {doc.get('invalid_reasons')}[/]")
+            return int(ExitCode.RUN_ERROR)
+        old = {name: _read_env(p) for name, p in env_files.items()}
+        services = sorted({r["service"] for r in doc.get("recommendations", []) if r.get("service") in SERVICES})
+        for name in services:
+            apply_run(before, env_file=env_files[name], service=name)
+        changes = []
+        for name in SERVICES:
+            new = _read_env(env_files[name])
+            for knob in ENV_KNOBS + tuple(k for k in new if k not in ENV_KNOBS):
+                if old[name].get(knob) != new.get(knob) and new.get(knob) is not None:
+                    changes.append((name, knob, old[name].get(knob, "-"), new[knob]))
+        after_plan = _plan_with_env(plan, out / "plan-after.toml", env_files)
+        after = _run(demo, after_plan, "parallel", "after")
+        demo.stop()
+        console.rule("[bold]verify[/]")
+        ok = verify_runs(before, after)
+        md, html = write_report(after)
+        console.print(_before_after(before, after, plan.slo.p95_ms))
+        console.print(_changes_table(changes))
+        console.print(f"report: {html} (and {md}); before: {before / 'report.html'}")
+        console.print(f"demo took {time.monotonic() - started:.0f} s; verify "
+                      + ("[green]passed[/]" if ok else "[red]FAILED[/]"))
+        return int(ExitCode.PASSED if ok else ExitCode.SLO_FAILED)
+    finally:
+        demo.stop()
