@@ -29,7 +29,7 @@ SYSTEM_TAGS = ["status", "method", "url", "name", "group", "check", "error_code"
 INFLUX_TAGS_AS_FIELDS = "vu:int,iter:int,url,key"
 TREND_STATS = ["avg", "min", "med", "max", "p(90)", "p(95)", "p(99)", "count"]
 SCENARIO = "load"
-GRACEFUL_STOP = "10s"
+GRACEFUL_STOP = "30s"  # k6's own default: in-flight iterations of a slow target may finish
 # Options a script must not set: the plan owns the load shape and the safety net.
 SHAPE_OPTIONS = ("scenarios", "vus", "duration", "iterations", "stages")
 SAFETY_OPTIONS = ("hosts", "blacklistIPs", "blockHostnames")

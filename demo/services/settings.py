@@ -1,0 +1,96 @@
+"""A demo service's settings, read from the environment once at start.
+
+| variable | default | meaning |
+|---|---|---|
+| `DATABASE_URL` | SQLite file | `postgresql://...` (psycopg 3 driver) or `sqlite:///path` |
+| `DEMO_SQLITE_PATH` | a temp file removed at exit | the SQLite file when no DATABASE_URL |
+| `DB_POOL_SIZE` | 10 (core-api), 2 (profile-api) | SQLAlchemy QueuePool size |
+| `DB_MAX_OVERFLOW` | 0 | connections allowed above the pool size |
+| `DB_POOL_TIMEOUT` | 30 | seconds a request waits for a connection before HTTP 503 |
+| `PROFILE_DB_MS` | 50 | ms each profile-api request holds its pooled connection |
+| `CACHE_TTL_S` | 0 (off) | TTL of the in-process cache on cacheable GETs |
+| `LOADBEARING_INFLUX_URL` | unset (off) | InfluxDB 1.x URL to write `app_*` points to |
+| `LOADBEARING_INFLUX_DB` | `loadbearing` | its database |
+| `LOADBEARING_TESTID` | unset | adds tag `testid` to every point |
+| `DEMO_PARENT_PID` | unset | exit when this process is gone (set by the launcher) |
+| `DEMO_TEMP_DIR` | unset | a directory to remove at exit (the launcher's temp log dir) |
+
+`from_env` raises `SettingsError` naming the variable and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+SERVICES = ("core-api", "profile-api")
+DEFAULT_POOL = {"core-api": 10, "profile-api": 2}
+
+
+class SettingsError(ValueError):
+    """A setting in the environment is invalid; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    service: str
+    database_url: str | None
+    sqlite_path: str | None
+    pool_size: int
+    max_overflow: int
+    pool_timeout_s: float
+    profile_db_ms: float
+    cache_ttl_s: float
+    influx_url: str | None
+    influx_db: str
+    testid: str | None
+    parent_pid: int | None
+    temp_dir: str | None = None
+
+    @property
+    def hold_s(self) -> float:
+        """Seconds a request holds its connection (profile-api only; 0 for core-api)."""
+        return self.profile_db_ms / 1000.0 if self.service == "profile-api" else 0.0
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float,
+            integer: bool = False) -> float:
+    raw = env.get(name, "").strip()
+    if raw == "":
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        kind = "an integer" if integer else "a number"
+        raise SettingsError(f"{name}={raw!r} is not {kind}; e.g. {name}={int(default)}") from None
+    if value < minimum or (not integer and not value == value):  # NaN check
+        raise SettingsError(f"{name}={raw!r} must be >= {minimum:g}")
+    return value
+
+
+def from_env(service: str, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings for `service` ('core-api' or 'profile-api') from `env` (default: os.environ)."""
+    if service not in SERVICES:
+        raise SettingsError(f"unknown service {service!r}; use one of: {', '.join(SERVICES)}")
+    env = os.environ if env is None else env
+    parent = env.get("DEMO_PARENT_PID", "").strip()
+    influx_url = env.get("LOADBEARING_INFLUX_URL", "").strip() or None
+    if influx_url and not influx_url.startswith(("http://", "https://")):
+        raise SettingsError(f"LOADBEARING_INFLUX_URL={influx_url.split('@')[-1]!r} is not an http(s) URL; "
+                            "e.g. http://127.0.0.1:8086")
+    return Settings(
+        service=service,
+        database_url=env.get("DATABASE_URL", "").strip() or None,
+        sqlite_path=env.get("DEMO_SQLITE_PATH", "").strip() or None,
+        pool_size=int(_number(env, "DB_POOL_SIZE", DEFAULT_POOL[service], minimum=1, integer=True)),
+        max_overflow=int(_number(env, "DB_MAX_OVERFLOW", 0, minimum=0, integer=True)),
+        pool_timeout_s=_number(env, "DB_POOL_TIMEOUT", 30.0, minimum=0.001),
+        profile_db_ms=_number(env, "PROFILE_DB_MS", 50.0, minimum=0),
+        cache_ttl_s=_number(env, "CACHE_TTL_S", 0.0, minimum=0),
+        influx_url=influx_url,
+        influx_db=env.get("LOADBEARING_INFLUX_DB", "").strip() or "loadbearing",
+        testid=env.get("LOADBEARING_TESTID", "").strip() or None,
+        parent_pid=int(parent) if parent.isdigit() else None,
+        temp_dir=env.get("DEMO_TEMP_DIR", "").strip() or None,
+    )

@@ -1,0 +1,85 @@
+"""The demo plan: valid for the controller, sized for the seed's shape, and in step with demo/plan.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from demo import plan as demo_plan
+from runners.plan import Plan, load_plan
+
+
+def _profile(plan: Plan):  # type: ignore[no-untyped-def]
+    return plan.module("profile")
+
+
+@pytest.mark.parametrize("scale", sorted(demo_plan.PLAN_FILES))
+def test_committed_plan_files_are_what_demo_plan_generates(scale: str) -> None:
+    committed = demo_plan.DEMO_DIR / demo_plan.PLAN_FILES[scale]
+    assert committed.read_text() == demo_plan.plan_text(scale), "run `python -m demo.plan` to regenerate"
+    plan = load_plan(committed)
+    assert [m.script for m in plan.modules] == [f"modules/{m}.js" for m in ("jobs", "ecommerce", "notifications",
+                                                                             "profile")]
+
+
+@pytest.mark.parametrize("scale", sorted(demo_plan.SCALES))
+def test_write_plan_points_every_module_at_its_service(scale: str, tmp_path: Path) -> None:
+    path = demo_plan.write_plan(tmp_path / "run" / "plan.toml", scale, "http://127.0.0.1:41000",
+                                "http://127.0.0.1:41001", profile_pool=7, profile_cache_ttl_s=30)
+    plan = load_plan(path)
+    urls = {m.name: plan.base_url(m) for m in plan.modules}
+    assert urls == {"jobs": "http://127.0.0.1:41000", "ecommerce": "http://127.0.0.1:41000",
+                    "notifications": "http://127.0.0.1:41000", "profile": "http://127.0.0.1:41001"}
+    assert all(plan.script_path(m).is_file() for m in plan.modules)
+    assert plan.services["profile-api"].db_pool_size == 7
+    assert demo_plan.service_env(plan, "profile-api") == {"DB_POOL_SIZE": "7", "CACHE_TTL_S": "30"}
+    assert demo_plan.service_env(plan, "core-api") == {"DB_POOL_SIZE": "10", "CACHE_TTL_S": "0"}
+
+
+def test_ci_scale_overloads_profile_only_and_the_bigger_pool_fixes_it() -> None:
+    plan = load_plan(demo_plan.DEMO_DIR / "plan.toml")
+    profile = _profile(plan)
+    pool = plan.services["profile-api"].db_pool_size
+    assert profile.rate is not None and pool is not None
+    capacity = demo_plan.capacity_rps(pool)
+    assert profile.rate >= 1.25 * capacity  # offered well above what the pool can serve
+    p95 = demo_plan.predicted_p95_ms(profile.rate, profile.duration_s, pool)
+    assert p95 >= 10 * plan.slo.p95_ms * 1.2  # the seed's shape, with margin
+    backlog = (profile.rate - capacity) * profile.duration_s
+    assert profile.max_vus is not None and profile.max_vus >= 1.2 * backlog  # k6 can keep offering
+    fixed = demo_plan.sufficient_pool(profile.rate)
+    assert fixed >= profile.rate * demo_plan.PROFILE_DB_MS / 1000 * 1.5
+    assert demo_plan.predicted_p95_ms(profile.rate, profile.duration_s, fixed) == 0.0
+    assert all(m.vus is not None and m.vus <= 50 for m in plan.modules if m.name != "profile")
+
+
+def test_ci_scale_fits_three_strategies_in_four_minutes() -> None:
+    plan = load_plan(demo_plan.DEMO_DIR / "plan.toml")
+    pool = plan.services["profile-api"].db_pool_size
+    assert pool is not None
+    startup_s = 5.0  # k6 start, VU init, resume, summary: per phase
+
+    def phase(names: list[str]) -> float:
+        longest = 0.0
+        for name in names:
+            m = plan.module(name)
+            drain = 0.0
+            if m.rate is not None:
+                capacity = demo_plan.capacity_rps(pool)
+                drain = max(0.0, (m.rate - capacity) * m.duration_s / capacity)
+            longest = max(longest, m.duration_s + min(drain, 10.0))  # k6 stops waiting after gracefulStop
+        return longest + startup_s
+
+    hybrid = plan.strategies.hybrid
+    assert hybrid is not None
+    sequential = sum(phase([m.name]) for m in plan.modules)
+    hybrid_s = sum(phase(g) for g in hybrid.groups) + hybrid.recovery_s * (len(hybrid.groups) - 1)
+    parallel = phase([m.name for m in plan.modules])
+    assert sequential + hybrid_s + parallel <= 210  # 4 minutes, less 30 s for the services and the stack
+
+
+def test_seed_scale_is_the_posts_1200_users() -> None:
+    plan = load_plan(demo_plan.DEMO_DIR / "plan_seed.toml")
+    assert sum(m.vus or 0 for m in plan.modules) == 1200
+    assert {m.name for m in plan.modules} == {"jobs", "ecommerce", "notifications", "profile"}

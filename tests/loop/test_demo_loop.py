@@ -1,0 +1,137 @@
+"""The closed loop on the real demo target, at the `test` scale (the `ci` shape, shorter).
+
+One module-scoped `loadbearing demo` run (real services, real k6, real influxd), then
+the acceptance points of the policies and the loop: the seed's shape before, the
+recommended pool and cache, applied, verified; the pool alone meets the SLO while two
+fewer connections do not.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from demo.launcher import start_service
+from demo.loop import run_demo
+from demo.plan import write_plan
+from runners.controller import RunOptions
+from runners.controller import run as run_strategy
+from runners.influx import InfluxClient
+from runners.influxd import Influxd
+from runners.state import free_port
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Loop:
+    code: int
+    root: Path
+    runs: list[dict[str, Any]]
+    influx: InfluxClient
+
+    def run(self, strategy: str, index: int = 0) -> dict[str, Any]:
+        return [r for r in self.runs if r["strategy"] == strategy][index]
+
+    def dir(self, record: dict[str, Any]) -> Path:
+        return self.root / record["run_id"]
+
+
+def _demo_processes() -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["cmdline"]) if "demo.launcher" in " ".join(p.info["cmdline"] or [])]
+
+
+@pytest.fixture(scope="module")
+def loop(influxd: Influxd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
+    out = tmp_path_factory.mktemp("demo")
+    influx = InfluxClient.from_url(influxd.url, db=f"demo_{uuid.uuid4().hex[:8]}")
+    influx.ensure_db()
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LOADBEARING_STATE_DIR", str(out / "state"))
+    try:
+        code = run_demo(scale="test", out_dir=out / "runs", influx_url=f"{influx.url}/{influx.db}")
+    finally:
+        mp.undo()
+    (root,) = [p for p in (out / "runs").iterdir() if p.is_dir()]
+    runs = sorted((json.loads(p.read_text()) for p in root.glob("*/run.json")), key=lambda r: r["started_at"])
+    yield Loop(code, root, runs, influx)
+
+
+def _modules(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {m["name"]: m for m in record["modules"]}
+
+
+def test_the_loop_runs_every_strategy_and_verify_passes(loop: Loop) -> None:
+    assert loop.code == 0
+    assert [r["strategy"] for r in loop.runs] == ["sequential", "hybrid", "parallel", "parallel"]
+    after = loop.dir(loop.run("parallel", 1))
+    verification = json.loads((after / "verification.json").read_text())
+    assert verification["delivered"] is True
+    assert any(c["check"] == "converged" and c["ok"] for c in verification["checks"])
+    for d in (loop.dir(loop.run("parallel", 0)), after):
+        assert (d / "report.html").stat().st_size > 10_000
+        assert "loadbearing" in (d / "report.md").read_text()
+    assert _demo_processes() == []
+
+
+def test_before_has_the_seeds_shape(loop: Loop) -> None:
+    before = loop.run("parallel", 0)
+    slo = before["slo"]["p95_ms"]
+    mods = _modules(before)
+    assert mods["profile"]["p95_ms"] >= 10 * slo
+    for name in ("jobs", "ecommerce", "notifications"):
+        assert mods[name]["p95_ms"] <= slo and mods[name]["thresholds_ok"], name
+
+
+def test_after_meets_the_slo_without_regressions(loop: Loop) -> None:
+    before, after = _modules(loop.run("parallel", 0)), _modules(loop.run("parallel", 1))
+    slo = loop.run("parallel", 1)["slo"]["p95_ms"]
+    assert after["profile"]["p95_ms"] <= slo
+    for name, b in before.items():
+        assert after[name]["p95_ms"] <= max(b["p95_ms"] * 1.1, b["p95_ms"] + 20), name
+
+
+def test_recommendations_pool_for_profile_cache_for_its_gets_only(loop: Loop) -> None:
+    doc = json.loads((loop.dir(loop.run("parallel", 0)) / "recommendations.json").read_text())
+    assert doc["valid"] is True
+    pools = {r["service"]: r for r in doc["recommendations"] if r["kind"] == "db_pool"}
+    assert pools["profile-api"]["current"] == 2 and pools["profile-api"]["recommended"] > 2
+    core = pools.get("core-api")
+    assert core is None or core["recommended"] <= core["current"]  # never an increase for core-api
+    caches = {(r["service"], r["endpoint"]) for r in doc["recommendations"] if r["kind"] == "cache"}
+    assert ("profile-api", "profile_get") in caches
+    assert ("profile-api", "profile_put") not in caches
+    assert all(r["method"] == "GET" for r in doc["recommendations"] if r["kind"] == "cache")
+    env = (loop.root / "profile-api.env").read_text()
+    assert f"DB_POOL_SIZE={pools['profile-api']['recommended']}" in env
+
+
+def _parallel_with_pool(loop: Loop, pool: int, tmp_path: Path) -> dict[str, Any]:
+    ports = {"core-api": free_port(), "profile-api": free_port()}
+    env = {"LOADBEARING_INFLUX_URL": loop.influx.url, "LOADBEARING_INFLUX_DB": loop.influx.db}
+    core = start_service("core-api", ports["core-api"], env)
+    profile = start_service("profile-api", ports["profile-api"], {**env, "DB_POOL_SIZE": str(pool)})
+    try:
+        plan = write_plan(tmp_path / "plan.toml", "test", core.url, profile.url, profile_pool=pool)
+        run_dir, _ = run_strategy(RunOptions(plan_path=plan, strategy="parallel", out_dir=tmp_path / "runs"),
+                                  loop.influx)
+    finally:
+        core.stop()
+        profile.stop()
+    return _modules(json.loads((run_dir / "run.json").read_text()))
+
+
+def test_the_recommended_pool_alone_meets_the_slo_and_two_fewer_do_not(loop: Loop, tmp_path: Path) -> None:
+    doc = json.loads((loop.dir(loop.run("parallel", 0)) / "recommendations.json").read_text())
+    n = next(r["recommended"] for r in doc["recommendations"]
+             if r["kind"] == "db_pool" and r["service"] == "profile-api")
+    slo = loop.run("parallel", 0)["slo"]["p95_ms"]
+    assert _parallel_with_pool(loop, n, tmp_path / "n")["profile"]["p95_ms"] <= slo
+    assert _parallel_with_pool(loop, n - 2, tmp_path / "n-2")["profile"]["p95_ms"] > slo
