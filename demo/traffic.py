@@ -1,8 +1,8 @@
 """The demo scripts' traffic model, and the cache hit ratio it implies.
 
 `modules/profile.js` draws every profile id from a Zipf distribution with exponent
-`ZIPF_S` over ids 1..`PROFILE_IDS` (with s = 1 over 2000 ids, the hottest 20 % of ids
-get 80 % of requests), and picks each request's endpoint by `PROFILE_MIX`. The
+`ZIPF_S` over ids 1..`PROFILE_IDS` (with s = 1 over 500 ids, the hottest 20 % of ids
+get 76 % of requests), and picks each request's endpoint by `PROFILE_MIX`. The
 constants here and in the script must agree (a test checks it).
 
 Expected hit ratio of a TTL cache (entries live `ttl_s` from when they are filled,
@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-PROFILE_IDS = 2000
+PROFILE_IDS = 500
 ZIPF_S = 1.0
 # Share of the profile module's requests per endpoint (sums to 1).
 PROFILE_MIX: dict[str, float] = {"profile_get": 0.6, "profile_feed": 0.3, "profile_put": 0.1}

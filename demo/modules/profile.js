@@ -2,7 +2,7 @@
 //
 // One iteration = one request, chosen by MIX; every profile id is drawn from a
 // Zipf distribution (exponent ZIPF_S) over ids 1..PROFILE_IDS, so the hottest 20 %
-// of profiles get 80 % of the traffic. demo/traffic.py holds the same constants and
+// of profiles get 76 % of the traffic. demo/traffic.py holds the same constants and
 // predicts a TTL cache's hit ratio from them: keep both in step.
 // Each request carries its cache key in the `key` tag (stored as a field, not a tag), so
 // loadbearing can count distinct keys and predict a cache's hit ratio.
@@ -11,7 +11,7 @@ import http from 'k6/http';
 import { check, sleep } from 'k6';
 import exec from 'k6/execution';
 
-const PROFILE_IDS = 2000;
+const PROFILE_IDS = 500;
 const ZIPF_S = 1.0;
 const MIX = { profile_get: 0.6, profile_feed: 0.3, profile_put: 0.1 };
 // Popularity rank -> profile id: a fixed permutation, so the hot ids are scattered.

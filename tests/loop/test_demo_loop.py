@@ -113,19 +113,25 @@ def test_recommendations_pool_for_profile_cache_for_its_gets_only(loop: Loop) ->
     assert f"DB_POOL_SIZE={pools['profile-api']['recommended']}" in env
 
 
-def _parallel_with_pool(loop: Loop, pool: int, tmp_path: Path) -> dict[str, Any]:
+def _parallel_with_pool(loop: Loop, pool: int, tmp_path: Path, plan_pool: int | None = None) -> Path:
+    """A parallel run with profile-api's real pool `pool`; the plan says `plan_pool` (default: the same)."""
     ports = {"core-api": free_port(), "profile-api": free_port()}
     env = {"LOADBEARING_INFLUX_URL": loop.influx.url, "LOADBEARING_INFLUX_DB": loop.influx.db}
     core = start_service("core-api", ports["core-api"], env)
     profile = start_service("profile-api", ports["profile-api"], {**env, "DB_POOL_SIZE": str(pool)})
     try:
-        plan = write_plan(tmp_path / "plan.toml", "test", core.url, profile.url, profile_pool=pool)
+        plan = write_plan(tmp_path / "plan.toml", "test", core.url, profile.url,
+                          profile_pool=pool if plan_pool is None else plan_pool)
         run_dir, _ = run_strategy(RunOptions(plan_path=plan, strategy="parallel", out_dir=tmp_path / "runs"),
                                   loop.influx)
     finally:
         core.stop()
         profile.stop()
-    return _modules(json.loads((run_dir / "run.json").read_text()))
+    return run_dir
+
+
+def _profile_p95(run_dir: Path) -> float:
+    return float(_modules(json.loads((run_dir / "run.json").read_text()))["profile"]["p95_ms"])
 
 
 def test_the_recommended_pool_alone_meets_the_slo_and_two_fewer_do_not(loop: Loop, tmp_path: Path) -> None:
@@ -133,5 +139,27 @@ def test_the_recommended_pool_alone_meets_the_slo_and_two_fewer_do_not(loop: Loo
     n = next(r["recommended"] for r in doc["recommendations"]
              if r["kind"] == "db_pool" and r["service"] == "profile-api")
     slo = loop.run("parallel", 0)["slo"]["p95_ms"]
-    assert _parallel_with_pool(loop, n, tmp_path / "n")["profile"]["p95_ms"] <= slo
-    assert _parallel_with_pool(loop, n - 2, tmp_path / "n-2")["profile"]["p95_ms"] > slo
+    assert _profile_p95(_parallel_with_pool(loop, n, tmp_path / "n")) <= slo
+    assert _profile_p95(_parallel_with_pool(loop, n - 2, tmp_path / "n-2")) > slo
+
+
+def test_verify_fails_when_nothing_changed_or_the_change_did_not_take(loop: Loop, tmp_path: Path,
+                                                                      lb_env: dict[str, str]) -> None:
+    from tests.fixtures.runs import run_cli
+
+    before = loop.dir(loop.run("parallel", 0))
+    # the same run as its own "after": recommending again still moves the pool: not converged
+    same = run_cli(["verify", str(before), str(before)], lb_env)
+    assert same.code == 1, same.stderr
+    assert "NOT delivered" in same.stderr and "db_pool profile-api: 2 ->" in same.stderr
+    # config says the pool was applied, but the service still runs with 2: the prediction fails
+    doc = json.loads((before / "recommendations.json").read_text())
+    n = next(r["recommended"] for r in doc["recommendations"]
+             if r["kind"] == "db_pool" and r["service"] == "profile-api")
+    after = _parallel_with_pool(loop, 2, tmp_path / "lie", plan_pool=n)
+    res = run_cli(["verify", str(before), str(after)], lb_env)
+    assert res.code == 1
+    result = json.loads((after / "verification.json").read_text())
+    pool_check = next(c for c in result["checks"] if c["check"] == "db_pool profile-api")
+    assert pool_check["ok"] is False and "p95" in pool_check["detail"]
+    assert result["delivered"] is False
