@@ -1,0 +1,6 @@
+"""Benchmarks: ratios measured side by side in one process run (issue 10), and the soak (issue 11).
+
+Every benchmark is a module run as `python -m bench.NAME`; it prints exactly one
+JSON line on stdout (progress goes to stderr). `python -m bench.run_all` runs them
+all and rewrites BENCHMARKS.md.
+"""

@@ -1,0 +1,155 @@
+"""Soak (issue 11 item 4): the parallel strategy at the demo's ci scale for N minutes.
+
+The demo's `ci` plan (jobs 30 VUs, ecommerce 30 VUs, notifications 20 VUs with the
+scripts' think time, profile at 60 req/s) with every module lasting `--minutes`, run by
+`loadbearing run parallel` against the demo services on loopback, with a private
+influxd. profile-api gets `--profile-pool` connections (default: the demo's
+sufficient pool for 60 req/s, so the target is in a steady state and what grows, if
+anything, is the controller; `--profile-pool 2` soaks the overloaded demo instead).
+
+Every `--interval` seconds: the controller process's RSS and open file descriptors
+(psutil on the CLI subprocess's pid). The load window is from one interval after
+the runners were released (the phase's start in run.json; the controller's one-off
+allocations at the start are behind it) to the last sample before any runner
+ended; within it:
+
+- memory flat: max RSS <= 1.10 x the window's first RSS;
+- fds flat: the window's last fd count <= its first;
+- no sample lost: stored requests == k6's own count (run.json).
+
+Prints one JSON line:
+`{"bench": "soak", "minutes": ..., "rss_mb": {first, last, max}, "fds": {first, last, max},
+  "stored": ..., "k6": ..., "memory_flat": ..., "fds_flat": ..., "passed": ...}`.
+`python -m bench.soak --minutes 0.5` is the short form CI runs (tests/bench).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    base_parser,
+    bench_env,
+    emit,
+    exit_on_term,
+    load_now,
+    log,
+    new_db,
+    rnd,
+    run_loadbearing,
+    services,
+    workdir,
+)
+
+RSS_TOLERANCE = 0.10
+
+
+def soak_plan(path: Path, core_url: str, profile_url: str, seconds: int, profile_pool: int) -> Path:
+    """demo/plan.py's ci plan with every module lasting `seconds`."""
+    from demo.plan import plan_text
+
+    text = plan_text("ci", core_url, profile_url, path=path, profile_pool=profile_pool)
+    text, n = re.subn(r'(?m)^duration = "[^"]*"$', f'duration = "{seconds}s"', text)
+    if n != 4:
+        raise RuntimeError(f"the demo ci plan changed shape: {n} durations, expected 4")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def load_window(samples: list[dict[str, float]], runners: int, started_at: float | None,
+                interval_s: float) -> list[dict[str, float]]:
+    """Samples from one interval after the runners were released (the phase's start in run.json)
+    until the last sample at which every runner still ran."""
+    full = [i for i, s in enumerate(samples) if s["k6"] >= runners]
+    if not full:
+        return []
+    start = full[0]
+    if started_at is not None:
+        start = next((i for i in full if samples[i]["wall"] >= started_at + interval_s), full[-1])
+    return samples[start:full[-1] + 1]
+
+
+def measure(minutes: float, interval_s: float, profile_pool: int | None, keep: bool = False) -> dict[str, Any]:
+    from demo.launcher import start_service
+    from demo.plan import sufficient_pool
+
+    seconds = max(5, round(minutes * 60))
+    pool = profile_pool if profile_pool is not None else sufficient_pool(60)
+    load_before = load_now()
+    with workdir("soak", keep) as root, services(root, nginx=False) as (_, influxd):
+        assert influxd is not None
+        core = start_service("core-api", log_path=root / "core-api.log")
+        try:
+            profile = start_service("profile-api", env={"DB_POOL_SIZE": str(pool)},
+                                    log_path=root / "profile-api.log")
+            try:
+                plan = soak_plan(root / "plan" / "plan.toml", core.url, profile.url, seconds, pool)
+                client = new_db(influxd, "soak")
+                log(f"soak: parallel strategy, demo ci plan, {seconds}s per module, profile pool {pool}")
+                run = run_loadbearing(plan, "parallel", 1, client, root / "runs", bench_env(root / "state"),
+                                      timeout_s=seconds + 300, watch_interval_s=interval_s)
+            finally:
+                profile.stop()
+        finally:
+            core.stop()
+    runners = len(run.record.get("modules", [])) or 4
+    phases = run.record.get("phases") or [{}]
+    started = phases[0].get("started_at")
+    started_at = datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp() if started else None
+    window = load_window(run.watch.samples, runners, started_at, interval_s)
+    if len(window) < 2:
+        raise RuntimeError(f"too few samples in the load window ({len(window)}); exit {run.code}:\n{run.stderr_tail}")
+    before = [s for s in run.watch.samples
+              if started_at is not None and s["wall"] < started_at and s["k6"] >= runners]  # initialised, paused
+    rss = [s["rss"] / 2**20 for s in window]
+    fds = [int(s["fds"]) for s in window]
+    memory_flat = max(rss) <= rss[0] * (1 + RSS_TOLERANCE)
+    fds_flat = fds[-1] <= fds[0]
+    stored, k6 = run.stored, run.k6_requests
+    return {
+        "bench": "soak",
+        "minutes": minutes,
+        "rss_mb": {"first": rnd(rss[0], 1), "last": rnd(rss[-1], 1), "max": rnd(max(rss), 1)},
+        "rss_growth": rnd(rss[-1] / rss[0] - 1, 4),
+        "rss_mb_before_release": rnd(before[-1]["rss"] / 2**20, 1) if before else None,
+        "fds": {"first": fds[0], "last": fds[-1], "max": max(fds)},
+        "stored": stored,
+        "k6": k6,
+        "stored_ratio": rnd(stored / k6, 4) if k6 else None,
+        "memory_flat": memory_flat,
+        "fds_flat": fds_flat,
+        "goal": f"RSS within {RSS_TOLERANCE:.0%}, no fd growth, stored == k6",
+        "passed": memory_flat and fds_flat and stored == k6 and k6 > 0 and run.code in (0, 1),
+        "exit_code": run.code,
+        "status": run.record.get("status"),
+        "profile_pool": pool,
+        "samples": len(window),
+        "rss_mb_series": [rnd(v, 1) for v in rss[::max(1, len(rss) // 20)]],
+        "fds_series": fds[::max(1, len(fds) // 20)],
+        "interval_s": interval_s,
+        "peak_rss_mb_whole_run": rnd(run.watch.peak_rss_mb, 1),
+        "controller_cpu_s": rnd(run.watch.own_cpu_s, 2),
+        "load_before": load_before,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = base_parser(__doc__ or "")
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--interval", type=float, default=None, help="seconds between samples (default: 5, "
+                        "or 1 for runs under 2 minutes)")
+    parser.add_argument("--profile-pool", type=int, default=None)
+    args = parser.parse_args(argv)
+    exit_on_term()
+    minutes = 0.5 if args.quick else args.minutes
+    interval = args.interval or (1.0 if minutes < 2 else 5.0)
+    emit(measure(minutes, interval, args.profile_pool, args.keep))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
