@@ -23,3 +23,24 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def free_api_port(host: str = "127.0.0.1", low: int = 20000, high: int = 32000) -> int:
+    """A free port below Linux's ephemeral range (32768-60999) for a k6 REST API.
+
+    `free_port` hands out an ephemeral port that the kernel may give to an outgoing
+    connection before k6 binds it ("address already in use"); ports below the range
+    are never handed out that way.
+    """
+    import random
+    import socket
+
+    for _ in range(200):
+        port = random.randint(low, high)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    return free_port(host)

@@ -48,7 +48,7 @@ from runners.backends import Runner, RunnerSpec
 from runners.backends.process import PAUSED_BEFORE_RUN, pid_dir, resume_together, runner_files
 from runners.errors import RunError
 from runners.influxd import pid_alive
-from runners.state import free_port
+from runners.state import free_api_port
 
 READY_TIMEOUT_S = 120.0
 ENGINE_TIMEOUT_S = 60
@@ -213,7 +213,7 @@ class DockerBackend:
         files = runner_files(spec)
         files["config"].parent.mkdir(parents=True, exist_ok=True)
         files["config"].write_text(json.dumps(spec.config, indent=2, sort_keys=True))
-        port = free_port()
+        port = free_api_port()
         kwargs = container_spec(spec, image, port, self.user)
         try:
             container = self.client.containers.create(**kwargs)

@@ -280,8 +280,10 @@ def test_max_cost_refusal_with_runners_auto(ecs_stack: EcsStack, influx: InfluxC
     out = capsys.readouterr()
     assert code == 2, out.err
     assert "--runners auto -> 4 task(s) per module" in out.err
-    # 2 modules x 4 tasks x (600 s + 6 s start delay + 10 s graceful + 20 s teardown) at us-east-1 on-demand
-    expected = 8 * 636 / 3600 * (1 * 0.04048 + 2 * 0.004445)
+    # 2 modules x 4 tasks x (600 s + 6 s start delay + k6's graceful stop + 20 s teardown), us-east-1 on-demand
+    from runners.k6 import parse_graceful_stop_s
+
+    expected = 8 * (626 + parse_graceful_stop_s()) / 3600 * (1 * 0.04048 + 2 * 0.004445)
     assert f"${expected:.4f}" in out.err
     assert "above --max-cost $0.0500" in out.err and "$0.04048/vCPU-h" in out.err
     assert not ecs_stack.tasks()

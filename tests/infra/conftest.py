@@ -7,12 +7,29 @@ and a `grafana_dashboards/` without any files (defaults take their place).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.infra.harness import ProgramRun, example_config, run_program
+from tests.infra.harness import ProgramRun, ensure_event_loop, example_config, run_program
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_event_loop() -> Iterator[None]:
+    ensure_event_loop()
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _event_loop() -> Iterator[None]:
+    ensure_event_loop()
+    yield
+
+
+ensure_event_loop()  # before the test modules are collected: some build Outputs at import
+
 
 VARIANT_TARGETS: dict[str, Any] = {
     "search-api": {

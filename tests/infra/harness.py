@@ -9,6 +9,7 @@ assert on that data in the test body, so no assertion can hide in an unawaited a
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -124,10 +125,24 @@ class ProgramRun:
                 for r in self.custom()]
 
 
+def ensure_event_loop() -> None:
+    """Pulumi's runtime calls asyncio.get_event_loop(). Once another test in the session has
+    used asyncio.run(), the main thread has no loop and Python 3.11 raises instead of making
+    one: make one."""
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+        if not loop.is_closed():
+            return
+    except RuntimeError:
+        pass
+    asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def run_program(config: Mapping[str, Any], secrets: Mapping[str, str] | None = None, stack: str = "test",
                 dashboards_root: Path | None = None) -> ProgramRun:
     """Run `build(load_config())` under fresh mocks with `config` (+ `secrets`, marked secret)."""
     secrets = SECRETS if secrets is None else secrets
+    ensure_event_loop()
     mocks = RecordingMocks()
     pulumi_settings.ROOT.set(None)  # a fresh root stack resource per run
     pulumi.runtime.set_mocks(mocks, project="loadbearing", stack=stack, preview=False)
