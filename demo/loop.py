@@ -163,7 +163,7 @@ def run_demo(scale: str = "ci", out_dir: Path = Path("runs/demo"), influx_url: s
     if scale not in SCALES:
         raise BadInput(f"--scale {scale!r}: use one of {', '.join(SCALES)}")
     started = time.monotonic()
-    out = out_dir / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = out_dir.absolute() / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out.mkdir(parents=True, exist_ok=True)
     influx = resolve_influx(influx_url)
     influx.ping()

@@ -87,6 +87,7 @@ class RunRecord:
 
 def prepare_run_dir(out_dir: Path, run_id: str) -> Path:
     """Create `out_dir/run_id` with its INCOMPLETE marker; BadInput (exit 2) if not writable."""
+    out_dir = out_dir.absolute()  # runners run with the script's directory as their cwd
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         run_dir = out_dir / run_id

@@ -98,3 +98,14 @@ def test_run_uses_the_local_stack_when_no_url_is_given(tmp_path: Path, lb_env: d
     finally:
         run_cli(["stack", "down", "--purge"], lb_env)
     assert run_cli(["stack", "status"], lb_env).stdout.strip() == ""
+
+
+def test_relative_out_dir_and_plan(tmp_path: Path, influxd: Influxd, influx: InfluxClient,
+                                   lb_env: dict[str, str], target: Target) -> None:
+    """Paths relative to the caller's directory work (k6 itself runs in the script's directory)."""
+    write_plan(tmp_path, target.url, [{"name": "a", "rate": 10, "duration": "1s"}])
+    res = run_cli(["run", "parallel", "--plan", "plan.toml", "--influx-url", f"{influxd.url}/{influx.db}",
+                   "--out-dir", "runs"], lb_env, cwd=tmp_path)
+    assert res.code == 0, res.stderr
+    assert res.run_dir.is_absolute() and res.run_dir.parent == tmp_path / "runs"
+    assert res.record()["modules"][0]["requests"] == target.seen("/a") > 0
