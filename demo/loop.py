@@ -10,6 +10,7 @@ the services are always stopped, whatever happens.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -156,8 +157,6 @@ def _changes_table(changes: list[tuple[str, str, str, str]]) -> Table:
 
 def run_demo(scale: str = "ci", out_dir: Path = Path("runs/demo"), influx_url: str | None = None) -> int:
     """The whole loop. Returns the exit code (0 only when verify passes)."""
-    from policies import recommend_run, render_summary, write_report
-    from policies.feedback import apply_run, verify_runs
     from runners.stack import resolve_influx
 
     if scale not in SCALES:
@@ -165,7 +164,23 @@ def run_demo(scale: str = "ci", out_dir: Path = Path("runs/demo"), influx_url: s
     started = time.monotonic()
     out = out_dir.absolute() / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out.mkdir(parents=True, exist_ok=True)
+    from runners import stack
+
+    was_up = bool(influx_url or os.environ.get("LOADBEARING_INFLUX_URL")) or stack.status()[1]
     influx = resolve_influx(influx_url)
+    try:
+        return _loop(scale, out, influx, started)
+    finally:
+        if not was_up:  # the demo leaves nothing running: stop the stack it started (data kept)
+            stack.down()
+            console.print("stopped the local stack the demo started (its data is kept: "
+                          "'loadbearing stack up' brings it back)")
+
+
+def _loop(scale: str, out: Path, influx: InfluxClient, started: float) -> int:
+    from policies import recommend_run, render_summary, write_report
+    from policies.feedback import apply_run, verify_runs
+
     influx.ping()
     ports = {name: free_port() for name in SERVICES}
     plan_path = write_plan(out / "plan.toml", scale, f"http://127.0.0.1:{ports['core-api']}",
