@@ -19,7 +19,7 @@ from runners.influx import InfluxClient, quote_literal
 from runners.plan import Plan
 from runners.records import RunRecord
 
-COLLISION_TOLERANCE = 1e-4  # same-timestamp points InfluxDB merges; see compute_results
+COLLISION_TOLERANCE = 1e-3  # same-timestamp points InfluxDB merges; see compute_results
 
 
 def _by_tag(influx: InfluxClient, select: str, measurement: str, testid: str, tag: str) -> dict[str, float]:
@@ -87,11 +87,12 @@ def compute_results(record: RunRecord, plan: Plan, influx: InfluxClient, run_dir
                 mod.failures.append("no requests were recorded")
         stored_total += mod.requests or 0
         k6_total += mod.k6_requests or 0
-    # InfluxDB keeps one point per series and timestamp: at ~10k requests/s per runner, two
-    # requests stamped in the same nanosecond (k6 stores vu/iter as fields) collapse into one,
-    # about 1 in 10^5 (measured in bench/fidelity.py). Tolerate that much, and only that much;
-    # both exact counts stay in the record.
-    allowed = math.floor(k6_total * COLLISION_TOLERANCE)
+    # InfluxDB keeps one point per series and timestamp: two requests of the same series
+    # stamped with the same time (k6 stores vu/iter as fields) collapse into one. Measured:
+    # about 1 in 10^5 at ~10k requests/s per runner (bench/fidelity.py), and 1 in ~1100 when a
+    # saturated pool releases queued responses in bursts (the demo's profile module). Tolerate
+    # 0.1% (the policies' own validity margin), and only that; both exact counts stay recorded.
+    allowed = math.ceil(k6_total * COLLISION_TOLERANCE)
     complete = source == "influxdb" and stored_total >= k6_total - allowed
     record.metrics = {
         "source": source,

@@ -4,6 +4,7 @@ the out-dir is unusable, two runs share one store. Nothing hangs, leaks or is si
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -92,7 +93,9 @@ def test_influxdb_restarted_mid_run(tmp_path: Path, lb_env: dict[str, str], targ
         stored = rec["metrics"]["stored_requests"]
         assert k6_count == target.seen("/a")
         # what was lost while the store was down is reported, never hidden
-        if stored < k6_count:
+        from runners.results import COLLISION_TOLERANCE
+
+        if stored < k6_count - math.ceil(k6_count * COLLISION_TOLERANCE):
             assert proc.returncode == 4 and rec["metrics"]["complete"] is False
             assert f"stored {stored} of k6's {k6_count}" in rec["metrics"]["incomplete_reason"]
         else:
