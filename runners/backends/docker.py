@@ -41,11 +41,10 @@ from typing import Any
 
 import docker
 import docker.errors
-import httpx
 
 from runners import images
 from runners.backends import Runner, RunnerSpec
-from runners.backends.process import PAUSED_BEFORE_RUN, pid_dir, resume_together, runner_files
+from runners.backends.process import pid_dir, resume_together, runner_files, wait_until_paused
 from runners.errors import RunError
 from runners.influxd import pid_alive
 from runners.state import free_api_port
@@ -234,29 +233,7 @@ class DockerBackend:
         return runner
 
     def _wait_ready(self, runners: list[Runner]) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        pending = list(runners)
-        with httpx.Client(timeout=2.0) as client:
-            while pending:
-                for r in list(pending):
-                    code = self._code(r)
-                    if code is not None:
-                        r.exit_code = code
-                        r.failure = f"k6 exited with code {code} before the start"
-                        _follower(r).join(timeout=5)
-                        raise RunError(f"runner {r.spec.name} exited with code {code} before the start:\n"
-                                       f"{_tail(runner_files(r.spec)['log'])}")
-                    try:
-                        status = client.get(f"{r.api}/v1/status").json()["data"]["attributes"]
-                    except (httpx.HTTPError, ValueError, KeyError):
-                        continue
-                    if status.get("status") == PAUSED_BEFORE_RUN and status.get("paused"):
-                        pending.remove(r)
-                if pending and time.monotonic() > deadline:
-                    names = ", ".join(r.spec.name for r in pending)
-                    raise RunError(f"runners {names} did not initialise within {READY_TIMEOUT_S:.0f}s")
-                if pending:
-                    time.sleep(0.05)
+        wait_until_paused(runners, self._code, lambda r: _follower(r).join(timeout=5))
 
     # -- start ---------------------------------------------------------------------
     def start(self, runners: list[Runner]) -> float:

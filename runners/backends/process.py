@@ -17,6 +17,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,28 +92,7 @@ class ProcessBackend:
         return Runner(spec=spec, handle=proc, api=f"http://127.0.0.1:{port}")
 
     def _wait_ready(self, runners: list[Runner]) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        pending = list(runners)
-        with httpx.Client(timeout=2.0) as client:
-            while pending:
-                for r in list(pending):
-                    code = r.handle.poll()
-                    if code is not None:
-                        r.exit_code = code
-                        r.failure = f"k6 exited with code {code} before the start"
-                        raise RunError(f"runner {r.spec.name} exited with code {code} before the start:\n"
-                                       f"{_tail(runner_files(r.spec)['log'])}")
-                    try:
-                        status = client.get(f"{r.api}/v1/status").json()["data"]["attributes"]
-                    except (httpx.HTTPError, ValueError, KeyError):
-                        continue
-                    if status.get("status") == PAUSED_BEFORE_RUN and status.get("paused"):
-                        pending.remove(r)
-                if pending and time.monotonic() > deadline:
-                    names = ", ".join(r.spec.name for r in pending)
-                    raise RunError(f"runners {names} did not initialise within {READY_TIMEOUT_S:.0f}s")
-                if pending:
-                    time.sleep(0.05)
+        wait_until_paused(runners, lambda r: r.handle.poll())
 
     # -- start ---------------------------------------------------------------------
     def start(self, runners: list[Runner]) -> float:
@@ -215,6 +195,39 @@ def _is_k6(pid: int) -> bool:
     except OSError:
         return False
     return bool(cmd) and Path(cmd[0].decode(errors="replace")).name == "k6"
+
+
+def wait_until_paused(runners: list[Runner], exit_code: Callable[[Runner], int | None],
+                      on_exit: Callable[[Runner], None] | None = None) -> None:
+    """Wait until every runner's k6 has initialised its VUs and waits paused (REST API status).
+
+    A runner that exits first (`exit_code` not None) raises RunError with its log's tail
+    (after `on_exit`, e.g. to flush a log follower); so does the READY_TIMEOUT_S deadline.
+    """
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    pending = list(runners)
+    with httpx.Client(timeout=2.0) as client:
+        while pending:
+            for r in list(pending):
+                code = exit_code(r)
+                if code is not None:
+                    r.exit_code = code
+                    r.failure = f"k6 exited with code {code} before the start"
+                    if on_exit is not None:
+                        on_exit(r)
+                    raise RunError(f"runner {r.spec.name} exited with code {code} before the start:\n"
+                                   f"{_tail(runner_files(r.spec)['log'])}")
+                try:
+                    status = client.get(f"{r.api}/v1/status").json()["data"]["attributes"]
+                except (httpx.HTTPError, ValueError, KeyError):
+                    continue
+                if status.get("status") == PAUSED_BEFORE_RUN and status.get("paused"):
+                    pending.remove(r)
+            if pending and time.monotonic() > deadline:
+                names = ", ".join(r.spec.name for r in pending)
+                raise RunError(f"runners {names} did not initialise within {READY_TIMEOUT_S:.0f}s")
+            if pending:
+                time.sleep(0.05)
 
 
 def resume_together(runners: list[Runner]) -> float:
