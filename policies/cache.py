@@ -17,8 +17,10 @@ GET endpoints only; never writes. Per endpoint, from InfluxDB:
   factor.
 
 The expected hit ratio is the replay's (the model's when no replay is possible).
-A TTL is recommended (the smallest candidate reaching 0.8, else the best up to
-`max_ttl_s` reaching 0.5) only when the expected p95 after is materially lower
+Candidates stop at the first TTL as long as the module ran (longer ones replay the
+same on this run, so it cannot tell them apart). A TTL is recommended (the smallest
+candidate reaching 0.8, else the best up to `max_ttl_s` reaching 0.5; the TTL already
+in place when it is within 5 points of that) only when the expected p95 after is materially lower
 (>= 10 ms and >= 20 %). Expected p95 after, with hit ratio h:
 
 - when the service's pool is known (hold time S, pool c, offered rate per
@@ -55,6 +57,7 @@ UNIQUE_RATIO = 0.9
 MIN_REQUESTS = 50
 MIN_GAIN_MS = 10.0
 MIN_GAIN_SHARE = 0.2
+KEEP_MARGIN = 0.05   # keep the TTL in place unless another is expected to hit 5 points more
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 
@@ -65,6 +68,30 @@ def ttl_hit_ratio(rate_per_key: float, ttl_s: float, write_rate_per_key: float =
     life = ttl_s if write_rate_per_key <= 0 else (1 - math.exp(-write_rate_per_key * ttl_s)) / write_rate_per_key
     x = rate_per_key * life
     return x / (1 + x)
+
+
+def ttl_candidates(seconds: float, max_ttl_s: int = MAX_TTL_S) -> list[int]:
+    """TTL_CANDIDATES up to `max_ttl_s`, ending at the first as long as the run (`seconds`):
+    past the run's length every TTL replays the same key stream, so the run cannot tell them apart."""
+    out: list[int] = []
+    for ttl in TTL_CANDIDATES:
+        if ttl > max_ttl_s or (out and out[-1] >= seconds):
+            break
+        out.append(ttl)
+    return out
+
+
+def choose_ttl(table: list[dict[str, Any]], current: float | None) -> dict[str, Any]:
+    """The row of `table` (ttl_s, expected_hit_ratio) to recommend: the shortest TTL reaching
+    GOOD_HIT_RATIO, else the best (shorter on ties); the TTL already in place (`current`) instead
+    when it is expected to hit within KEEP_MARGIN of that, so noise between runs causes no churn."""
+    def h(row: dict[str, Any]) -> float:
+        return float(row["expected_hit_ratio"] or 0.0)
+
+    good = [row for row in table if h(row) >= GOOD_HIT_RATIO]
+    choice = good[0] if good else max(table, key=lambda row: (h(row), -row["ttl_s"]))
+    kept = next((row for row in table if current and row["ttl_s"] == current), None)
+    return kept if kept is not None and h(kept) >= h(choice) - KEEP_MARGIN else choice
 
 
 def _seconds(inputs: RunInputs, module: str) -> float:
@@ -134,9 +161,7 @@ def _endpoint(inputs: RunInputs, m: Measurements, reader: MetricsReader, key: En
     write_per_key = write_rps / ks.distinct
     bound = 1.0 - ks.distinct / ks.requests
     table: list[dict[str, Any]] = []
-    for ttl in TTL_CANDIDATES:
-        if ttl > max_ttl_s:
-            break
+    for ttl in ttl_candidates(seconds, max_ttl_s):
         model = ttl_hit_ratio(per_key, ttl)
         model_w = ttl_hit_ratio(per_key, ttl, write_per_key)
         factor = model_w / model if model > 0 else 0.0
@@ -148,8 +173,8 @@ def _endpoint(inputs: RunInputs, m: Measurements, reader: MetricsReader, key: En
                       "expected_hit_ratio": r(expected, 4)})
     if not table:
         return f"cache {key.service}/{key.name}: no TTL candidate up to {max_ttl_s} s"
-    good = [row for row in table if (row["expected_hit_ratio"] or 0) >= GOOD_HIT_RATIO]
-    choice = good[0] if good else max(table, key=lambda row: (row["expected_hit_ratio"] or 0, -row["ttl_s"]))
+    settings = inputs.service_settings(key.service)
+    choice = choose_ttl(table, settings.cache_ttl_s if settings else None)
     h = float(choice["expected_hit_ratio"] or 0.0)
     if h < MIN_HIT_RATIO:
         return (f"cache {key.service}/{key.name}: best expected hit ratio {h:.2f} (TTL {choice['ttl_s']} s) "
@@ -189,7 +214,6 @@ def _endpoint(inputs: RunInputs, m: Measurements, reader: MetricsReader, key: En
         versus = "today" if baseline == st.p95_ms else "with the recommended pool alone"
         return (f"cache {key.service}/{key.name}: expected p95 {after:.1f} ms vs {baseline:.1f} ms {versus}; "
                 "the latency gain is not material")
-    settings = inputs.service_settings(key.service)
     ttl = int(choice["ttl_s"])
     reason = (f"{key.label} on {key.service}: {ks.requests} reads of {ks.distinct} distinct keys "
               f"({ks.source}) at {rps:.1f}/s. With a {ttl} s TTL the run's own key stream would have hit "

@@ -135,8 +135,19 @@ def build_document(inputs: RunInputs, m: Measurements, validity: Validity, findi
         "testid": inputs.testid,
         "strategy": inputs.strategy,
         "bucket_s": m.interval_s,
+        "app": app_section(m),
         "notes": sorted(set(notes)),
     }
+
+
+def app_section(m: Measurements) -> dict[str, Any]:
+    """The target's own metrics over the run, per service (what `verify` measures caches by)."""
+    caches = [{"service": svc, "hits": r(c.hits, 0), "misses": r(c.misses, 0), "hit_ratio": r(c.hit_ratio, 4),
+               "ttl_s": c.ttl_s} for svc, c in sorted(m.caches.items())]
+    pools = [{"service": svc, "size": p.size, "checked_out_mean": r(p.checked_out_mean), "waiting_max": p.waiting_max,
+              "wait_p95_max_ms": r(p.wait_p95_max_ms), "timeouts": p.timeouts}
+             for svc, p in sorted(m.pools.items())]
+    return {"caches": caches, "pools": pools}
 
 
 def dumps_document(document: dict[str, Any]) -> str:

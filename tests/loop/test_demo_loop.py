@@ -69,11 +69,14 @@ def _modules(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_the_loop_runs_every_strategy_and_verify_passes(loop: Loop) -> None:
-    assert loop.code == 0
     assert [r["strategy"] for r in loop.runs] == ["sequential", "hybrid", "parallel", "parallel"]
     after = loop.dir(loop.run("parallel", 1))
     verification = json.loads((after / "verification.json").read_text())
+    failed = [c for c in verification["checks"] if c["ok"] is False]
+    assert loop.code == 0, failed
     assert verification["delivered"] is True
+    caches = [c for c in verification["checks"] if c["check"].startswith("cache ")]
+    assert caches and all(c["ok"] and c["measured"]["hit_ratio"] is not None for c in caches), caches
     assert any(c["check"] == "converged" and c["ok"] for c in verification["checks"])
     for d in (loop.dir(loop.run("parallel", 0)), after):
         assert (d / "report.html").stat().st_size > 10_000
@@ -113,15 +116,18 @@ def test_recommendations_pool_for_profile_cache_for_its_gets_only(loop: Loop) ->
     assert f"DB_POOL_SIZE={pools['profile-api']['recommended']}" in env
 
 
-def _parallel_with_pool(loop: Loop, pool: int, tmp_path: Path, plan_pool: int | None = None) -> Path:
-    """A parallel run with profile-api's real pool `pool`; the plan says `plan_pool` (default: the same)."""
+def _parallel_with_pool(loop: Loop, pool: int, tmp_path: Path, plan_pool: int | None = None,
+                        plan_cache_ttl_s: float | None = None) -> Path:
+    """A parallel run with profile-api's real pool `pool` and no cache; the plan says `plan_pool`
+    (default: the same) and `plan_cache_ttl_s`."""
     ports = {"core-api": free_port(), "profile-api": free_port()}
     env = {"LOADBEARING_INFLUX_URL": loop.influx.url, "LOADBEARING_INFLUX_DB": loop.influx.db}
     core = start_service("core-api", ports["core-api"], env)
     profile = start_service("profile-api", ports["profile-api"], {**env, "DB_POOL_SIZE": str(pool)})
     try:
         plan = write_plan(tmp_path / "plan.toml", "test", core.url, profile.url,
-                          profile_pool=pool if plan_pool is None else plan_pool)
+                          profile_pool=pool if plan_pool is None else plan_pool,
+                          profile_cache_ttl_s=plan_cache_ttl_s)
         run_dir, _ = run_strategy(RunOptions(plan_path=plan, strategy="parallel", out_dir=tmp_path / "runs"),
                                   loop.influx)
     finally:
@@ -152,14 +158,18 @@ def test_verify_fails_when_nothing_changed_or_the_change_did_not_take(loop: Loop
     same = run_cli(["verify", str(before), str(before)], lb_env)
     assert same.code == 1, same.stderr
     assert "NOT delivered" in same.stderr and "db_pool profile-api: 2 ->" in same.stderr
-    # config says the pool was applied, but the service still runs with 2: the prediction fails
+    # config says the pool and the cache were applied, but the service still runs with a pool
+    # of 2 and no cache: both predictions fail
     doc = json.loads((before / "recommendations.json").read_text())
     n = next(r["recommended"] for r in doc["recommendations"]
              if r["kind"] == "db_pool" and r["service"] == "profile-api")
-    after = _parallel_with_pool(loop, 2, tmp_path / "lie", plan_pool=n)
+    ttl = next(r["ttl_s"] for r in doc["recommendations"] if r["kind"] == "cache" and r["service"] == "profile-api")
+    after = _parallel_with_pool(loop, 2, tmp_path / "lie", plan_pool=n, plan_cache_ttl_s=ttl)
     res = run_cli(["verify", str(before), str(after)], lb_env)
     assert res.code == 1
     result = json.loads((after / "verification.json").read_text())
     pool_check = next(c for c in result["checks"] if c["check"] == "db_pool profile-api")
     assert pool_check["ok"] is False and "p95" in pool_check["detail"]
+    cache_checks = [c for c in result["checks"] if c["check"].startswith("cache profile-api/")]
+    assert cache_checks and all(c["ok"] is False and "hit ratio" in c["detail"] for c in cache_checks), cache_checks
     assert result["delivered"] is False
