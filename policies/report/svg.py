@@ -50,7 +50,8 @@ def line_chart(title: str, series: Sequence[Series], *, y_label: str, x_label: s
     """An SVG chart. Series with no points are listed in the legend only."""
     left, right, top, bottom = 64, 16, 28, 44
     legend_rows = math.ceil(len(series) / 3) if series else 0
-    total_h = height + legend_rows * 18
+    legend_top = height + 12  # below the x axis label (baseline at height - 12)
+    total_h = legend_top + legend_rows * 18
     pw, ph = width - left - right, height - top - bottom
     xs = [x for s in series for x, _ in s.points]
     ys = [y for s in series for _, y in s.points]
@@ -107,7 +108,7 @@ def line_chart(title: str, series: Sequence[Series], *, y_label: str, x_label: s
             out.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{path}"/>')
         row, col = divmod(i, 3)
         lx = left + col * (pw / 3)
-        ly = height + row * 18
+        ly = legend_top + row * 18
         out.append(f'<rect x="{lx:.1f}" y="{ly - 9}" width="14" height="4" fill="{color}"/>')
         out.append(f'<text x="{lx + 20:.1f}" y="{ly - 4}" font-size="11" fill="#333">{escape(s.label)}</text>')
     out.append("</svg>")
