@@ -21,6 +21,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import iam_documents
+from infra.log_groups import log_group
 
 REAPER_SOURCE = Path(__file__).resolve().parent / "runner_reaper.py"
 REAPER_RUNTIME = "python3.12"
@@ -68,9 +69,7 @@ class CostGuard(pulumi.ComponentResource):
         tags = dict(args.tags)
         function_name = f"{args.name_prefix}-runner-reaper"
 
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs", name=f"/loadbearing/{args.name_prefix}/cost-guard",
-            retention_in_days=args.log_retention_days, tags=tags, opts=child)
+        logs = log_group(name, args.name_prefix, "cost-guard", args.log_retention_days, tags, self)
 
         role = aws.iam.Role(
             f"{name}-reaper-role",
@@ -84,7 +83,7 @@ class CostGuard(pulumi.ComponentResource):
             role=role.id,
             policy=pulumi.Output.all(
                 cluster_arn=args.cluster_arn, cluster_name=args.cluster_name, region=args.region,
-                account=args.account_id, partition=args.partition, log_group=log_group.arn,
+                account=args.account_id, partition=args.partition, log_group=logs.arn,
             ).apply(lambda v: iam_documents.document(
                 {"Sid": "ListRunnerTasks", "Effect": "Allow", "Action": "ecs:ListTasks", "Resource": "*",
                  "Condition": {"ArnEquals": {"ecs:cluster": v["cluster_arn"]}}},
@@ -111,7 +110,7 @@ class CostGuard(pulumi.ComponentResource):
                 "MAX_AGE_MINUTES": str(args.max_minutes),
                 "MAX_RUNNERS": str(args.max_runners),
             }},
-            logging_config={"log_format": "Text", "log_group": log_group.name},
+            logging_config={"log_format": "Text", "log_group": logs.name},
             tags=tags,
             opts=child,
         )

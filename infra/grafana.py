@@ -12,8 +12,6 @@ do not (dashboards are code here).
 
 from __future__ import annotations
 
-import ipaddress
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +19,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra import iam_documents, images
+from infra import fargate, iam_documents, images
 from infra.grafana_provisioning import (
     ENV_PASSWORD,
     ENV_URL,
@@ -29,7 +27,9 @@ from infra.grafana_provisioning import (
     PROVISIONING_PATH,
     Provisioning,
 )
+from infra.log_groups import log_group
 from infra.runner_fleet import GRAFANA_PREFIX
+from infra.security_groups import security_group, tcp_egress, tcp_ingress
 from infra.task_roles import awslogs, execution_role, task_role
 
 PORT = 3000
@@ -98,31 +98,18 @@ class Grafana(pulumi.ComponentResource):
         https = args.certificate_arn is not None
         listener_ports = [80, 443] if https else [80]
 
-        alb_sg = aws.ec2.SecurityGroup(f"{name}-alb-sg", vpc_id=args.vpc_id,
-                                       description="Grafana ALB: only the configured CIDRs",
-                                       tags=tags, opts=child)
-        sg = aws.ec2.SecurityGroup(f"{name}-sg", vpc_id=args.vpc_id,
-                                   description="Grafana tasks: 3000 from the ALB only", tags=tags, opts=child)
+        alb_sg = security_group(f"{name}-alb-sg", args.vpc_id, "Grafana ALB: only the configured CIDRs",
+                                tags, self)
+        sg = security_group(f"{name}-sg", args.vpc_id, "Grafana tasks: 3000 from the ALB only", tags, self)
         for i, cidr in enumerate(args.allowed_cidrs):
-            v6 = ipaddress.ip_network(cidr).version == 6
             for port in listener_ports:
-                aws.vpc.SecurityGroupIngressRule(
-                    f"{name}-alb-{port}-from-{i}", security_group_id=alb_sg.id,
-                    cidr_ipv4=None if v6 else cidr, cidr_ipv6=cidr if v6 else None,
-                    ip_protocol="tcp", from_port=port, to_port=port, description="Grafana users", opts=child)
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-alb-to-grafana", security_group_id=alb_sg.id, referenced_security_group_id=sg.id,
-            ip_protocol="tcp", from_port=PORT, to_port=PORT, description="to Grafana tasks", opts=child)
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-from-alb", security_group_id=sg.id, referenced_security_group_id=alb_sg.id,
-            ip_protocol="tcp", from_port=PORT, to_port=PORT, description="from the ALB", opts=child)
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-egress-https", security_group_id=sg.id, ip_protocol="tcp", from_port=443, to_port=443,
-            cidr_ipv4="0.0.0.0/0", description="image pulls, S3, Secrets Manager, logs", opts=child)
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-egress-influxdb", security_group_id=sg.id, ip_protocol="tcp", from_port=8086,
-            to_port=8086, cidr_ipv4="0.0.0.0/0",
-            description="InfluxDB (its own security group admits only known clients)", opts=child)
+                tcp_ingress(f"{name}-alb-{port}-from-{i}", alb_sg.id, port, "Grafana users", self, cidr=cidr)
+        tcp_egress(f"{name}-alb-to-grafana", alb_sg.id, PORT, "to Grafana tasks", self, group_id=sg.id)
+        tcp_ingress(f"{name}-from-alb", sg.id, PORT, "from the ALB", self, group_id=alb_sg.id)
+        tcp_egress(f"{name}-egress-https", sg.id, 443, "image pulls, S3, Secrets Manager, logs", self,
+                   cidr="0.0.0.0/0")
+        tcp_egress(f"{name}-egress-influxdb", sg.id, 8086,
+                   "InfluxDB (its own security group admits only known clients)", self, cidr="0.0.0.0/0")
 
         alb = aws.lb.LoadBalancer(
             f"{name}-alb",
@@ -177,9 +164,7 @@ class Grafana(pulumi.ComponentResource):
             for f in args.provisioning.files
         ]
 
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs", name=f"/loadbearing/{args.name_prefix}/grafana",
-            retention_in_days=args.log_retention_days, tags=tags, opts=child)
+        logs = log_group(name, args.name_prefix, "grafana", args.log_retention_days, tags, self)
 
         exec_role = execution_role(name, [args.admin_secret_arn, args.influxdb_secret_arn], tags, self)
         role = task_role(name, "Grafana: read its provisioning files (grafana/ of the bucket)", tags, self)
@@ -191,49 +176,29 @@ class Grafana(pulumi.ComponentResource):
             opts=child,
         )
 
-        containers = pulumi.Output.all(
-            log_group=log_group.name, region=args.region, bucket=args.bucket_name, url=self.url,
-            admin=args.admin_password_value_from, influx=args.influxdb_password_value_from,
-        ).apply(lambda v: json.dumps(grafana_containers(
-            log_group=v["log_group"], region=v["region"], bucket=v["bucket"], root_url=v["url"],
-            admin_username=args.admin_username, admin_password_value_from=v["admin"],
-            influxdb_url=args.influxdb_url, influxdb_username=args.influxdb_username,
-            influxdb_password_value_from=v["influx"], provisioning=args.provisioning, https=https)))
-        task_definition = aws.ecs.TaskDefinition(
-            f"{name}-task",
-            family=f"{args.name_prefix}-grafana",
-            cpu=str(args.cpu),
-            memory=str(args.memory),
-            network_mode="awsvpc",
-            requires_compatibilities=["FARGATE"],
-            runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": "X86_64"},
-            execution_role_arn=exec_role.arn,
-            task_role_arn=role.arn,
-            container_definitions=containers,
-            volumes=[{"name": "provisioning"}, {"name": "dashboards"}],
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=objects),
-        )
-        aws.ecs.Service(
-            f"{name}-service",
-            name=f"{args.name_prefix}-grafana",
-            cluster=args.cluster_arn,
-            task_definition=task_definition.arn,
-            desired_count=1,
-            launch_type="FARGATE",
-            network_configuration={"subnets": list(args.private_subnet_ids), "security_groups": [sg.id],
-                                   "assign_public_ip": False},
+        containers = fargate.container_definitions(
+            grafana_containers, log_group=logs.name, region=args.region, bucket=args.bucket_name,
+            root_url=self.url, admin_username=args.admin_username,
+            admin_password_value_from=args.admin_password_value_from, influxdb_url=args.influxdb_url,
+            influxdb_username=args.influxdb_username,
+            influxdb_password_value_from=args.influxdb_password_value_from, provisioning=args.provisioning,
+            https=https)
+        task_definition = fargate.task_definition(
+            name, family=f"{args.name_prefix}-grafana", cpu=args.cpu, memory=args.memory,
+            execution_role=exec_role, task_role=role, containers=containers, tags=tags, parent=self,
+            volumes=[{"name": "provisioning"}, {"name": "dashboards"}], depends_on=objects)
+        fargate.service(
+            name, service_name=f"{args.name_prefix}-grafana", cluster_arn=args.cluster_arn,
+            task_definition=task_definition, subnet_ids=args.private_subnet_ids, security_group_id=sg.id,
+            tags=tags, parent=self, depends_on=listeners,
             load_balancers=[{"target_group_arn": target_group.arn, "container_name": CONTAINER_NAME,
                              "container_port": PORT}],
             health_check_grace_period_seconds=120,
-            propagate_tags="SERVICE",
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=listeners),
         )
 
         self.security_group_id = sg.id
         self.alb_security_group_id = alb_sg.id
-        self.log_group_name = log_group.name
+        self.log_group_name = logs.name
         uid = args.provisioning.datasource_uid
         self.datasource_proxy_url = self.url.apply(lambda u: f"{u}/api/datasources/proxy/uid/{uid}")
         self.register_outputs({"url": self.url, "security_group_id": self.security_group_id,

@@ -10,8 +10,6 @@ share the EFS data directory.
 
 from __future__ import annotations
 
-import ipaddress
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +17,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra import iam_documents, images
+from infra import fargate, iam_documents, images
+from infra.log_groups import log_group
+from infra.security_groups import security_group, tcp_egress, tcp_ingress
 from infra.task_roles import awslogs, execution_role, task_role
 
 PORT = 8086
@@ -72,33 +72,19 @@ class InfluxDb(pulumi.ComponentResource):
         tags = dict(args.tags)
         self.url = influxdb_url(args.namespace_name)
 
-        sg = aws.ec2.SecurityGroup(f"{name}-sg", vpc_id=args.vpc_id,
-                                   description="InfluxDB: 8086 from runners, Grafana, operator CIDRs",
-                                   tags=tags, opts=child)
-        efs_sg = aws.ec2.SecurityGroup(f"{name}-efs-sg", vpc_id=args.vpc_id,
-                                       description="InfluxDB data (EFS): NFS from InfluxDB only",
-                                       tags=tags, opts=child)
+        sg = security_group(f"{name}-sg", args.vpc_id, "InfluxDB: 8086 from runners, Grafana, operator CIDRs",
+                            tags, self)
+        efs_sg = security_group(f"{name}-efs-sg", args.vpc_id, "InfluxDB data (EFS): NFS from InfluxDB only",
+                                tags, self)
         for client, group_id in args.client_security_group_ids.items():
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-from-{client}", security_group_id=sg.id, referenced_security_group_id=group_id,
-                ip_protocol="tcp", from_port=PORT, to_port=PORT, description=f"InfluxDB from {client}",
-                opts=child)
+            tcp_ingress(f"{name}-from-{client}", sg.id, PORT, f"InfluxDB from {client}", self,
+                        group_id=group_id)
         for i, cidr in enumerate(args.operator_cidrs):
-            v6 = ipaddress.ip_network(cidr).version == 6
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-from-operator-{i}", security_group_id=sg.id,
-                cidr_ipv4=None if v6 else cidr, cidr_ipv6=cidr if v6 else None,
-                ip_protocol="tcp", from_port=PORT, to_port=PORT, description="InfluxDB from operators",
-                opts=child)
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-egress-https", security_group_id=sg.id, ip_protocol="tcp", from_port=443, to_port=443,
-            cidr_ipv4="0.0.0.0/0", description="image pulls, Secrets Manager, logs", opts=child)
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-egress-nfs", security_group_id=sg.id, ip_protocol="tcp", from_port=2049, to_port=2049,
-            referenced_security_group_id=efs_sg.id, description="EFS data volume", opts=child)
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-efs-from-influxdb", security_group_id=efs_sg.id, referenced_security_group_id=sg.id,
-            ip_protocol="tcp", from_port=2049, to_port=2049, description="NFS from InfluxDB", opts=child)
+            tcp_ingress(f"{name}-from-operator-{i}", sg.id, PORT, "InfluxDB from operators", self, cidr=cidr)
+        tcp_egress(f"{name}-egress-https", sg.id, 443, "image pulls, Secrets Manager, logs", self,
+                   cidr="0.0.0.0/0")
+        tcp_egress(f"{name}-egress-nfs", sg.id, 2049, "EFS data volume", self, group_id=efs_sg.id)
+        tcp_ingress(f"{name}-efs-from-influxdb", efs_sg.id, 2049, "NFS from InfluxDB", self, group_id=sg.id)
 
         file_system = aws.efs.FileSystem(
             f"{name}-data",
@@ -124,9 +110,7 @@ class InfluxDb(pulumi.ComponentResource):
             opts=child,
         )
 
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs", name=f"/loadbearing/{args.name_prefix}/influxdb",
-            retention_in_days=args.log_retention_days, tags=tags, opts=child)
+        logs = log_group(name, args.name_prefix, "influxdb", args.log_retention_days, tags, self)
 
         exec_role = execution_role(name, [args.admin_secret_arn], tags, self)
         role = task_role(name, "InfluxDB: mount its EFS access point", tags, self)
@@ -144,22 +128,13 @@ class InfluxDb(pulumi.ComponentResource):
             opts=child,
         )
 
-        containers = pulumi.Output.all(
-            log_group=log_group.name, region=args.region, password=args.admin_password_value_from,
-        ).apply(lambda v: json.dumps(influxdb_containers(
-            log_group=v["log_group"], region=v["region"], password_value_from=v["password"],
-            database=args.database, admin_username=args.admin_username)))
-        task_definition = aws.ecs.TaskDefinition(
-            f"{name}-task",
-            family=f"{args.name_prefix}-influxdb",
-            cpu=str(args.cpu),
-            memory=str(args.memory),
-            network_mode="awsvpc",
-            requires_compatibilities=["FARGATE"],
-            runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": "X86_64"},
-            execution_role_arn=exec_role.arn,
-            task_role_arn=role.arn,
-            container_definitions=containers,
+        containers = fargate.container_definitions(
+            influxdb_containers, log_group=logs.name, region=args.region,
+            password_value_from=args.admin_password_value_from, database=args.database,
+            admin_username=args.admin_username)
+        task_definition = fargate.task_definition(
+            name, family=f"{args.name_prefix}-influxdb", cpu=args.cpu, memory=args.memory,
+            execution_role=exec_role, task_role=role, containers=containers, tags=tags, parent=self,
             volumes=[{
                 "name": "data",
                 "efs_volume_configuration": {
@@ -167,10 +142,7 @@ class InfluxDb(pulumi.ComponentResource):
                     "transit_encryption": "ENABLED",
                     "authorization_config": {"access_point_id": access_point.id, "iam": "ENABLED"},
                 },
-            }],
-            tags=tags,
-            opts=child,
-        )
+            }])
 
         discovery = aws.servicediscovery.Service(
             f"{name}-discovery",
@@ -181,28 +153,20 @@ class InfluxDb(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        service = aws.ecs.Service(
-            f"{name}-service",
-            name=f"{args.name_prefix}-influxdb",
-            cluster=args.cluster_arn,
-            task_definition=task_definition.arn,
-            desired_count=1,
-            launch_type="FARGATE",
+        service = fargate.service(
+            name, service_name=f"{args.name_prefix}-influxdb", cluster_arn=args.cluster_arn,
+            task_definition=task_definition, subnet_ids=args.subnet_ids, security_group_id=sg.id,
+            tags=tags, parent=self, depends_on=mount_targets,
             # Never two InfluxDB processes on one data directory: stop the old task first.
             deployment_minimum_healthy_percent=0,
             deployment_maximum_percent=100,
-            network_configuration={"subnets": list(args.subnet_ids), "security_groups": [sg.id],
-                                   "assign_public_ip": False},
             service_registries={"registry_arn": discovery.arn},
-            propagate_tags="SERVICE",
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=mount_targets),
         )
 
         self.security_group_id = sg.id
         self.file_system_id = file_system.id
         self.service_name = service.name
-        self.log_group_name = log_group.name
+        self.log_group_name = logs.name
         self.register_outputs({"url": self.url, "security_group_id": self.security_group_id,
                                "file_system_id": self.file_system_id})
 

@@ -21,7 +21,6 @@ is used on the task's loopback.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +28,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra import iam_documents, images
+from infra import fargate, iam_documents, images
+from infra.log_groups import log_group
+from infra.security_groups import security_group
 from infra.task_roles import awslogs, execution_role, task_role
 
 SCRIPTS_PREFIX = "runs/"  # where the ecs backend puts k6 archives: runs/<run_id>/<module>.tar
@@ -96,24 +97,13 @@ class RunnerFleet(pulumi.ComponentResource):
 
         bucket = self._bucket(name, args, tags, child)
 
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=f"/loadbearing/{args.name_prefix}/runners",
-            retention_in_days=args.log_retention_days,
-            tags=tags,
-            opts=child,
-        )
+        logs = log_group(name, args.name_prefix, "runners", args.log_retention_days, tags, self)
 
-        security_group = aws.ec2.SecurityGroup(
-            f"{name}-sg",
-            vpc_id=args.vpc_id,
-            description="k6 runners: egress only (load to the targets, metrics to InfluxDB, S3)",
-            tags=tags,
-            opts=child,
-        )
+        sg = security_group(f"{name}-sg", args.vpc_id,
+                            "k6 runners: egress only (load to the targets, metrics to InfluxDB, S3)", tags, self)
         aws.vpc.SecurityGroupEgressRule(
             f"{name}-egress-all",
-            security_group_id=security_group.id,
+            security_group_id=sg.id,
             ip_protocol="-1",
             cidr_ipv4="0.0.0.0/0",
             description="load to any target; InfluxDB; S3; image pulls",
@@ -135,36 +125,21 @@ class RunnerFleet(pulumi.ComponentResource):
 
         self.task_family = f"{args.name_prefix}-k6"
         self.container_name = CONTAINER_NAME
-        containers = pulumi.Output.all(
-            log_group=log_group.name,
-            region=args.region,
-            password=args.influxdb_password_value_from,
-        ).apply(lambda v: json.dumps(runner_containers(
-            log_group=v["log_group"], region=v["region"], password_value_from=v["password"],
-            influxdb_url=args.influxdb_url, influxdb_database=args.influxdb_database,
-            influxdb_username=args.influxdb_username)))
-        task_definition = aws.ecs.TaskDefinition(
-            f"{name}-task",
-            family=self.task_family,
-            cpu=str(args.cpu),
-            memory=str(args.memory),
-            network_mode="awsvpc",
-            requires_compatibilities=["FARGATE"],
-            runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": "X86_64"},
-            execution_role_arn=exec_role.arn,
-            task_role_arn=role.arn,
-            container_definitions=containers,
-            tags=tags,
-            opts=child,
-        )
+        containers = fargate.container_definitions(
+            runner_containers, log_group=logs.name, region=args.region,
+            password_value_from=args.influxdb_password_value_from, influxdb_url=args.influxdb_url,
+            influxdb_database=args.influxdb_database, influxdb_username=args.influxdb_username)
+        task_definition = fargate.task_definition(
+            name, family=self.task_family, cpu=args.cpu, memory=args.memory, execution_role=exec_role,
+            task_role=role, containers=containers, tags=tags, parent=self)
 
         self.cluster_arn = cluster.arn
         self.cluster_name = cluster.name
         self.task_definition_arn = task_definition.arn
-        self.security_group_id = security_group.id
+        self.security_group_id = sg.id
         self.bucket_name = bucket.bucket
         self.bucket_arn = bucket.arn
-        self.log_group_name = log_group.name
+        self.log_group_name = logs.name
         self.task_role_arn = role.arn
         self.execution_role_arn = exec_role.arn
         self.register_outputs({
