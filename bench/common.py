@@ -1,5 +1,6 @@
 """What every benchmark shares: the fast target (a private nginx), a private influxd,
-the machine's description, plans and k6 scripts, and two ways to run k6 load:
+the demo's services and plans, the machine's description, plans and k6 scripts,
+a `session` (temp dir, servers, database, CLI environment), and two ways to run k6 load:
 
 - `run_loadbearing(...)` runs the real CLI (`python -m runners.cli run ...`) as a
   subprocess and watches it (controller RSS and open fds, its k6 children's CPU)
@@ -24,6 +25,7 @@ import ctypes
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -34,7 +36,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psutil
@@ -45,6 +47,9 @@ from runners.influx import InfluxClient, quote_literal
 from runners.influxd import Influxd, influxd_binary, write_config
 from runners.plan import load_plan
 from runners.state import free_port
+
+if TYPE_CHECKING:
+    from demo.launcher import ServiceHandle
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -639,3 +644,79 @@ def workdir(prefix: str, keep: bool = False) -> Iterator[Path]:
             log(f"kept {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
+
+
+# -- a benchmark's session ----------------------------------------------------------------
+
+@dataclass
+class Session:
+    """A benchmark's private world for the length of a `session` block.
+
+    `root`: its temp dir; `nginx`: the fast target (None unless asked for); `influxd`
+    and `client`: a private influxd and a fresh database in it; `env`: the CLI's
+    environment (`bench_env`, state under `root/state`); `load_before`: the machine's
+    load measured before any of it started.
+    """
+
+    root: Path
+    nginx: Nginx | None
+    influxd: Influxd
+    client: InfluxClient
+    env: dict[str, str]
+    load_before: dict[str, Any]
+
+    @property
+    def target_url(self) -> str:
+        """The fast target's URL; raises when the session started none."""
+        if self.nginx is None:
+            raise RuntimeError("this session started no fast target (nginx=False)")
+        return self.nginx.url
+
+    def run(self, plan: Path, runners: int = 1, *, strategy: str = "parallel", timeout_s: float = 600.0,
+            watch_interval_s: float = 0.5) -> LbRun:
+        """`run_loadbearing` of `plan` against this session's database, run dirs under `root/runs`."""
+        return run_loadbearing(plan, strategy, runners, self.client, self.root / "runs", self.env,
+                               timeout_s=timeout_s, watch_interval_s=watch_interval_s)
+
+
+@contextlib.contextmanager
+def session(name: str, db_prefix: str, keep: bool = False, *, nginx: bool = True) -> Iterator[Session]:
+    """The machine's load, then a `workdir(name, keep)` with `services` in it (the fast target
+    only if `nginx`, always a private influxd) and a fresh database named `db_prefix_<hex>`;
+    every server stops and the dir is removed (unless `keep`) when the block ends."""
+    load_before = load_now()
+    with workdir(name, keep) as root, services(root, nginx=nginx) as (ng, ix):
+        assert ix is not None
+        yield Session(root=root, nginx=ng, influxd=ix, client=new_db(ix, db_prefix),
+                      env=bench_env(root / "state"), load_before=load_before)
+
+
+# -- the demo: its services and plans -------------------------------------------------------
+
+@contextlib.contextmanager
+def demo_services(root: Path,
+                  profile_env: dict[str, str] | None = None) -> Iterator[tuple[ServiceHandle, ServiceHandle]]:
+    """The demo's core-api and profile-api on loopback (profile-api with `profile_env` added to
+    its environment, logs under `root`); both stop when the block ends."""
+    from demo.launcher import start_service
+
+    with start_service("core-api", log_path=root / "core-api.log") as core, \
+            start_service("profile-api", env=profile_env, log_path=root / "profile-api.log") as profile:
+        yield core, profile
+
+
+def demo_plan(path: Path, scale: str, core_url: str, profile_url: str, seconds: int, *,
+              profile_pool: int | None = None, vus_per_module: int | None = None) -> Path:
+    """demo/plan.py's plan at `scale` written to `path`, every one of its four modules lasting
+    `seconds` (and, if given, running `vus_per_module` VUs instead of the scale's)."""
+    from demo.plan import plan_text
+
+    text = plan_text(scale, core_url, profile_url, path=path, profile_pool=profile_pool)
+    text, n = re.subn(r'(?m)^duration = "[^"]*"$', f'duration = "{seconds}s"', text)
+    if n != 4:
+        raise RuntimeError(f"the demo {scale} plan changed shape: {n} durations, expected 4")
+    if vus_per_module is not None:
+        text = re.sub(r"(?m)^vus = \d+$", f"vus = {vus_per_module}", text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path

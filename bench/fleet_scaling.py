@@ -17,20 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.common import (
-    base_parser,
-    bench_env,
-    emit,
-    exit_on_term,
-    load_now,
-    log,
-    new_db,
-    rnd,
-    run_loadbearing,
-    services,
-    workdir,
-    write_plan,
-)
+from bench.common import base_parser, emit, exit_on_term, log, rnd, session, write_plan
 
 GOAL = 0.8
 FLEETS = (1, 2, 4)
@@ -43,17 +30,13 @@ def measure(rounds: int, seconds: int, rate: int, keep: bool = False) -> dict[st
     dropped = dict.fromkeys(FLEETS, 0)
     requested = dict.fromkeys(FLEETS, 0)
     cpu_pct: dict[int, list[float]] = {n: [] for n in FLEETS}
-    load_before = load_now()
-    with workdir("fleet_scaling", keep) as root, services(root) as (nginx, influxd):
-        assert nginx is not None and influxd is not None
-        client = new_db(influxd, "fleet")
-        env = bench_env(root / "state")
+    with session("fleet_scaling", "fleet", keep) as sess:
         for i in range(rounds):
             order = FLEETS if i % 2 == 0 else tuple(reversed(FLEETS))
             for n in order:
-                plan = write_plan(root / f"plan-{n}", nginx.url, [
+                plan = write_plan(sess.root / f"plan-{n}", sess.target_url, [
                     {"name": "fleet", "rate": rate * n, "max_vus": VUS_PER_RUNNER * n, "duration": f"{seconds}s"}])
-                run = run_loadbearing(plan, "parallel", n, client, root / "runs", env)
+                run = sess.run(plan, n)
                 run.require_numbers()
                 delivered[n] += run.k6_requests
                 stored[n] += run.stored
@@ -79,7 +62,7 @@ def measure(rounds: int, seconds: int, rate: int, keep: bool = False) -> dict[st
         "k6_cpu_pct_per_runner": {str(n): rnd(sum(v) / len(v), 1) if v else None for n, v in cpu_pct.items()},
         "rounds": rounds,
         "seconds_per_run": seconds,
-        "load_before": load_before,
+        "load_before": sess.load_before,
     }
 
 

@@ -20,43 +20,14 @@ Prints one JSON line:
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
-from bench.common import (
-    LbRun,
-    base_parser,
-    bench_env,
-    emit,
-    exit_on_term,
-    load_now,
-    log,
-    new_db,
-    rnd,
-    run_loadbearing,
-    services,
-    workdir,
-)
+from bench.common import LbRun, base_parser, demo_plan, demo_services, emit, exit_on_term, log, rnd, session
 from runners.influx import InfluxClient
 
 K6_CPU_PEGGED_PCT = 90.0
 MACHINE_PEGGED_PCT = 95.0
-
-
-def seed_plan(path: Path, core_url: str, profile_url: str, seconds: int, vus_per_module: int | None) -> Path:
-    """demo/plan.py's seed plan with every module's duration (and optionally VUs) replaced."""
-    from demo.plan import plan_text
-
-    text = plan_text("seed", core_url, profile_url, path=path)
-    text, n = re.subn(r'(?m)^duration = "[^"]*"$', f'duration = "{seconds}s"', text)
-    if n != 4:
-        raise RuntimeError(f"the demo seed plan changed shape: {n} durations, expected 4")
-    if vus_per_module is not None:
-        text = re.sub(r"(?m)^vus = \d+$", f"vus = {vus_per_module}", text)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
 
 
 def judge_saturation(run: LbRun) -> tuple[bool, dict[str, Any]]:
@@ -102,28 +73,16 @@ def run_verdict(run_dir: Path, client: InfluxClient) -> dict[str, Any]:
 
 
 def measure(seconds: int, vus_per_module: int | None, keep: bool = False) -> dict[str, Any]:
-    from demo.launcher import start_service
-
-    load_before = load_now()
-    with workdir("seed_scale", keep) as root, services(root, nginx=False) as (_, influxd):
-        assert influxd is not None
-        core = start_service("core-api", log_path=root / "core-api.log")
-        try:
-            profile = start_service("profile-api", log_path=root / "profile-api.log")
-            try:
-                plan = seed_plan(root / "plan" / "plan.toml", core.url, profile.url, seconds, vus_per_module)
-                client = new_db(influxd, "seed")
-                log(f"parallel strategy, demo seed plan, {seconds}s per module")
-                run = run_loadbearing(plan, "parallel", 1, client, root / "runs", bench_env(root / "state"),
-                                      timeout_s=seconds + 300)
-            finally:
-                profile.stop()
-        finally:
-            core.stop()
+    with session("seed_scale", "seed", keep, nginx=False) as sess:
+        with demo_services(sess.root) as (core, profile):
+            plan = demo_plan(sess.root / "plan" / "plan.toml", "seed", core.url, profile.url, seconds,
+                             vus_per_module=vus_per_module)
+            log(f"parallel strategy, demo seed plan, {seconds}s per module")
+            run = sess.run(plan, timeout_s=seconds + 300)
         if run.run_dir is None or not run.record:
             raise RuntimeError(f"loadbearing exited {run.code} without a run record:\n{run.stderr_tail}")
         saturated, evidence = judge_saturation(run)
-        verdict = run_verdict(run.run_dir, client)
+        verdict = run_verdict(run.run_dir, sess.client)
         vus = sum(int(m.get("vus") or 0) for m in _plan_modules(plan))
         modules = {m["name"]: {"requests": m.get("requests"), "k6_requests": m.get("k6_requests"),
                                "p95_ms": m.get("p95_ms"), "error_rate": m.get("error_rate")}
@@ -149,7 +108,7 @@ def measure(seconds: int, vus_per_module: int | None, keep: bool = False) -> dic
         "saturation_evidence": evidence,
         "run_verdict": verdict,
         "controller_cpu_s": rnd(run.watch.own_cpu_s, 2),
-        "load_before": load_before,
+        "load_before": sess.load_before,
     }
 
 

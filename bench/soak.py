@@ -25,39 +25,12 @@ Prints one JSON line:
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from bench.common import (
-    base_parser,
-    bench_env,
-    emit,
-    exit_on_term,
-    load_now,
-    log,
-    new_db,
-    rnd,
-    run_loadbearing,
-    services,
-    workdir,
-)
+from bench.common import base_parser, demo_plan, demo_services, emit, exit_on_term, log, rnd, session
 
 RSS_TOLERANCE = 0.10
-
-
-def soak_plan(path: Path, core_url: str, profile_url: str, seconds: int, profile_pool: int) -> Path:
-    """demo/plan.py's ci plan with every module lasting `seconds`."""
-    from demo.plan import plan_text
-
-    text = plan_text("ci", core_url, profile_url, path=path, profile_pool=profile_pool)
-    text, n = re.subn(r'(?m)^duration = "[^"]*"$', f'duration = "{seconds}s"', text)
-    if n != 4:
-        raise RuntimeError(f"the demo ci plan changed shape: {n} durations, expected 4")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
 
 
 def load_window(samples: list[dict[str, float]], runners: int, started_at: float | None,
@@ -74,28 +47,15 @@ def load_window(samples: list[dict[str, float]], runners: int, started_at: float
 
 
 def measure(minutes: float, interval_s: float, profile_pool: int | None, keep: bool = False) -> dict[str, Any]:
-    from demo.launcher import start_service
     from demo.plan import sufficient_pool
 
     seconds = max(5, round(minutes * 60))
     pool = profile_pool if profile_pool is not None else sufficient_pool(60)
-    load_before = load_now()
-    with workdir("soak", keep) as root, services(root, nginx=False) as (_, influxd):
-        assert influxd is not None
-        core = start_service("core-api", log_path=root / "core-api.log")
-        try:
-            profile = start_service("profile-api", env={"DB_POOL_SIZE": str(pool)},
-                                    log_path=root / "profile-api.log")
-            try:
-                plan = soak_plan(root / "plan" / "plan.toml", core.url, profile.url, seconds, pool)
-                client = new_db(influxd, "soak")
-                log(f"soak: parallel strategy, demo ci plan, {seconds}s per module, profile pool {pool}")
-                run = run_loadbearing(plan, "parallel", 1, client, root / "runs", bench_env(root / "state"),
-                                      timeout_s=seconds + 300, watch_interval_s=interval_s)
-            finally:
-                profile.stop()
-        finally:
-            core.stop()
+    with session("soak", "soak", keep, nginx=False) as sess, \
+            demo_services(sess.root, profile_env={"DB_POOL_SIZE": str(pool)}) as (core, profile):
+        plan = demo_plan(sess.root / "plan" / "plan.toml", "ci", core.url, profile.url, seconds, profile_pool=pool)
+        log(f"soak: parallel strategy, demo ci plan, {seconds}s per module, profile pool {pool}")
+        run = sess.run(plan, timeout_s=seconds + 300, watch_interval_s=interval_s)
     runners = len(run.record.get("modules", [])) or 4
     phases = run.record.get("phases") or [{}]
     started = phases[0].get("started_at")
@@ -133,7 +93,7 @@ def measure(minutes: float, interval_s: float, profile_pool: int | None, keep: b
         "interval_s": interval_s,
         "peak_rss_mb_whole_run": rnd(run.watch.peak_rss_mb, 1),
         "controller_cpu_s": rnd(run.watch.own_cpu_s, 2),
-        "load_before": load_before,
+        "load_before": sess.load_before,
     }
 
 
