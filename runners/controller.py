@@ -82,7 +82,7 @@ def prepare(opts: RunOptions) -> tuple[Plan, list[Phase]]:
 def run(opts: RunOptions, influx: InfluxClient) -> tuple[Path, ExitCode]:
     """Run a strategy. Returns (run_dir, exit code). Raises LoadbearingError before any load."""
     if opts.backend == "ecs":  # --runners auto, cost estimate, --max-cost refusal (exit 2): before anything
-        from runners.backends.ecs import plan_fleet
+        from runners.backends.ecs_planning import plan_fleet
 
         opts = plan_fleet(opts)
     plan, plan_phases = prepare(opts)

@@ -98,23 +98,30 @@ def config(module: Module, block: dict[str, list[str]]) -> dict[str, Any]:
     }
 
 
-def run_args(*, config_path: str, script: str, summary_path: str, segment: str, sequence: str,
+def run_args(*, config_path: str | None, script: str | None, summary_path: str, segment: str, sequence: str,
              tags: dict[str, str], influx_out: str | None, address: str | None, paused: bool = True) -> list[str]:
-    """Arguments after `k6` for one runner."""
-    args = ["run", "--quiet", "--no-usage-report", "--config", config_path,
-            "--summary-export", summary_path,
-            "--execution-segment", segment, "--execution-segment-sequence", sequence]
+    """Arguments after `k6` for one runner.
+
+    `config_path` None: no `--config` (a k6 archive carries its options). `address` is k6's
+    REST API (None: off). `script` None: the arguments end before `--address` and the script,
+    and the caller appends both (the ECS task's wrapper, which learns its API address only
+    inside the task).
+    """
+    args = ["run", "--quiet", "--no-usage-report"]
+    if config_path is not None:
+        args += ["--config", config_path]
+    args += ["--summary-export", summary_path,
+             "--execution-segment", segment, "--execution-segment-sequence", sequence]
     if paused:
         args.append("--paused")
-    if address:
-        args += ["--address", address]
-    else:
-        args += ["--address", ""]
+    if script is not None:
+        args += ["--address", address or ""]
     for key, value in sorted(tags.items()):
         args += ["--tag", f"{key}={value}"]
     if influx_out:
         args += ["--out", f"influxdb={influx_out}"]
-    args.append(script)
+    if script is not None:
+        args.append(script)
     return args
 
 

@@ -59,12 +59,10 @@ LocalStack). Per phase:
     whose controller pid is gone (tag `loadbearing:controller`). Tasks end on their own
     after their duration anyway: a runner never outlives its k6 scenario.
 
-Runner planning: a task of 1 vCPU carries VUS_PER_VCPU (300) VUs or RATE_PER_VCPU (200)
-iterations/s, scaled by the task's vCPU; `vus_per_task` / `rate_per_task` (stack outputs,
-`LOADBEARING_ECS_VUS_PER_TASK` / `_RATE_PER_TASK`) override. `--runners auto` is the
-largest `module_tasks` over the plan's modules (`plan_runners`). `plan_fleet` (called by
-the controller before anything starts) resolves it, prints the cost estimate
-(`runners.cost`) and refuses above `--max-cost` (exit 2).
+Runner planning (`--runners auto`, the cost estimate, `--max-cost`) is in
+`runners.backends.ecs_planning`; the stack outputs are read by `ecs_outputs`, the task
+definition, wrapper script and task log by `ecs_task`, and AWS errors explained by
+`ecs_errors`.
 
 Timing knobs (env): `LOADBEARING_ECS_START_DELAY_S` (150), `LOADBEARING_ECS_POLL_S` (5),
 `LOADBEARING_ECS_SUMMARY_WAIT_S` (30: how long a STOPPED task's summary may lag in
@@ -83,41 +81,35 @@ import hashlib
 import json
 import math
 import os
-import re
-import shlex
 import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError
 from rich.markup import escape
 
-from runners import cost, k6
+from runners import k6
 from runners.backends import Runner, RunnerSpec
+from runners.backends.ecs_errors import aws_error, describe_run_failures, stop_hint
+from runners.backends.ecs_outputs import OUTPUTS_FIX, load_stack_outputs
+from runners.backends.ecs_task import (
+    TaskLog,
+    TaskShape,
+    parse_task_log,
+    task_k6_args,
+    task_shape,
+    wrapper_script,
+)
 from runners.durations import parse_duration
 from runners.errors import BadInput, LoadbearingError, RunError
-from runners.fleet import segment, segment_sequence
 from runners.influxd import pid_alive
 from runners.progress import console
-
-if TYPE_CHECKING:
-    from runners.controller import RunOptions
-    from runners.plan import Module, Plan
-
-REQUIRED_OUTPUTS = ("cluster_arn", "task_definition_arn", "container_name", "subnet_ids",
-                    "security_group_ids", "scripts_bucket", "influxdb_url", "grafana_url")
-OUTPUTS_FIX = ("run `pulumi up` for the stack, then `pulumi stack output --json --show-secrets > FILE` "
-               "in the project directory and pass it with --stack-outputs FILE")
-CAPACITY_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
-QUOTAS = {False: ("Fargate On-Demand vCPU resource count", "L-3032A538"),
-          True: ("Fargate Spot vCPU resource count", "L-36FBB829")}
 
 NO_SUMMARY_EXIT = 254            # poll()'s code for a task that stopped without a k6 summary
 OK_EXIT_CODES = (0, 99)          # k6 finished (99: thresholds failed), as the controller reads them
@@ -127,459 +119,11 @@ DEFAULT_START_DELAY_S = 150.0
 DEFAULT_POLL_S = 5.0
 DEFAULT_SUMMARY_WAIT_S = 30.0
 READY_MARGIN_S = 2.0             # every task must be RUNNING this long before LB_START_AT
-TEARDOWN_S = 20.0                # task stop and log flush, for the cost estimate
 VUS_PER_VCPU = 300
 RATE_PER_VCPU = 200.0
-K6_API = "127.0.0.1:6565"        # k6's REST API inside the task (loopback of the task's netns)
-SUMMARY_MARK = "LBSUMMARY"
-END_MARK = "LBSUMMARY-END"
-START_MARK = "LBSTART"
 TASKS_RECORD = "ecs-tasks.json"
 CREDENTIAL_ENV = frozenset({"K6_INFLUXDB_USERNAME", "K6_INFLUXDB_PASSWORD"})
 
-# The container command (entryPoint ["sh", "-c"]). POSIX sh; busybox (grafana/k6 is alpine)
-# and dash/GNU both run it. {k6_args} is the shell-quoted `k6 run` arguments.
-WRAPPER = """\
-set -u
-api="${{LB_K6_API:-{api}}}"
-dir="${{LB_WORK_DIR:-/tmp/loadbearing}}"
-mkdir -p "$dir" && cd "$dir" || {{ echo "loadbearing: cannot write to $dir"; exit 90; }}
-echo "{start} launched $(date +%s)"
-if ! wget -q -O archive.tar "$LB_ARCHIVE_URL"; then
-  echo "loadbearing: could not download the k6 archive from S3 (presigned URL)"
-  exit 91
-fi
-k6 {k6_args} --address "$api" archive.tar &
-k6pid=$!
-trap 'kill -TERM "$k6pid" 2>/dev/null' TERM INT
-until wget -q -O - "http://$api/v1/status" 2>/dev/null | grep -q '"status":4'; do
-  kill -0 "$k6pid" 2>/dev/null || break
-  sleep 0.1
-done
-echo "{start} ready $(date +%s)"
-left=$((LB_START_AT - $(date +%s) - 1))
-if [ "$left" -gt 0 ]; then sleep "$left" & wait $!; fi
-while [ "$(date +%s)" -lt "$LB_START_AT" ] && kill -0 "$k6pid" 2>/dev/null; do sleep 0.01; done
-if kill -0 "$k6pid" 2>/dev/null; then
-  k6 resume --address "$api" >/dev/null 2>&1
-  echo "{start} go $(date +%s.%N)"
-fi
-code=0
-wait "$k6pid" || code=$?
-while kill -0 "$k6pid" 2>/dev/null; do if wait "$k6pid"; then code=0; else code=$?; fi; done
-if [ -s summary.json ]; then awk '{{print "{summary} " NR " " $0}}' summary.json; fi
-echo "{end} $code $(awk 'END {{print NR}}' summary.json 2>/dev/null || echo 0)"
-exit "$code"
-"""
-
-
-# -- stack outputs ----------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class StackOutputs:
-    """The Pulumi stack outputs the backend needs (ARCHITECTURE.md), validated."""
-
-    path: Path
-    cluster_arn: str
-    task_definition_arn: str
-    container_name: str
-    subnet_ids: list[str]
-    security_group_ids: list[str]
-    scripts_bucket: str
-    influxdb_url: str
-    grafana_url: str
-    region: str | None = None
-    capacity_provider: str = "FARGATE"
-    assign_public_ip: bool = False
-    log_group_name: str | None = None
-    vus_per_task: int | None = None
-    rate_per_task: float | None = None
-
-
-def _arn_region(arn: str) -> str | None:
-    parts = arn.split(":")
-    return parts[3] if len(parts) > 5 and parts[0] == "arn" and parts[3] else None
-
-
-def _string_list(path: Path, key: str, value: Any) -> list[str]:
-    if isinstance(value, str):
-        value = [v.strip() for v in value.split(",") if v.strip()]
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-        raise BadInput(f"{path}: stack output {key!r} must be a non-empty list of IDs (got {value!r}); "
-                       f"{OUTPUTS_FIX}")
-    return list(value)
-
-
-def load_stack_outputs(path: str | Path | None) -> StackOutputs:
-    """Read `pulumi stack output --json`; BadInput (exit 2) naming the file, the key and the fix."""
-    if path is None:
-        raise BadInput("--backend ecs needs --stack-outputs FILE (or LOADBEARING_STACK_OUTPUTS): "
-                       f"the JSON of `pulumi stack output --json`; {OUTPUTS_FIX}")
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInput(f"--stack-outputs {p}: file not found; {OUTPUTS_FIX}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"--stack-outputs {p}: cannot read it: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise BadInput(f"--stack-outputs {p}: not JSON ({exc}); {OUTPUTS_FIX}") from None
-    if not isinstance(data, dict):
-        raise BadInput(f"--stack-outputs {p}: expected a JSON object of outputs; {OUTPUTS_FIX}")
-    missing = [k for k in REQUIRED_OUTPUTS if data.get(k) in (None, "", [])]
-    if missing:
-        raise BadInput(f"--stack-outputs {p}: missing stack output{'s' if len(missing) > 1 else ''} "
-                       f"{', '.join(repr(k) for k in missing)} (the Pulumi program in infra/ exports "
-                       f"{', '.join(REQUIRED_OUTPUTS)}); {OUTPUTS_FIX}")
-    used = (*REQUIRED_OUTPUTS, "region", "capacity_provider", "assign_public_ip", "log_group_name",
-            "vus_per_task", "rate_per_task")
-    secret = [k for k in used if data.get(k) == "[secret]"]
-    if secret:
-        raise BadInput(f"--stack-outputs {p}: {', '.join(map(repr, secret))} is '[secret]'; export the "
-                       "outputs with `pulumi stack output --json --show-secrets`")
-    for key in ("cluster_arn", "task_definition_arn", "container_name", "scripts_bucket", "influxdb_url",
-                "grafana_url"):
-        if not isinstance(data[key], str):
-            raise BadInput(f"--stack-outputs {p}: stack output {key!r} must be a string (got {data[key]!r})")
-    provider = str(data.get("capacity_provider") or "FARGATE").upper()
-    if provider not in CAPACITY_PROVIDERS:
-        raise BadInput(f"--stack-outputs {p}: capacity_provider {data.get('capacity_provider')!r} is not "
-                       "FARGATE or FARGATE_SPOT")
-    public = data.get("assign_public_ip", False)
-    if isinstance(public, str):
-        public = public.strip().upper() in ("ENABLED", "TRUE", "1", "YES")
-
-    def number(key: str) -> float | None:
-        value = data.get(key)
-        if value is None:
-            return None
-        try:
-            out = float(value)
-        except (TypeError, ValueError):
-            raise BadInput(f"--stack-outputs {p}: {key} must be a number (got {value!r})") from None
-        if out <= 0:
-            raise BadInput(f"--stack-outputs {p}: {key} must be above zero (got {value!r})")
-        return out
-
-    vus = number("vus_per_task")
-    return StackOutputs(
-        path=p, cluster_arn=data["cluster_arn"], task_definition_arn=data["task_definition_arn"],
-        container_name=data["container_name"], subnet_ids=_string_list(p, "subnet_ids", data["subnet_ids"]),
-        security_group_ids=_string_list(p, "security_group_ids", data["security_group_ids"]),
-        scripts_bucket=data["scripts_bucket"], influxdb_url=data["influxdb_url"].rstrip("/"),
-        grafana_url=data["grafana_url"], region=data.get("region") or _arn_region(data["cluster_arn"]),
-        capacity_provider=provider, assign_public_ip=bool(public),
-        log_group_name=data.get("log_group_name") or None,
-        vus_per_task=None if vus is None else int(vus), rate_per_task=number("rate_per_task"),
-    )
-
-
-# -- task definition ----------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class TaskShape:
-    """What the backend reads from the task definition: size, entry point, log stream naming."""
-
-    vcpu: float
-    memory_gb: float
-    log_group: str
-    log_prefix: str
-    command_prefix: tuple[str, ...]   # before the script in the command override ("-c" for entryPoint ["sh"])
-    env_names: frozenset[str] = frozenset()  # environment and secrets the task definition sets itself
-
-
-def _units(value: Any, per_unit: float, unit_words: tuple[str, ...]) -> float | None:
-    """'1024' -> 1024/per_unit; '1 vCPU' / '2 GB' -> 1 / 2."""
-    if value in (None, ""):
-        return None
-    text = str(value).strip()
-    for word in unit_words:
-        if text.lower().endswith(word.lower()):
-            return float(text[: -len(word)].strip())
-    return float(text) / per_unit
-
-
-def task_shape(td: dict[str, Any], outputs: StackOutputs) -> TaskShape:
-    """Check the task definition against the backend's contract; BadInput naming the fix."""
-    where = f"task definition {outputs.task_definition_arn}"
-    containers = {c.get("name"): c for c in td.get("containerDefinitions", [])}
-    container = containers.get(outputs.container_name)
-    if container is None:
-        raise BadInput(f"stack output container_name {outputs.container_name!r} is not a container of the "
-                       f"{where} (containers: {', '.join(sorted(map(str, containers))) or 'none'}); "
-                       f"fix the output or the task definition, then {OUTPUTS_FIX}")
-    entry = [str(x) for x in container.get("entryPoint") or []]
-    if not entry or Path(entry[0]).name not in ("sh", "ash", "bash", "dash"):
-        raise BadInput(f"{where}: container {outputs.container_name!r} must have entryPoint [\"sh\", \"-c\"] "
-                       f"(loadbearing runs a shell wrapper around k6; got {entry or 'the image default'}); "
-                       "set entryPoint in the Pulumi program's container definition")
-    prefix: tuple[str, ...] = () if entry[-1] == "-c" else ("-c",)
-    options = (container.get("logConfiguration") or {}).get("options") or {}
-    driver = (container.get("logConfiguration") or {}).get("logDriver")
-    group = options.get("awslogs-group") or outputs.log_group_name
-    stream_prefix = options.get("awslogs-stream-prefix")
-    if driver != "awslogs" or not group or not stream_prefix:
-        raise BadInput(f"{where}: container {outputs.container_name!r} needs logConfiguration logDriver "
-                       "'awslogs' with options awslogs-group and awslogs-stream-prefix (loadbearing reads "
-                       "each runner's k6 summary from its CloudWatch Logs stream); set it in the Pulumi program")
-    try:
-        vcpu = _units(td.get("cpu") or container.get("cpu"), 1024.0, ("vcpu",))
-        mem = _units(td.get("memory") or container.get("memory"), 1024.0, ("gb",))
-    except ValueError:
-        vcpu = mem = None
-    if not vcpu or not mem:
-        raise BadInput(f"{where}: task-level cpu and memory are required for Fargate (got cpu={td.get('cpu')!r}, "
-                       f"memory={td.get('memory')!r})")
-    names = frozenset(str(e.get("name")) for e in [*(container.get("environment") or []),
-                                                   *(container.get("secrets") or [])])
-    return TaskShape(vcpu=vcpu, memory_gb=mem, log_group=str(group), log_prefix=str(stream_prefix),
-                     command_prefix=prefix, env_names=names)
-
-
-# -- the task's command -----------------------------------------------------------------
-
-def task_k6_args(spec: RunnerSpec, influx_out: str | None) -> list[str]:
-    """`k6 run` arguments inside the task (the load shape is in the archive; the wrapper adds
-    `--address` and the archive path)."""
-    args = ["run", "--quiet", "--no-usage-report", "--paused", "--summary-export", "summary.json",
-            "--execution-segment", segment(spec.index, spec.count),
-            "--execution-segment-sequence", segment_sequence(spec.count)]
-    for key, value in sorted(spec.tags.items()):
-        args += ["--tag", f"{key}={value}"]
-    if influx_out:
-        args += ["--out", f"influxdb={influx_out}"]
-    return args
-
-
-def wrapper_script(k6_args: list[str]) -> str:
-    """The shell script the task runs (see the module docstring, step 5 and 6)."""
-    return WRAPPER.format(k6_args=" ".join(shlex.quote(a) for a in k6_args), api=K6_API,
-                          start=START_MARK, summary=SUMMARY_MARK, end=END_MARK)
-
-
-@dataclass
-class TaskLog:
-    """What one task printed, parsed: the k6 summary (when complete), markers, the last lines."""
-
-    lines: list[str] = field(default_factory=list)
-    summary: dict[str, Any] | None = None
-    exit_code: int | None = None          # from the wrapper's end line
-    ended: bool = False                   # the wrapper printed its end line
-    ready_at: float | None = None
-    go_at: float | None = None
-
-    def tail(self, n: int = 4) -> list[str]:
-        plain = [ln for ln in self.lines if not ln.startswith((SUMMARY_MARK, START_MARK))]
-        return [ln.strip()[:240] for ln in plain if ln.strip()][-n:]
-
-
-_SUMMARY_LINE = re.compile(rf"^{SUMMARY_MARK} (\d+) ?(.*)$")
-_END_LINE = re.compile(rf"^{END_MARK} (-?\d+) (\d+)")
-_EPOCH = re.compile(r"^(\d+)(\.\d+)?")
-
-
-def _epoch(text: str) -> float | None:
-    m = _EPOCH.match(text.strip())
-    if not m:
-        return None
-    return float(m.group(1) + (m.group(2) or ""))
-
-
-def parse_task_log(lines: list[str]) -> TaskLog:
-    """Parse a task's output; the summary counts only when every numbered line arrived."""
-    log = TaskLog(lines=list(lines))
-    numbered: dict[int, str] = {}
-    expected: int | None = None
-    for raw in lines:
-        line = raw.rstrip("\n")
-        end = _END_LINE.match(line)
-        if end:
-            log.ended = True
-            log.exit_code = int(end.group(1))
-            expected = int(end.group(2))
-            continue
-        m = _SUMMARY_LINE.match(line)
-        if m:
-            numbered[int(m.group(1))] = m.group(2)
-            continue
-        if line.startswith(f"{START_MARK} ready "):
-            log.ready_at = _epoch(line.split(" ", 2)[2])
-        elif line.startswith(f"{START_MARK} go "):
-            log.go_at = _epoch(line.split(" ", 2)[2])
-    if expected and sorted(numbered) == list(range(1, expected + 1)):
-        try:
-            data = json.loads("\n".join(numbered[i] for i in range(1, expected + 1)))
-            if isinstance(data, dict):
-                log.summary = data
-        except json.JSONDecodeError:
-            pass
-    return log
-
-
-# -- runner planning ---------------------------------------------------------------------
-
-def module_tasks(module: Module, vus_per_task: int, rate_per_task: float) -> int:
-    """Fargate tasks one module needs so no task carries more than its capacity."""
-    if module.rate is not None:
-        peak = max([module.rate, *(s.target for s in module.stages or [])])
-        vus = module.max_vus or k6.default_max_vus(module.rate)
-        return max(1, math.ceil(peak / rate_per_task), math.ceil(vus / vus_per_task))
-    assert module.vus is not None
-    peak_vus = max([module.vus, *(int(s.target) for s in module.stages or [])])
-    return max(1, math.ceil(peak_vus / vus_per_task))
-
-
-def plan_runners(plan: Plan, vus_per_task: int, rate_per_task: float = RATE_PER_VCPU) -> int:
-    """`--runners auto`: tasks per module so that the most loaded module fits (every module
-    gets the same count, as the controller runs them)."""
-    return max(module_tasks(m, vus_per_task, rate_per_task) for m in plan.modules)
-
-
-@dataclass(frozen=True)
-class FleetEstimate:
-    total_usd: float
-    text: str
-
-
-def plan_fleet(opts: RunOptions) -> RunOptions:
-    """Before anything starts (exit 2 on problems): resolve `--runners auto` (runners == 0),
-    print the cost estimate to stderr and refuse above `--max-cost`. Returns the options
-    with the runner count and the estimate filled in. The controller calls this first."""
-    from runners.plan import load_plan
-
-    options = dict(opts.backend_options or {})
-    options.pop("estimate_usd", None)
-    backend = EcsBackend(**options)  # type: ignore[arg-type]
-    plan = load_plan(opts.plan_path)
-    needed = plan_runners(plan, backend.vus_per_task, backend.rate_per_task)
-    runners = opts.runners or needed
-    from runners.controller import MAX_RUNNERS
-
-    if not opts.runners and runners > MAX_RUNNERS:
-        raise BadInput(f"--runners auto: the plan needs {runners} tasks per module at {backend.vus_per_task} VUs / "
-                       f"{backend.rate_per_task:g} it/s per task, above the limit of {MAX_RUNNERS}; use bigger "
-                       "tasks (runnerCpu/runnerMemory) or LOADBEARING_ECS_VUS_PER_TASK")
-    if not opts.runners:
-        console.print(f"ecs: --runners auto -> {runners} task(s) per module (capacity per task: "
-                      f"{backend.vus_per_task} VUs or {backend.rate_per_task:g} iterations/s)")
-    elif runners < needed:
-        console.print(f"[yellow]ecs: {runners} runner(s) per module is below the {needed} the plan needs at "
-                      f"{backend.vus_per_task} VUs / {backend.rate_per_task:g} it/s per task; load generators "
-                      "may saturate (use --runners auto)[/]")
-    est = backend.estimate(plan, runners)
-    console.print(est.text, markup=False)
-    cost.check_max_cost(est.total_usd, backend.max_cost, est.text)
-    options["estimate_usd"] = est.total_usd
-    return replace(opts, runners=runners, backend_options=options)
-
-
-# -- AWS errors ---------------------------------------------------------------------------
-
-_ACCESS_CODES = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError")
-_CREDENTIAL_CODES = ("UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException",
-                     "SignatureDoesNotMatch", "InvalidAccessKeyId")
-_NOT_AUTHORIZED = re.compile(r"not authorized to perform:? ([\w-]+:[\w*]+)(?: on resource:? (\S+))?")
-_THROTTLE_CODES = ("Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded",
-                   "RequestThrottled", "SlowDown")
-
-
-def quota_message(raw: str, *, spot: bool, region: str, tasks: int, vcpu: float, what: str = "") -> str:
-    """The message for a Fargate capacity quota refusal, naming the quota and the fix."""
-    name, code = QUOTAS[spot]
-    total = tasks * vcpu
-    where = f"{what}: " if what else ""
-    return (f"AWS refused to start more Fargate tasks ({where}{raw.strip()}). This is the quota \"{name}\" "
-            f"(service code fargate, quota code {code}) in {region}: this phase needs {tasks} task(s) x "
-            f"{vcpu:g} vCPU = {total:g} vCPU at once, on top of what the account already runs there. Request "
-            f"more with `aws service-quotas request-service-quota-increase --service-code fargate "
-            f"--quota-code {code} --desired-value <vCPUs> --region {region}`, or run fewer or smaller runners "
-            "(--runners, LOADBEARING_ECS_VUS_PER_TASK).")
-
-
-def aws_error(exc: Exception, action: str, *, region: str, quota: tuple[bool, int, float] | None = None,
-              what: str = "") -> LoadbearingError:
-    """A user-facing error for an AWS failure of IAM action `action` (e.g. 'ecs:RunTask')."""
-    subject = f" ({what})" if what else ""
-    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
-        return BadInput(f"no usable AWS credentials for {action}{subject}: configure them (AWS_PROFILE, "
-                        "`aws sso login`, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) and rerun")
-    if not isinstance(exc, ClientError):
-        return RunError(f"could not reach AWS for {action}{subject} in {region}: {exc}; check the network "
-                        "(and AWS_ENDPOINT_URL if set)")
-    err = exc.response.get("Error", {})
-    code = str(err.get("Code", "")) or "Unknown"
-    msg = str(err.get("Message", "")) or str(exc)
-    if code in _CREDENTIAL_CODES:
-        return BadInput(f"AWS rejected the credentials for {action}{subject} ({code}: {msg}); refresh them "
-                        "(`aws sso login`, new access keys, or the right AWS_PROFILE) and rerun")
-    if code in _ACCESS_CODES or "not authorized" in msg.lower():
-        found = _NOT_AUTHORIZED.search(msg)
-        perm = found.group(1) if found else action
-        on = f" on {found.group(2).rstrip('.,')}" if found and found.group(2) else ""
-        if perm == "iam:PassRole":
-            on += " (ecs:RunTask passes the task definition's execution and task roles)"
-        return RunError(f"AWS denied {action}{subject} ({code}: {msg}). The IAM identity running loadbearing "
-                        f"needs the permission {perm}{on} in {region}; add it to that identity's policy and rerun.")
-    if code == "LimitExceededException" and quota is not None:
-        spot, tasks, vcpu = quota
-        return RunError(quota_message(f"{code}: {msg}", spot=spot, region=region, tasks=tasks, vcpu=vcpu,
-                                      what=what))
-    if code in _THROTTLE_CODES or code == "LimitExceededException":
-        return RunError(f"AWS throttled {action}{subject} ({code}: {msg}) even after retries. The limits are "
-                        "the Amazon ECS API request rate (RunTask: 20 calls/s per account and region) and the "
-                        "Fargate task launch rate quotas (\"Fargate On-Demand resource rate\" / \"Fargate Spot "
-                        "resource rate\": bursts of 100, 20 tasks/s); wait a minute and rerun, or use fewer runners.")
-    if code == "ClusterNotFoundException":
-        return BadInput(f"the ECS cluster of stack output cluster_arn does not exist in {region} ({msg}); "
-                        f"{OUTPUTS_FIX}")
-    if code == "NoSuchBucket":
-        return BadInput(f"stack output scripts_bucket names a bucket that does not exist ({msg}); {OUTPUTS_FIX}")
-    return RunError(f"{action}{subject} failed in {region}: {code}: {msg}")
-
-
-def describe_run_failures(failures: list[dict[str, Any]], *, runner: str, spot: bool, region: str,
-                          tasks: int, vcpu: float) -> str:
-    """A message for `run_task`'s `failures` entries (placement refused without an exception)."""
-    reasons = "; ".join(f"{f.get('reason', '?')}" + (f" ({f['detail']})" if f.get("detail") else "")
-                        for f in failures) or "no task and no reason returned"
-    if "capacity is unavailable" in reasons.lower():
-        kind = "Fargate Spot" if spot else "Fargate"
-        return (f"ECS could not place runner {runner}'s task: {reasons}. {kind} has no spare capacity in the "
-                "subnets' availability zones right now; retry later, add subnets in more zones"
-                + (", or run on-demand (capacity_provider FARGATE / LOADBEARING_ECS_SPOT=0)" if spot else "") + ".")
-    if "limit" in reasons.lower() or reasons.startswith("RESOURCE:"):
-        return quota_message(reasons, spot=spot, region=region, tasks=tasks, vcpu=vcpu, what=f"runner {runner}")
-    return f"ECS could not start runner {runner}'s task: {reasons}"
-
-
-_HINTS: tuple[tuple[str, str], ...] = (
-    ("SpotInterruption", "Fargate Spot reclaimed the capacity: rerun, or run on-demand (LOADBEARING_ECS_SPOT=0)"),
-    ("CannotPullContainerError", "the task could not pull the k6 image: give the subnets a route to the "
-                                 "registry (NAT gateway, public IP or VPC endpoints) and check the execution role"),
-    ("ResourceInitializationError", "the task could not initialise (registry auth, secrets or log group): check "
-                                    "the execution role's permissions and the subnets' routes"),
-    ("OutOfMemory", "the container ran out of memory: fewer VUs per task (LOADBEARING_ECS_VUS_PER_TASK) or a "
-                    "bigger task"),
-)
-
-
-def _hint(texts: list[str], code: int | None, log: TaskLog) -> str | None:
-    joined = " ".join(texts)
-    for needle, hint in _HINTS:
-        if needle.lower() in joined.lower():
-            return hint
-    if code == 91:
-        return ("the task could not download the k6 archive from S3: it needs a route to S3 (NAT gateway, "
-                "public IP or an S3 gateway endpoint)")
-    if code == 137:
-        return "the container was killed (SIGKILL: out of memory, or it did not stop in time)"
-    if not log.lines:
-        return ("the task wrote no log output: check the task definition's awslogs configuration and the "
-                "execution role's logs:CreateLogStream / logs:PutLogEvents permissions")
-    return None
-
-
-# -- the backend --------------------------------------------------------------------------
 
 def new_session(region: str | None) -> boto3.session.Session:
     """The boto3 session the backend uses (tests wrap this to add a botocore event hook)."""
@@ -680,30 +224,12 @@ class EcsBackend:
             raise aws_error(exc, "ecs:DescribeTaskDefinition", region=self.region) from None
         return task_shape(td, self.outputs)
 
-    def estimate(self, plan: Plan, runners: int) -> FleetEstimate:
-        """The cost of running every module of `plan` with `runners` tasks, and how it was computed."""
-        graceful = k6.parse_graceful_stop_s()
-        overhead = self.start_delay_s + graceful + TEARDOWN_S
-        per_module = [(m.name, cost.billed_seconds(m.duration_s + overhead)) for m in plan.modules]
-        total = sum(cost.estimate(runners, self.shape.vcpu, self.shape.memory_gb, s, self.region, self.spot)
-                    for _, s in per_module)
-        p = cost.price(self.region, self.spot)
-        billed = ", ".join(f"{name} {s:.0f} s" for name, s in per_module)
-        text = (f"ecs: estimated cost ${total:.4f} (an estimate, not a bill) = {runners} task(s) per module x "
-                f"({self.shape.vcpu:g} vCPU x ${p.vcpu_hour:.5f}/vCPU-h + {self.shape.memory_gb:g} GB x "
-                f"${p.gb_hour:.6f}/GB-h) x billed time per task ({billed});\n"
-                f"  billed time = start delay {self.start_delay_s:.0f} s + module duration + {graceful:.0f} s "
-                f"graceful stop + {TEARDOWN_S:.0f} s teardown, at least {cost.MIN_BILLED_S:.0f} s;\n"
-                f"  prices: {p.describe()};\n"
-                "  not counted: data transfer, NAT gateway, public IPv4, CloudWatch Logs, S3, the InfluxDB host")
-        return FleetEstimate(total_usd=total, text=text)
-
     # -- initialize -------------------------------------------------------------------
     def initialize(self, specs: list[RunnerSpec]) -> list[Runner]:
         """Upload archives, start one task per spec, wait until every task is RUNNING."""
         if self.max_cost is not None and self.estimate_usd is None:
             raise RunError("--max-cost was given but no cost estimate was made before launch (the controller "
-                           "must call runners.backends.ecs.plan_fleet first); refusing to start tasks")
+                           "must call runners.backends.ecs_planning.plan_fleet first); refusing to start tasks")
         runners: list[Runner] = []
         try:
             urls = {module: self._archive_url(spec) for module, spec in
@@ -979,7 +505,7 @@ class EcsBackend:
         if container.get("reason"):
             parts.append(f"container: {container['reason']}")
         parts.append(f"exit code {code}" if code is not None else "no exit code")
-        hint = _hint([reason, str(task.get("stopCode") or ""), str(container.get("reason") or "")], code, log)
+        hint = stop_hint([reason, str(task.get("stopCode") or ""), str(container.get("reason") or "")], code, log)
         if hint and not r.info.get("stop_cause"):
             parts.append(hint)
         text = f"task {tid} stopped without a k6 summary: {'; '.join(parts)}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
-from runners.backends.ecs import aws_error, describe_run_failures
+from runners.backends.ecs_errors import aws_error, describe_run_failures
 from runners.errors import BadInput, RunError
 
 

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from runners import cost
-from runners.backends.ecs import END_MARK, SUMMARY_MARK, module_tasks, parse_task_log, plan_runners
+from runners.backends.ecs_planning import module_tasks, plan_runners
+from runners.backends.ecs_task import END_MARK, SUMMARY_MARK, parse_task_log
 from runners.errors import BadInput
 from runners.plan import Module, Plan, Slo, Stage, Target
 

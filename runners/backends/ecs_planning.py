@@ -1,0 +1,102 @@
+"""Runner planning for the `ecs` backend: how many Fargate tasks, and their cost, before launch.
+
+A task of 1 vCPU carries VUS_PER_VCPU (300) VUs or RATE_PER_VCPU (200) iterations/s, scaled
+by the task's vCPU; `vus_per_task` / `rate_per_task` (stack outputs,
+`LOADBEARING_ECS_VUS_PER_TASK` / `_RATE_PER_TASK`) override. `--runners auto` is the largest
+`module_tasks` over the plan's modules (`plan_runners`). `plan_fleet` (called by the
+controller before anything starts) resolves it, prints the cost estimate (`fleet_estimate`,
+priced by `runners.cost`) and refuses above `--max-cost` (exit 2).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from runners import cost, k6
+from runners.backends.ecs import RATE_PER_VCPU, EcsBackend
+from runners.errors import BadInput
+from runners.progress import console
+
+if TYPE_CHECKING:
+    from runners.controller import RunOptions
+    from runners.plan import Module, Plan
+
+TEARDOWN_S = 20.0                # task stop and log flush, for the cost estimate
+
+
+def module_tasks(module: Module, vus_per_task: int, rate_per_task: float) -> int:
+    """Fargate tasks one module needs so no task carries more than its capacity."""
+    if module.rate is not None:
+        peak = max([module.rate, *(s.target for s in module.stages or [])])
+        vus = module.max_vus or k6.default_max_vus(module.rate)
+        return max(1, math.ceil(peak / rate_per_task), math.ceil(vus / vus_per_task))
+    assert module.vus is not None
+    peak_vus = max([module.vus, *(int(s.target) for s in module.stages or [])])
+    return max(1, math.ceil(peak_vus / vus_per_task))
+
+
+def plan_runners(plan: Plan, vus_per_task: int, rate_per_task: float = RATE_PER_VCPU) -> int:
+    """`--runners auto`: tasks per module so that the most loaded module fits (every module
+    gets the same count, as the controller runs them)."""
+    return max(module_tasks(m, vus_per_task, rate_per_task) for m in plan.modules)
+
+
+@dataclass(frozen=True)
+class FleetEstimate:
+    """A fleet's estimated cost in USD and the explanation printed before launch."""
+
+    total_usd: float
+    text: str
+
+
+def fleet_estimate(backend: EcsBackend, plan: Plan, runners: int) -> FleetEstimate:
+    """The cost of running every module of `plan` with `runners` tasks, and how it was computed."""
+    graceful = k6.parse_graceful_stop_s()
+    overhead = backend.start_delay_s + graceful + TEARDOWN_S
+    per_module = [(m.name, cost.billed_seconds(m.duration_s + overhead)) for m in plan.modules]
+    total = sum(cost.estimate(runners, backend.shape.vcpu, backend.shape.memory_gb, s, backend.region,
+                              backend.spot) for _, s in per_module)
+    p = cost.price(backend.region, backend.spot)
+    billed = ", ".join(f"{name} {s:.0f} s" for name, s in per_module)
+    text = (f"ecs: estimated cost ${total:.4f} (an estimate, not a bill) = {runners} task(s) per module x "
+            f"({backend.shape.vcpu:g} vCPU x ${p.vcpu_hour:.5f}/vCPU-h + {backend.shape.memory_gb:g} GB x "
+            f"${p.gb_hour:.6f}/GB-h) x billed time per task ({billed});\n"
+            f"  billed time = start delay {backend.start_delay_s:.0f} s + module duration + {graceful:.0f} s "
+            f"graceful stop + {TEARDOWN_S:.0f} s teardown, at least {cost.MIN_BILLED_S:.0f} s;\n"
+            f"  prices: {p.describe()};\n"
+            "  not counted: data transfer, NAT gateway, public IPv4, CloudWatch Logs, S3, the InfluxDB host")
+    return FleetEstimate(total_usd=total, text=text)
+
+
+def plan_fleet(opts: RunOptions) -> RunOptions:
+    """Before anything starts (exit 2 on problems): resolve `--runners auto` (runners == 0),
+    print the cost estimate to stderr and refuse above `--max-cost`. Returns the options
+    with the runner count and the estimate filled in. The controller calls this first."""
+    from runners.plan import load_plan
+
+    options = dict(opts.backend_options or {})
+    options.pop("estimate_usd", None)
+    backend = EcsBackend(**options)  # type: ignore[arg-type]
+    plan = load_plan(opts.plan_path)
+    needed = plan_runners(plan, backend.vus_per_task, backend.rate_per_task)
+    runners = opts.runners or needed
+    from runners.controller import MAX_RUNNERS
+
+    if not opts.runners and runners > MAX_RUNNERS:
+        raise BadInput(f"--runners auto: the plan needs {runners} tasks per module at {backend.vus_per_task} VUs / "
+                       f"{backend.rate_per_task:g} it/s per task, above the limit of {MAX_RUNNERS}; use bigger "
+                       "tasks (runnerCpu/runnerMemory) or LOADBEARING_ECS_VUS_PER_TASK")
+    if not opts.runners:
+        console.print(f"ecs: --runners auto -> {runners} task(s) per module (capacity per task: "
+                      f"{backend.vus_per_task} VUs or {backend.rate_per_task:g} iterations/s)")
+    elif runners < needed:
+        console.print(f"[yellow]ecs: {runners} runner(s) per module is below the {needed} the plan needs at "
+                      f"{backend.vus_per_task} VUs / {backend.rate_per_task:g} it/s per task; load generators "
+                      "may saturate (use --runners auto)[/]")
+    est = fleet_estimate(backend, plan, runners)
+    console.print(est.text, markup=False)
+    cost.check_max_cost(est.total_usd, backend.max_cost, est.text)
+    options["estimate_usd"] = est.total_usd
+    return replace(opts, runners=runners, backend_options=options)
