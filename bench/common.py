@@ -197,6 +197,50 @@ def start_influx(root: Path, wait_s: float = 30.0) -> Influxd:
     raise RuntimeError(f"influxd did not answer on {server.url} within {wait_s:.0f} s")
 
 
+@dataclass
+class PromRwReceiver:
+    """`bench.promrw` in a child process (its CPU counted apart from the benchmark's)."""
+
+    url: str
+    proc: subprocess.Popen[bytes]
+
+    def summary(self) -> dict[str, Any]:
+        return dict(httpx.get(f"{self.url}/summary", timeout=10.0).json())
+
+    def cpu_s(self) -> float:
+        return cpu_seconds([self.proc.pid])
+
+
+@contextlib.contextmanager
+def promrw_receiver(wait_s: float = 15.0) -> Iterator[PromRwReceiver]:
+    """A Prometheus remote-write receiver on a free loopback port, stopped on exit."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bench.promrw", "--port", str(port)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=die_with_parent)
+    receiver = PromRwReceiver(f"http://127.0.0.1:{port}", proc)
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                raise RuntimeError(f"bench.promrw exited with code {proc.returncode}: {err[-800:]}")
+            try:
+                receiver.summary()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"bench.promrw did not answer on {receiver.url} within {wait_s:.0f} s") from None
+                time.sleep(0.1)
+        yield receiver
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def new_db(influx: Influxd, prefix: str) -> InfluxClient:
     client = InfluxClient.from_url(influx.url, db=f"{prefix}_{uuid.uuid4().hex[:8]}")
     client.ensure_db()

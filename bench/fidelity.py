@@ -18,7 +18,9 @@ Where the requests/s go: CPU seconds of k6 (+ controller), influxd and nginx per
 requests, from the kernel (wait4) and psutil. Then, unless `--no-tuning`, one round of
 bare k6 with output-tuning variants (push interval, the `url` field, k6's CSV output
 as an anchor, k6's aggregating Prometheus remote-write output into InfluxDB's
-/api/v1/prom/write), between two no-output reference runs, so a recommended change
+/api/v1/prom/write, and the same output with Trends as native histograms into
+`bench.promrw`, whose merged p95 bucket is set beside k6's exact p95), between two
+no-output reference runs, so a recommended change
 to `runners/k6.py` comes with its measured effect. CPU seconds per 1000 requests is
 the figure to compare variants by: other load on the machine moves it far less
 than requests/s.
@@ -29,10 +31,12 @@ Prints one JSON line: `{"bench": "fidelity", "stored_ratio": ..., "rps_ratio": .
 from __future__ import annotations
 
 import csv
+import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from bench import promrw
 from bench.common import (
     base_parser,
     bench_env,
@@ -42,6 +46,7 @@ from bench.common import (
     load_now,
     log,
     new_db,
+    promrw_receiver,
     rnd,
     run_bare_k6,
     run_loadbearing,
@@ -66,6 +71,9 @@ TUNING: list[tuple[str, dict[str, str], dict[str, Any], str | None, bool]] = [
     # InfluxDB 1.x accepts it on /api/v1/prom/write: a cheaper path, with another data model.
     ("prometheus_rw_aggregated", {"K6_PROMETHEUS_RW_TREND_STATS": "p(95),p(99),count,avg,min,max",
                                   "K6_PROMETHEUS_RW_PUSH_INTERVAL": "1s"}, {}, "prometheus-rw", False),
+    # The same output with Trends as native histograms (mergeable by bucket), into bench.promrw.
+    ("prometheus_rw_native_histogram", {"K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM": "true",
+                                        "K6_PROMETHEUS_RW_PUSH_INTERVAL": "1s"}, {}, "prometheus-rw-native", False),
 ]
 
 
@@ -159,25 +167,38 @@ def _tuning(plan: Path, root: Path, client: InfluxClient, influxd: Influxd, seco
     for name, env, cfg, other, use_influx in TUNING:
         ix0 = cpu_seconds([influxd.pid])
         other_out = None
+        extra: dict[str, Any] = {}
         if other == "csv":
             other_out = f"csv={root / 'tuning' / (name + '.csv')}"
         elif other == "prometheus-rw":
             other_out = "experimental-prometheus-rw"
             env = {**env, "K6_PROMETHEUS_RW_SERVER_URL": f"{influxd.url}/api/v1/prom/write?db={client.db}"}
-        run = run_bare_k6(plan, "fast", root / "tuning", influx=client if use_influx else None,
-                          env_overrides=env, config_overrides=cfg, other_out=other_out)
-        ix = cpu_seconds([influxd.pid]) - ix0
-        if use_influx:
-            stored: int | None = stored_count(client, run.testid)
-        elif other == "prometheus-rw":
-            stored = _prometheus_count(client, run.testid)
+        if other == "prometheus-rw-native":
+            with promrw_receiver() as receiver:
+                env = {**env, "K6_PROMETHEUS_RW_SERVER_URL": f"{receiver.url}/api/v1/write"}
+                rx0 = receiver.cpu_s()
+                run = run_bare_k6(plan, "fast", root / "tuning", influx=None, env_overrides=env,
+                                  config_overrides=cfg, other_out="experimental-prometheus-rw")
+                ix = receiver.cpu_s() - rx0
+                summary = receiver.summary()
+            stored: int | None = summary["http_reqs"]
+            extra = _native_p95(summary, run.summary)
         else:
-            stored = None
+            run = run_bare_k6(plan, "fast", root / "tuning", influx=client if use_influx else None,
+                              env_overrides=env, config_overrides=cfg, other_out=other_out)
+            ix = cpu_seconds([influxd.pid]) - ix0
+            if use_influx:
+                stored = stored_count(client, run.testid)
+            elif other == "prometheus-rw":
+                stored = _prometheus_count(client, run.testid)
+            else:
+                stored = None
         rows[name] = {
             "rps": round(run.requests / seconds, 1),
             "stored_ratio": rnd(stored / run.requests, 6) if stored is not None and run.requests else None,
             "k6_cpu_s_per_1k": rnd(1000 * run.cpu_s / run.requests, 4) if run.requests else None,
             "influxd_cpu_s_per_1k": rnd(1000 * ix / run.requests, 4) if run.requests else None,
+            **extra,
             "_requests": run.requests,
         }
         log(f"tuning {name}: {run.requests / seconds:,.0f} req/s, k6 {rows[name]['k6_cpu_s_per_1k']} "
@@ -220,6 +241,21 @@ def collision_check(plan: Path, root: Path, client: InfluxClient, runs: int, sec
     log(f"collision check: {requests} requests, {dups} shared a ns timestamp, {lost} missing in InfluxDB")
     return {"runs": runs, "seconds": seconds, "requests": requests, "same_ns_timestamp": dups,
             "missing_in_influxdb": lost}
+
+
+def _native_p95(summary: dict[str, Any], k6_summary: dict[str, Any]) -> dict[str, Any]:
+    """The merged native histogram's p95 bucket beside k6's exact p95 (its end-of-test summary)."""
+    exact = (k6_summary.get("metrics", {}).get("http_req_duration") or {}).get("p(95)")
+    bounds = promrw.p95_bounds_ms(summary)
+    schemas = (summary.get("duration") or {}).get("schemas") or []
+    out: dict[str, Any] = {"p95_exact_ms": rnd(exact, 4), "histogram_schema": schemas[0] if len(schemas) == 1 else None,
+                           "p95_bucket_ms": [rnd(b, 4) for b in bounds] if bounds else None}
+    if bounds and len(schemas) == 1:
+        out["bucket_relative_width"] = rnd(promrw.relative_width(schemas[0]), 4)
+        if exact:
+            mid = math.sqrt(bounds[0] * bounds[1])
+            out["p95_midpoint_error"] = rnd((mid - exact) / exact, 4)
+    return out
 
 
 def _prometheus_count(client: InfluxClient, testid: str) -> int:

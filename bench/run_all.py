@@ -177,6 +177,30 @@ GOALS = {
 
 # -- BENCHMARKS.md ------------------------------------------------------------------------
 
+def _native_histogram_lines(nh: dict[str, Any]) -> list[str]:
+    """The mergeable aggregating path (k6's native histograms): its cost and its p95's precision."""
+    if not nh.get("rps_ratio"):
+        return []
+    width = nh.get("bucket_relative_width")
+    return ["", (
+        f"`prometheus_rw_native_histogram` is the same output with every Trend as a Prometheus native histogram, "
+        f"received by `bench/promrw.py` (InfluxDB 1.x drops native histograms): rps_ratio {nh.get('rps_ratio')}, "
+        f"k6 {nh.get('k6_cpu_s_per_1k')} CPU-s per 1000 requests, receiver {nh.get('influxd_cpu_s_per_1k')}, "
+        f"request count exact (stored_ratio {nh.get('stored_ratio')}). Its histograms merge exactly across runners "
+        "and seconds (bucket counts add up), but k6 fixes their schema at "
+        f"{nh.get('histogram_schema')}: buckets {width:.1%} wide, so a percentile is known only to its bucket. "
+        f"k6's exact p95 was {nh.get('p95_exact_ms')} ms; the merged histogram puts it in "
+        f"{nh.get('p95_bucket_ms')} ms (geometric midpoint off by {nh.get('p95_midpoint_error'):+.1%}). "
+        "So the one path that reaches the goal's cost gives exact counts and error rates but percentiles to "
+        "about +-4.5%, short of the issue's \"numbers the dashboards and policies show exact\"; an exact "
+        "aggregate needs an aggregator inside k6 with finer buckets (an xk6 output extension, which needs a Go "
+        "toolchain this machine does not have). loadbearing keeps the per-sample output, exact and complete, "
+        "and states its cost here."
+        if width is not None and nh.get("p95_midpoint_error") is not None else
+        f"`prometheus_rw_native_histogram` (Trends as native histograms): rps_ratio {nh.get('rps_ratio')}; "
+        "no merged histogram was received, so its precision was not measured.")]
+
+
 def render(outcomes: list[Outcome], mach: dict[str, Any], started: datetime, load_start: dict[str, Any],
            total_s: float, quick: bool) -> str:
     by = {o.name: o.result for o in outcomes}
@@ -353,6 +377,7 @@ def _explain(name: str, r: dict[str, Any] | None, o: Outcome) -> list[str]:
                              f"`prometheus_rw_aggregated` ran at rps_ratio {prw.get('rps_ratio')} with k6 at "
                              f"{prw.get('k6_cpu_s_per_1k')} CPU-s per 1000 requests ({prw['k6_cpu_s_per_1k'] / k6_bare:.2f}x "
                              "bare) and influxd next to idle.")]
+            out += _native_histogram_lines(tuning.get("prometheus_rw_native_histogram") or {})
         return [line.replace("{cores}", str(os.cpu_count())) for line in out]
     if name == "start_skew":
         return [
