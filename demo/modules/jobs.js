@@ -2,8 +2,9 @@
 // applies; a recruiter now and then posts a job (core-api).
 // The load shape (VUs or arrival rate, duration) comes from the plan, not from here.
 import http from 'k6/http';
-import { check, sleep } from 'k6';
+import { check } from 'k6';
 import exec from 'k6/execution';
+import { arrive, pick, think } from './pacing.js';
 
 const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8000').replace(/\/+$/, '');
 const JSON_HEADERS = { 'Content-Type': 'application/json' };
@@ -11,27 +12,6 @@ const SEARCH_TERMS = ['python', 'backend', 'remote', 'kubernetes', 'designer', '
   'mobile', 'security', 'platform'];
 const CITIES = ['Berlin', 'London', 'Lisbon', 'Bangalore', 'Toronto', 'Austin', 'Singapore', 'Nairobi',
   'Sao Paulo', 'Warsaw', 'Amsterdam', 'Seattle'];
-
-function pick(list) {
-  return list[Math.floor(Math.random() * list.length)];
-}
-
-// Think time belongs to closed-model runs (constant VUs); under an arrival rate the
-// plan sets the pacing and a sleep would only pin VUs.
-function closedModel() {
-  const executor = exec.scenario.executor;
-  return executor !== 'constant-arrival-rate' && executor !== 'ramping-arrival-rate';
-}
-
-function think(min, max) {
-  if (closedModel()) sleep(min + Math.random() * (max - min));
-}
-
-// Real users do not all arrive in the same millisecond: spread each VU's first
-// iteration over the first seconds (closed model only).
-function arrive() {
-  if (closedModel() && exec.vu.iterationInScenario === 0) sleep(Math.random() * 3);
-}
 
 function ids(res) {
   if (res.status !== 200) return [];

@@ -8,8 +8,8 @@
 // loadbearing can count distinct keys and predict a cache's hit ratio.
 // The load shape (VUs or arrival rate, duration) comes from the plan, not from here.
 import http from 'k6/http';
-import { check, sleep } from 'k6';
-import exec from 'k6/execution';
+import { check } from 'k6';
+import { arrive, pick, think } from './pacing.js';
 
 const PROFILE_IDS = 500;
 const ZIPF_S = 1.0;
@@ -43,27 +43,6 @@ function profileId() {
     if (CDF[mid] < u) lo = mid + 1; else hi = mid;
   }
   return ((lo * SCRAMBLE) % PROFILE_IDS) + 1; // rank lo (0 = hottest)
-}
-
-function pick(list) {
-  return list[Math.floor(Math.random() * list.length)];
-}
-
-// Think time belongs to closed-model runs (constant VUs); under an arrival rate the
-// plan sets the pacing and a sleep would only pin VUs.
-function closedModel() {
-  const executor = exec.scenario.executor;
-  return executor !== 'constant-arrival-rate' && executor !== 'ramping-arrival-rate';
-}
-
-function think(min, max) {
-  if (closedModel()) sleep(min + Math.random() * (max - min));
-}
-
-// Real users do not all arrive in the same millisecond: spread each VU's first
-// iteration over the first seconds (closed model only).
-function arrive() {
-  if (closedModel() && exec.vu.iterationInScenario === 0) sleep(Math.random() * 3);
 }
 
 export default function () {
