@@ -86,6 +86,7 @@ def measure(rounds: int, seconds: int, vus: int, tuning: bool, keep: bool = Fals
     per_round: list[dict[str, Any]] = []
     tuning_rows: dict[str, Any] = {}
     collisions: dict[str, Any] = {}
+    store: dict[str, int] = {}
     load_before = load_now()
     with workdir("fidelity", keep) as root, services(root) as (nginx, influxd):
         assert nginx is not None and influxd is not None
@@ -107,9 +108,12 @@ def measure(rounds: int, seconds: int, vus: int, tuning: bool, keep: bool = Fals
                     row[variant] = round(bare.requests / seconds, 1)
                 else:
                     ix0 = cpu_seconds([influxd.pid])
+                    st0 = influx_stats(client)
                     run = run_loadbearing(plan, "parallel", 1, client, root / "runs", env)
                     run.require_numbers()
                     cpu["influxd"] += cpu_seconds([influxd.pid]) - ix0
+                    for k, v in influx_stats(client).items():
+                        store[k] = store.get(k, 0) + v - st0.get(k, 0)
                     cpu["nginx_lb"] += cpu_seconds(nginx.pids()) - ng0
                     cpu["loadbearing"] += run.cpu_s
                     lb_wall += run.wall_s
@@ -150,6 +154,7 @@ def measure(rounds: int, seconds: int, vus: int, tuning: bool, keep: bool = Fals
             "influxd": rnd(100 * cpu["influxd"] / lb_wall, 1) if lb_wall else None,
             "nginx": rnd(100 * cpu["nginx_lb"] / lb_wall, 1) if lb_wall else None,
         },
+        "influxd_stats": store,
         "tuning": tuning_rows,
         "tuning_seconds": (tuning_seconds or seconds) if tuning else None,
         "collision_check": collisions,
@@ -241,6 +246,25 @@ def collision_check(plan: Path, root: Path, client: InfluxClient, runs: int, sec
     log(f"collision check: {requests} requests, {dups} shared a ns timestamp, {lost} missing in InfluxDB")
     return {"runs": runs, "seconds": seconds, "requests": requests, "same_ns_timestamp": dups,
             "missing_in_influxdb": lost}
+
+
+INFLUX_STATS = {("httpd", "writeReq"): "write_requests", ("httpd", "pointsWrittenOK"): "points_written_ok",
+                ("httpd", "pointsWrittenFail"): "points_written_fail",
+                ("httpd", "pointsWrittenDropped"): "points_written_dropped",
+                ("httpd", "clientError"): "client_errors", ("httpd", "serverError"): "server_errors",
+                ("write", "writeError"): "write_errors", ("write", "writeDrop"): "write_drops",
+                ("write", "writeTimeout"): "write_timeouts"}
+
+
+def influx_stats(client: InfluxClient) -> dict[str, int]:
+    """InfluxDB's own counters (`SHOW STATS`) of what it accepted and refused, since it started."""
+    out: dict[str, int] = {}
+    for module in sorted({m for m, _ in INFLUX_STATS}):
+        for row in client.rows(f"SHOW STATS FOR {quote_literal(module)}"):
+            for (m, field), name in INFLUX_STATS.items():
+                if m == module and row.get(field) is not None:
+                    out[name] = out.get(name, 0) + int(row[field])
+    return out
 
 
 def _native_p95(summary: dict[str, Any], k6_summary: dict[str, Any]) -> dict[str, Any]:

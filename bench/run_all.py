@@ -177,6 +177,20 @@ GOALS = {
 
 # -- BENCHMARKS.md ------------------------------------------------------------------------
 
+def _store_sentence(st: dict[str, Any]) -> str:
+    """What InfluxDB's own counters (SHOW STATS) say about the loadbearing rounds' writes."""
+    if not st:
+        return "No write is refused: the store kept every point k6 sent."
+    refused = sum(int(st.get(k) or 0) for k in ("points_written_fail", "points_written_dropped", "client_errors",
+                                                 "server_errors", "write_errors", "write_drops", "write_timeouts"))
+    return (f"InfluxDB's own counters (SHOW STATS) over the loadbearing rounds: {st.get('write_requests')} write "
+            f"requests, {st.get('points_written_ok')} points written, {st.get('points_written_fail')} failed, "
+            f"{st.get('points_written_dropped')} dropped, {st.get('client_errors')} client and "
+            f"{st.get('server_errors')} server errors: "
+            + ("no write was refused, so the rate is lost to CPU, not to the store." if refused == 0 else
+               f"{refused} refusals, see the counters in the raw line."))
+
+
 def _native_histogram_lines(nh: dict[str, Any]) -> list[str]:
     """The mergeable aggregating path (k6's native histograms): its cost and its p95's precision."""
     if not nh.get("rps_ratio"):
@@ -340,7 +354,7 @@ def _explain(name: str, r: dict[str, Any] | None, o: Outcome) -> list[str]:
                 f"k6's {cores_bare:.2f}, hence {r.get('rps_ratio')}. Reaching 0.80 on a box whose cores are all "
                 "in use needs a pipeline whose per-request CPU is at most 1.25x bare k6's; k6's per-sample "
                 "InfluxDB output is far from it and no batching setting changes its per-sample cost (tuning "
-                "table below). No write is refused: the store kept every point k6 sent.")]
+                "table below). " + _store_sentence(r.get("influxd_stats") or {}))]
         col = r.get("collision_check") or {}
         if r.get("lost_samples"):
             out += ["", (

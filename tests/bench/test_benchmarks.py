@@ -65,6 +65,9 @@ def test_fidelity_quick() -> None:
     assert round(r["stored_ratio"], 3) == 1.0
     assert positive(r["cpu_s_per_1k_requests"]["k6_no_output"])
     assert r["tuning"] == {}  # quick mode skips the tuning variants
+    st = r["influxd_stats"]  # InfluxDB's own counters: what it accepted, nothing refused
+    assert st["points_written_ok"] >= s["stored_http_reqs"] + s["stored_http_req_duration"]
+    assert st["points_written_fail"] == st["points_written_dropped"] == st["client_errors"] == 0
 
 
 def test_start_skew_quick() -> None:
