@@ -14,8 +14,6 @@ averages of per-runner percentiles).
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import math
 import threading
 from collections.abc import Callable, Iterable
@@ -24,9 +22,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-import httpx
-
-from runners.influx import InfluxClient, quote_ident, quote_literal
+from runners.influx import InfluxClient, SharedConnectionClient, quote_ident, quote_literal
 
 # Candidate cache TTLs (seconds) replayed against the run's own key stream.
 TTL_CANDIDATES = (1, 5, 10, 30, 60)
@@ -153,33 +149,6 @@ class Measurements:
     caches: dict[str, CacheStats] = field(default_factory=dict)
     app_endpoints: dict[tuple[str, str], AppEndpoint] = field(default_factory=dict)
     runner_cpu: dict[str, dict[str, float]] = field(default_factory=dict)
-
-
-@dataclass
-class SharedConnectionClient(InfluxClient):
-    """`InfluxClient` whose queries share one httpx.Client (connection pool, one TLS context)
-    instead of building one per query; thread-safe. `close()` releases it."""
-
-    _shared: httpx.Client | None = field(default=None, repr=False, compare=False)
-    _shared_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    @classmethod
-    def wrap(cls, client: InfluxClient) -> SharedConnectionClient:
-        if isinstance(client, SharedConnectionClient):
-            return client
-        return cls(**{f.name: getattr(client, f.name) for f in dataclasses.fields(client)})
-
-    def _client(self) -> Any:  # a context manager that leaves the shared client open
-        with self._shared_lock:
-            if self._shared is None:
-                self._shared = super()._client()
-        return contextlib.nullcontext(self._shared)
-
-    def close(self) -> None:
-        with self._shared_lock:
-            if self._shared is not None:
-                self._shared.close()
-                self._shared = None
 
 
 def _num(value: Any) -> float | None:

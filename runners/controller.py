@@ -24,7 +24,7 @@ from runners.backends import Backend, Runner, RunnerSpec, get_backend
 from runners.errors import BadInput, ExitCode, RunError
 from runners.events import EventLog
 from runners.generator import GeneratorMonitor
-from runners.influx import InfluxClient
+from runners.influx import InfluxClient, SharedConnectionClient
 from runners.plan import Plan, check_strategy, load_plan
 from runners.progress import Progress, console, final_table
 from runners.records import (
@@ -88,6 +88,7 @@ def run(opts: RunOptions, influx: InfluxClient) -> tuple[Path, ExitCode]:
     plan, plan_phases = prepare(opts)
     influx.ping()
     influx.ensure_db()
+    influx = SharedConnectionClient.wrap(influx)  # one connection for the run's per-second writes
     backend = get_backend(opts.backend, **(opts.backend_options or {}))
     for msg in backend.cleanup_stale():
         console.print(f"[yellow]cleanup:[/] {msg}")
@@ -169,6 +170,7 @@ def run(opts: RunOptions, influx: InfluxClient) -> tuple[Path, ExitCode]:
         owner.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             owner.parent.rmdir()
+        influx.close()
     console.print(final_table(record.to_json()))
     for err in record.errors:
         console.print(f"[red]error:[/] {err}")
