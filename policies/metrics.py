@@ -149,6 +149,7 @@ class Measurements:
     caches: dict[str, CacheStats] = field(default_factory=dict)
     app_endpoints: dict[tuple[str, str], AppEndpoint] = field(default_factory=dict)
     runner_cpu: dict[str, dict[str, float]] = field(default_factory=dict)
+    near_pairs: dict[str, int] = field(default_factory=dict)   # module -> same-series samples <= 25 ns apart
 
 
 def _num(value: Any) -> float | None:

@@ -23,9 +23,10 @@ from policies import cache, pool, scaling
 from policies.findings import Finding, Plateau, error_findings, r, slo_breaches, throughput_limits
 from policies.metrics import Measurements, MetricsReader
 from policies.rundir import RunInputs, load_run
-from policies.validity import Validity, judge
+from policies.validity import Validity, judge, short_modules
 from runners.errors import BadInput
 from runners.influx import InfluxClient, line
+from runners.results import near_coincidences
 
 EVENTS = "loadbearing_events"
 FINDING_ORDER = ("metrics_incomplete", "metrics_inconsistent", "generator_saturated", "too_little_data",
@@ -65,6 +66,8 @@ def analyze(inputs: RunInputs, reader: MetricsReader) -> Analysis:
 
 def _analyze(inputs: RunInputs, reader: MetricsReader) -> Analysis:
     m = reader.read({s: inputs.service_window(s) for s in inputs.services()})
+    if short_modules(inputs, m):
+        m.near_pairs = near_coincidences(reader.client, inputs.testid)
     validity = judge(inputs, m)
     plateaus = throughput_limits(inputs, m)
     findings: list[Finding] = [*validity.findings, *(p.finding for p in plateaus),

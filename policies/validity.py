@@ -4,8 +4,10 @@ A run is invalid (`"valid": false`, each reason in `invalid_reasons`) when:
 
 - `metrics_incomplete`: InfluxDB holds fewer samples than k6 itself counted (k6's
   `--summary-export`), per module, for http_reqs, http_req_duration or
-  http_req_failed; or a runner left no summary to check against; or the run
-  record is marked incomplete / did not finish.
+  http_req_failed, beyond what same-nanosecond merges explain
+  (`runners.results.allowed_missing`: 0.1 %, or the store's own count of
+  near-coincident same-series samples); or a runner left no summary to check
+  against; or the run record is marked incomplete / did not finish.
 - `metrics_inconsistent`: more samples stored than k6 counted (a reused testid).
 - `generator_saturated`: a load generator could not produce the planned load:
   its CPU was pegged (`loadbearing_runner.cpu_percent` p90 >= 90, when the
@@ -22,9 +24,9 @@ from dataclasses import dataclass, field
 from policies.findings import Finding, r
 from policies.metrics import Measurements
 from policies.rundir import RunInputs
+from runners.results import allowed_missing
 
 MIN_REQUESTS = 30
-COUNT_TOLERANCE = 0.001      # stored may miss at most 0.1 % of k6's count (and at least 1 sample)
 DROP_SHARE = 0.01            # dropped iterations above 1 % of scheduled ones matter
 CPU_PEGGED = 90.0
 CHECKED_MEASUREMENTS = ("http_reqs", "http_req_duration", "http_req_failed")
@@ -40,6 +42,14 @@ class Validity:
         self.valid = False
         self.reasons.append(f"{finding.kind}: {finding.detail}")
         self.findings.append(finding)
+
+
+def short_modules(inputs: RunInputs, m: Measurements) -> list[str]:
+    """Modules whose stored samples fall short of k6's count by more than 0.1 %: only for
+    these is the store asked how many same-nanosecond merges could explain (`m.near_pairs`)."""
+    return [mod.name for mod in inputs.modules if mod.k6_requests and any(
+        m.stored.get(mod.name, {}).get(meas, 0) < mod.k6_requests - allowed_missing(mod.k6_requests)
+        for meas in CHECKED_MEASUREMENTS)]
 
 
 def judge(inputs: RunInputs, m: Measurements) -> Validity:
@@ -60,15 +70,14 @@ def judge(inputs: RunInputs, m: Measurements) -> Validity:
         if k6 is not None and not mod.missing_summaries:
             for meas in CHECKED_MEASUREMENTS:
                 have = stored.get(meas, 0)
-                allowed = max(1, int(k6 * COUNT_TOLERANCE))
-                if have < k6 - allowed:
+                if have < k6 - allowed_missing(k6, m.near_pairs.get(mod.name, 0)):
                     v.invalid(Finding(
                         "metrics_incomplete", mod.service, None,
                         f"module {mod.name}: InfluxDB holds {have} {meas} samples but k6 counted {k6} requests "
                         f"({1 - have / k6:.1%} missing); percentiles and rates would be wrong",
                         module=mod.name, evidence={"measurement": meas, "stored": have, "k6_count": k6}))
                     break
-                if have > k6 + allowed:
+                if have > k6 + allowed_missing(k6):
                     v.invalid(Finding(
                         "metrics_inconsistent", mod.service, None,
                         f"module {mod.name}: InfluxDB holds {have} {meas} samples but k6 counted only {k6} "

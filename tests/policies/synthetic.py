@@ -46,6 +46,9 @@ class Module:
     dropped_per_s: float = 0.0
     vus: int = 10
     offset_s: int = 0
+    # (merged, near): the first `merged` requests get a twin of the same series stamped in the same
+    # nanosecond (k6 counts both, InfluxDB keeps one); the next `near` get a twin 5 ns later (both kept).
+    twins: tuple[int, int] = (0, 0)
 
 
 @dataclass
@@ -83,10 +86,13 @@ def write_run(run_dir: Path, influx: InfluxClient, testid: str, modules: list[Mo
             fields: dict[str, Any] = {"url": ep.name}
             if ep.keys:
                 fields["key"] = f"{ep.name}:{rnd.randrange(ep.keys)}"
+            merged, near = mod.twins
+            stamps = [ts] + ([ts] if i < merged else [ts + 5] if i < merged + near else [])
             if (i % 1000) < keep * 1000:
-                for meas, value in (("http_reqs", 1.0), ("http_req_duration", ms), ("http_req_waiting", ms * 0.95),
-                                    ("http_req_failed", 1.0 if failed else 0.0)):
-                    lines.append(line(meas, tags, {**fields, "value": value}, ts))
+                for stamp in stamps:
+                    for meas, value in (("http_reqs", 1.0), ("http_req_duration", ms),
+                                        ("http_req_waiting", ms * 0.95), ("http_req_failed", 1.0 if failed else 0.0)):
+                        lines.append(line(meas, tags, {**fields, "value": value}, stamp))
             lines.append(line("iterations", {**base, "scenario": "load"}, {"value": 1.0}, ts + 1))
         dropped = 0
         for s in range(mod.seconds):
@@ -95,6 +101,7 @@ def write_run(run_dir: Path, influx: InfluxClient, testid: str, modules: list[Mo
             for j in range(int(mod.dropped_per_s)):
                 lines.append(line("dropped_iterations", {**base, "scenario": "load"}, {"value": 1.0}, ts + j))
                 dropped += 1
+        n += sum(mod.twins)
         if runner not in missing_summaries:
             (run_dir / "k6" / f"{runner}.summary.json").write_text(json.dumps({"metrics": {
                 "http_reqs": {"count": n, "rate": mod.rate},

@@ -13,6 +13,7 @@ from policies.metrics import MetricsReader
 from policies.rundir import load_run
 from runners.errors import BadInput, RunError
 from runners.influx import InfluxClient
+from runners.results import allowed_missing, near_coincidences
 from tests.policies.synthetic import Endpoint, Module, Service, write_run
 
 FAST = Endpoint("items_get", latency_ms=lambda t, rnd: 8 + rnd.random() * 4, keys=40)
@@ -32,6 +33,32 @@ def test_thinned_samples_make_the_run_invalid(influx: InfluxClient, tmp_path: Pa
     assert any("k6 counted 1000" in reason for reason in doc["invalid_reasons"])
     md, _ = write_report(run_dir)
     assert "INVALID" in md.read_text() and "metrics_incomplete" in md.read_text()
+
+
+def test_same_nanosecond_merges_are_tolerated_only_as_far_as_the_store_shows_near_coincidences(
+        influx: InfluxClient, tmp_path: Path) -> None:
+    # 1000 requests + 3 twins InfluxDB merged (k6 counted 1013, 1010 stored: over 0.1 %) and
+    # 10 twins 5 ns apart: a lockstep target; the 3 missing are explained as merges.
+    lockstep = write_run(tmp_path / "lockstep", influx, "lockstep",
+                         [Module("items", "shop-api", 50, 20, [FAST], twins=(3, 10))],
+                         [Service("shop-api", {"db_pool_size": 5})])
+    assert near_coincidences(influx, "lockstep") == {"items": 10}
+    doc = recommend_run(lockstep)
+    assert doc["valid"] is True, doc["invalid_reasons"]
+    # the same 3 missing with no near-coincidence in the store: nothing explains them
+    lost = write_run(tmp_path / "lost", influx, "lost", [Module("items", "shop-api", 50, 20, [FAST], twins=(3, 0))],
+                     [Service("shop-api", {"db_pool_size": 5})])
+    doc = recommend_run(lost)
+    assert doc["valid"] is False and "metrics_incomplete" in kinds(doc)
+    assert any("InfluxDB holds 1000 http_reqs samples but k6 counted 1003" in r for r in doc["invalid_reasons"])
+
+
+@pytest.mark.parametrize(("k6_count", "near", "allowed"), [
+    (0, 0, 0), (1, 0, 1), (999, 0, 1), (1000, 0, 1), (1001, 0, 2), (1120, 0, 2), (1120, 11, 11),
+    (100_000, 0, 100), (100_000, 40, 100), (100_000, 400, 400),
+])
+def test_allowed_missing(k6_count: int, near: int, allowed: int) -> None:
+    assert allowed_missing(k6_count, near) == allowed
 
 
 def test_complete_samples_are_valid(influx: InfluxClient, tmp_path: Path) -> None:
