@@ -11,8 +11,8 @@ private nginx. Three variants per round, in an order that rotates every round:
   through the REST API, live progress polling, results read back).
 
 `--components` adds, in the same rotation, the runner mechanics without the controller
-(process backend: paused start, REST API, resume; with and without reading
-`/v1/metrics` once a second as the live progress table does), to tell which part of
+(process backend: paused start, REST API, resume; with and without reading the
+runner's live metrics once a second as the live progress table does), to tell which part of
 loadbearing costs k6 what.
 
 Prints one JSON line:
@@ -59,6 +59,7 @@ from runners.backends import RunnerSpec
 from runners.backends.process import ProcessBackend, runner_files
 from runners.influx import InfluxClient
 from runners.plan import load_plan
+from runners.progress import LIVE_METRICS, TREND_EVERY
 
 VARIANTS = ("k6_no_output", "k6_same_output", "loadbearing")
 # --components: the runner mechanics alone, in this process, through the process backend
@@ -69,7 +70,8 @@ GOAL = 0.98
 def backend_run(plan_path: Path, client: InfluxClient, run_dir: Path, poll_s: float | None) -> tuple[int, float]:
     """One runner as the controller starts it (paused, REST API, resumed), without the controller.
 
-    `poll_s`: read `/v1/metrics` that often, as the live progress table does (None: never).
+    `poll_s`: read the runner's live metrics that often, the way the progress table does
+    (LIVE_METRICS each time, http_req_duration every TREND_EVERY-th time; None: never).
     Returns (k6's request count, CPU seconds of the k6 process from this process's reaped children).
     """
     plan = load_plan(plan_path)
@@ -86,12 +88,15 @@ def backend_run(plan_path: Path, client: InfluxClient, run_dir: Path, poll_s: fl
     live = backend.initialize([spec])
     try:
         backend.start(live)
-        next_poll = 0.0
+        next_poll, polls = 0.0, 0
         with httpx.Client(timeout=2.0) as http:
             while not all(c is not None for c in backend.poll(live)):
                 if poll_s is not None and time.monotonic() >= next_poll:
-                    with contextlib.suppress(httpx.HTTPError):
-                        http.get(f"{live[0].api}/v1/metrics")
+                    polls += 1
+                    trend = ("http_req_duration",) if polls % TREND_EVERY == 1 else ()
+                    for metric in (*LIVE_METRICS, *trend):
+                        with contextlib.suppress(httpx.HTTPError):
+                            http.get(f"{live[0].api}/v1/metrics/{metric}")
                     next_poll = time.monotonic() + poll_s
                 time.sleep(0.05)
     finally:

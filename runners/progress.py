@@ -23,6 +23,13 @@ from runners.backends import Runner
 console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 120)
 
 
+LIVE_METRICS = ("http_reqs", "vus", "http_req_failed")  # read from each runner every second
+TREND_EVERY = 5  # http_req_duration (k6 computes its percentiles on each read) every 5th read
+# Without a terminal nothing is drawn until the end (a CI log gets the last snapshot), so the
+# runners are read every 5 s there: each read costs k6 CPU (bench/overhead --components).
+UNATTENDED_EVERY_S = 5.0
+
+
 @dataclass
 class ModuleProgress:
     state: str = "waiting"
@@ -42,6 +49,7 @@ class Progress:
     live: Live | None = None
     _client: httpx.Client | None = None
     _calls: int = 0
+    _next_read: float = 0.0
     _durations: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -73,14 +81,19 @@ class Progress:
     def sample(self, runners: list[Runner]) -> None:
         """Read every running runner's live metrics (called about once a second).
 
-        Only the cheap metrics every time; the duration trend (k6 computes its
-        percentiles on each read) every 5th call, so polling costs k6 next to nothing.
+        On a terminal: the cheap metrics every time, the duration trend (k6 computes its
+        percentiles on each read) every 5th call. Unattended (no terminal, nothing drawn
+        until the end): everything every UNATTENDED_EVERY_S seconds.
         """
         if self._client is None:
             return
+        attended = console.is_terminal
+        if not attended and time.monotonic() < self._next_read:
+            return
+        self._next_read = time.monotonic() + UNATTENDED_EVERY_S
         self._calls += 1
-        wanted = ["http_reqs", "vus", "http_req_failed"]
-        if self._calls % 5 == 1:
+        wanted = list(LIVE_METRICS)
+        if not attended or self._calls % TREND_EVERY == 1:
             wanted.append("http_req_duration")
         per: dict[str, list[dict[str, Any]]] = {}
         for r in runners:

@@ -131,3 +131,20 @@ def test_run_all_records_goals_and_missing_bench(tmp_path: Path) -> None:
     assert "| `fidelity` | stored_ratio 1.000 and rps_ratio >= 0.80 |" in text and "**FAIL**" in text
     assert "Why rps_ratio is below 0.80" in text  # a missed goal comes with its measured cause
     assert "not available" in text and "Test CPU" in text
+
+
+def test_a_missed_overhead_goal_comes_with_its_cause() -> None:
+    from bench import run_all
+
+    r = {"bench": "overhead", "ratio": 0.97, "round_ratios": [0.97, 1.05, 0.9], "seconds_per_round": 10,
+         "rps": {"loadbearing": 10000.0}, "controller_cpu_s_per_run": 0.3,
+         "cpu_s_per_1k_requests": {"k6_same_output": 0.1, "loadbearing": 0.106},
+         "components": {"paused_resumed": {"ratio": 0.99, "cpu_s_per_1k_requests": 0.101}}, "rounds": []}
+    text = "\n".join(run_all._explain("overhead", r, run_all.Outcome("overhead", r, 1.0)))
+    assert "Why ratio is below 0.98" in text
+    assert "from 0.9 to 1.05, 0.15 wide" in text and "misses 0.98 by 0.010" in text
+    # controller: 0.3 CPU-s x 3 runs / 300,000 requests = 0.003 per 1000 = 3.0% of bare k6's 0.1
+    assert "1.060x" in text and "3.0% of bare k6's per-request CPU is the controller" in text
+    assert "the other 3.0% is k6's own" in text and "`paused_resumed` ratio 0.99" in text
+    ok = "\n".join(run_all._explain("overhead", {**r, "ratio": 0.99}, run_all.Outcome("overhead", r, 1.0)))
+    assert "Why ratio is below" not in ok
