@@ -209,8 +209,8 @@ def _overhead_cause(r: dict[str, Any]) -> list[str]:
         ctl_1k = 1000 * ctl * len(rr) / lb_requests
         parts.append(f"by CPU, which other load disturbs far less, loadbearing spent {lb / same:.3f}x bare k6's "
                      f"CPU per request with the same output: {ctl_1k / same:.1%} of bare k6's per-request CPU is the "
-                     f"controller ({ctl} CPU-s per run, most of it its Python start and the `k6 inspect` preflight, "
-                     f"before k6 is resumed), the other {(lb - same - ctl_1k) / same:.1%} is k6's own")
+                     f"controller ({ctl} CPU-s per run, its Python start and the `k6 inspect` "
+                     f"preflight included), the other {(lb - same - ctl_1k) / same:.1%} is k6's own")
     comp = r.get("components") or {}
     if comp:
         parts.append("the runner mechanics alone, without the controller (paused start, REST API, resume): "
