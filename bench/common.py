@@ -21,7 +21,6 @@ it if it is killed (PR_SET_PDEATHSIG; the demo services watch their parent).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import platform
@@ -43,8 +42,9 @@ import psutil
 
 from runners import k6 as k6mod
 from runners.allowlist import k6_block_options
+from runners.children import die_with_parent, wait_answering
 from runners.influx import InfluxClient, quote_literal
-from runners.influxd import Influxd, influxd_binary, write_config
+from runners.influxd import Influxd, influxd_binary, start_influxd
 from runners.plan import load_plan
 from runners.state import free_port
 
@@ -54,7 +54,6 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 NGINX_BODY = '{"ok":true}'
-_PR_SET_PDEATHSIG = 1
 _T0 = time.monotonic()
 
 
@@ -68,11 +67,6 @@ def emit(result: dict[str, Any]) -> None:
     """The benchmark's single stdout line."""
     sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()
-
-
-def die_with_parent() -> None:  # preexec_fn: runs in the child between fork and exec
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 # -- the fast target: a private nginx ------------------------------------------------------
@@ -172,29 +166,7 @@ def start_nginx(root: Path, body: str = NGINX_BODY) -> Nginx:
 def start_influx(root: Path, wait_s: float = 30.0) -> Influxd:
     """A private influxd under `root` on a free loopback port, with the config of
     `runners.influxd` (max-body-size 0, loopback only), that dies with this process."""
-    binary = influxd_binary()
-    if binary is None:
-        raise RuntimeError("influxd is not installed (Debian package 'influxdb')")
-    port = free_port()
-    cfg = write_config(root, port, free_port())
-    with open(root / "influxd.log", "ab") as logf:
-        proc = subprocess.Popen([binary, "-config", str(cfg)], stdout=logf, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env={**os.environ, "INFLUXDB_REPORTING_DISABLED": "true"},
-                                preexec_fn=die_with_parent)
-    server = Influxd(root=root, http_port=port, pid=proc.pid)
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"influxd exited with code {proc.returncode}: "
-                               f"{(root / 'influxd.log').read_text(errors='replace')[-800:]}")
-        try:
-            if httpx.get(f"{server.url}/ping", timeout=1.0).status_code == 204:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"influxd did not answer on {server.url} within {wait_s:.0f} s")
+    return start_influxd(root, wait_s=wait_s, tied=True)
 
 
 @dataclass
@@ -219,18 +191,10 @@ def promrw_receiver(wait_s: float = 15.0) -> Iterator[PromRwReceiver]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=die_with_parent)
     receiver = PromRwReceiver(f"http://127.0.0.1:{port}", proc)
     try:
-        deadline = time.monotonic() + wait_s
-        while True:
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-                raise RuntimeError(f"bench.promrw exited with code {proc.returncode}: {err[-800:]}")
-            try:
-                receiver.summary()
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"bench.promrw did not answer on {receiver.url} within {wait_s:.0f} s") from None
-                time.sleep(0.1)
+        problem = wait_answering(proc, f"{receiver.url}/summary", 200, wait_s)
+        if problem is not None:
+            err = proc.stderr.read().decode(errors="replace") if proc.poll() is not None and proc.stderr else ""
+            raise RuntimeError(f"bench.promrw {problem}: {err[-800:]}")
         yield receiver
     finally:
         proc.terminate()

@@ -194,8 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--vus", type=int, default=50)
     parser.add_argument("--components", action="store_true",
-                        help="also run the runner mechanics alone (paused + resumed, with and without 1 Hz "
-                             "/v1/metrics polling) through the process backend, without the controller")
+                        help="also run the runner mechanics alone (paused + resumed, with and without the "
+                             "progress table's once-a-second live-metric reads) through the process backend, "
+                             "without the controller")
     args = parser.parse_args(argv)
     exit_on_term()
     rounds, seconds = (1, 1) if args.quick else (args.rounds, args.seconds)

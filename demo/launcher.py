@@ -24,14 +24,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-import httpx
-
 from demo.services.settings import SERVICES, SettingsError, from_env
+from runners.children import wait_answering
 from runners.errors import RunError
 from runners.state import free_port
 
@@ -144,17 +142,8 @@ def _spawn(name: str, port: int, env: dict[str, str], log_path: Path) -> Service
 
 def _wait_ready(handle: ServiceHandle, timeout_s: float) -> str | None:
     """None when /health answered 200, else why not (with the log's tail)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if handle.process.poll() is not None:
-            return f"exited with code {handle.process.returncode}:\n{_tail(handle.log_path)}"
-        try:
-            if httpx.get(f"{handle.url}/health", timeout=1.0).status_code == 200:
-                return None
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    return f"no answer on {handle.url}/health within {timeout_s:.0f}s:\n{_tail(handle.log_path)}"
+    problem = wait_answering(handle.process, f"{handle.url}/health", 200, timeout_s)
+    return None if problem is None else f"{problem}:\n{_tail(handle.log_path)}"
 
 
 def _tail(path: Path, chars: int = 1500) -> str:

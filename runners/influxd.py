@@ -15,8 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
+from runners.children import die_with_parent, wait_answering
 from runners.errors import RunError
 from runners.state import free_port
 
@@ -94,8 +93,12 @@ def write_config(root: Path, http_port: int, rpc_port: int) -> Path:
 
 
 def start_influxd(root: Path, http_port: int | None = None, *, detach: bool = False,
-                  wait_s: float = 30.0) -> Influxd:
-    """Start influxd with its own config and data under `root`; wait until /ping answers."""
+                  wait_s: float = 30.0, tied: bool = False) -> Influxd:
+    """Start influxd with its own config and data under `root`; wait until /ping answers.
+
+    `detach`: its own session (the local stack outlives the command); `tied`: it dies with
+    this process (benchmarks).
+    """
     binary = influxd_binary()
     if binary is None:
         raise RunError(
@@ -112,20 +115,16 @@ def start_influxd(root: Path, http_port: int | None = None, *, detach: bool = Fa
         stdin=subprocess.DEVNULL,
         start_new_session=detach,
         env={**os.environ, "INFLUXDB_REPORTING_DISABLED": "true"},
+        preexec_fn=die_with_parent if tied else None,
     )
     log.close()
     server = Influxd(root=root, http_port=port, pid=proc.pid)
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = (root / "influxd.log").read_text(errors="replace")[-800:]
-            raise RunError(f"influxd exited with code {proc.returncode} at start:\n{tail}")
-        try:
-            if httpx.get(f"{server.url}/ping", timeout=1.0).status_code == 204:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
+    problem = wait_answering(proc, f"{server.url}/ping", 204, wait_s)
+    if problem is None:
+        return server
+    if proc.poll() is not None:
+        tail = (root / "influxd.log").read_text(errors="replace")[-800:]
+        raise RunError(f"influxd exited with code {proc.returncode} at start:\n{tail}")
     server.stop()
     raise RunError(f"influxd did not answer /ping on {server.url} within {wait_s:.0f}s (log: {root}/influxd.log)")
 

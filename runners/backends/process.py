@@ -10,7 +10,6 @@ did not.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -25,20 +24,13 @@ import httpx
 
 from runners import k6
 from runners.backends import Runner, RunnerSpec
+from runners.children import die_with_parent
 from runners.errors import RunError
 from runners.influxd import pid_alive
 from runners.state import free_api_port, state_dir
 
 READY_TIMEOUT_S = 120.0
 PAUSED_BEFORE_RUN = 4  # k6's execution status once VUs are initialised and it waits (--paused)
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 def pid_dir(run_id: str) -> Path:
     return state_dir() / "runners" / run_id
 
@@ -83,7 +75,7 @@ class ProcessBackend:
         log = open(files["log"], "ab")  # noqa: SIM115 - owned by the child
         proc = subprocess.Popen([self.k6_path, *args], stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env, cwd=spec.script.parent,
-                                start_new_session=True, preexec_fn=_die_with_parent)
+                                start_new_session=True, preexec_fn=die_with_parent)
         log.close()
         pids = pid_dir(spec.run_id)
         pids.mkdir(parents=True, exist_ok=True)
