@@ -17,8 +17,8 @@ test: setup-test lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: setup
-	.venv/bin/ruff check runners policies demo grafana_dashboards infra tests bench
-	.venv/bin/mypy runners policies demo grafana_dashboards infra bench
+	.venv/bin/ruff check core loadbearing runners policies demo grafana_dashboards infra tests bench
+	.venv/bin/mypy core loadbearing runners policies demo grafana_dashboards infra bench
 
 dashboards: setup
 	$(PY) -m grafana_dashboards.build

@@ -39,6 +39,7 @@ from typing import Any
 import psutil
 
 from bench.common import base_parser, emit, exit_on_term, load_now, log, machine, start_influx, workdir
+from core.influx import InfluxClient, line
 from policies.metrics import (
     TTL_CANDIDATES,
     Bucket,
@@ -50,7 +51,6 @@ from policies.metrics import (
 )
 from policies.recommend import analyze, dumps_document
 from policies.rundir import load_run
-from runners.influx import InfluxClient, line
 
 EPOCH_S = 1_700_000_000
 RUN_SECONDS = 300

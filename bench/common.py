@@ -2,7 +2,7 @@
 the demo's services and plans, the machine's description, plans and k6 scripts,
 a `session` (temp dir, servers, database, CLI environment), and two ways to run k6 load:
 
-- `run_loadbearing(...)` runs the real CLI (`python -m runners.cli run ...`) as a
+- `run_loadbearing(...)` runs the real CLI (`python -m loadbearing.cli run ...`) as a
   subprocess and watches it (controller RSS and open fds, its k6 children's CPU)
   with psutil; returns the exit code, the run directory and run.json.
 - `run_bare_k6(...)` runs k6 directly, with the exact config, tags and env the
@@ -40,13 +40,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import psutil
 
+from core.influx import InfluxClient, quote_literal
+from core.plan import load_plan
+from core.state import free_port
 from runners import k6 as k6mod
 from runners.allowlist import k6_block_options
 from runners.children import die_with_parent, wait_answering
-from runners.influx import InfluxClient, quote_literal
 from runners.influxd import Influxd, influxd_binary, start_influxd
-from runners.plan import load_plan
-from runners.state import free_port
 
 if TYPE_CHECKING:
     from demo.launcher import ServiceHandle
@@ -496,7 +496,7 @@ def run_loadbearing(plan: Path, strategy: str, runners: int, influx: InfluxClien
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / f"cli-{uuid.uuid4().hex[:6]}"
-    args = [PY, "-m", "runners.cli", "run", strategy, "--plan", str(plan), "--runners", str(runners),
+    args = [PY, "-m", "loadbearing.cli", "run", strategy, "--plan", str(plan), "--runners", str(runners),
             "--influx-url", f"{influx.url}/{influx.db}", "--out-dir", str(out_dir)]
     t0 = time.monotonic()
     with open(f"{stem}.stdout", "wb") as out, open(f"{stem}.stderr", "wb") as err:

@@ -55,8 +55,8 @@ from bench.common import (
     workdir,
     write_plan,
 )
+from core.influx import InfluxClient, quote_literal
 from runners import k6 as k6mod
-from runners.influx import InfluxClient, quote_literal
 from runners.influxd import Influxd
 
 GOAL_RPS = 0.80

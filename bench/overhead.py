@@ -53,12 +53,12 @@ from bench.common import (
     workdir,
     write_plan,
 )
+from core.influx import InfluxClient
+from core.plan import load_plan
 from runners import k6 as k6mod
 from runners.allowlist import k6_block_options
 from runners.backends import RunnerSpec
 from runners.backends.process import ProcessBackend, runner_files
-from runners.influx import InfluxClient
-from runners.plan import load_plan
 from runners.progress import LIVE_METRICS, TREND_EVERY
 
 VARIANTS = ("k6_no_output", "k6_same_output", "loadbearing")

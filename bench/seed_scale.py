@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import LbRun, base_parser, demo_plan, demo_services, emit, exit_on_term, log, rnd, session
-from runners.influx import InfluxClient
+from core.influx import InfluxClient
 
 K6_CPU_PEGGED_PCT = 90.0
 MACHINE_PEGGED_PCT = 95.0

@@ -46,14 +46,14 @@ from bench.common import (
     workdir,
     write_plan,
 )
+from core.errors import RunError
+from core.influx import InfluxClient, quote_literal
+from core.plan import load_plan
 from runners import k6 as k6mod
 from runners.allowlist import k6_block_options
 from runners.backends import Runner, RunnerSpec
 from runners.backends.process import ProcessBackend, runner_files
-from runners.errors import RunError
 from runners.fleet import segment, segment_sequence
-from runners.influx import InfluxClient, quote_literal
-from runners.plan import load_plan
 
 GOAL_MS = 50.0
 MAX_ATTEMPTS = 3

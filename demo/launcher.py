@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from core.errors import RunError
+from core.state import free_port
 from demo.services.settings import SERVICES, SettingsError, from_env
 from runners.children import wait_answering
-from runners.errors import RunError
-from runners.state import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KNOBS = ("DATABASE_URL", "DB_POOL_SIZE", "DB_MAX_OVERFLOW", "DB_POOL_TIMEOUT", "PROFILE_DB_MS", "CACHE_TTL_S",

@@ -20,16 +20,16 @@ from typing import Any
 
 from rich.table import Table
 
+from core.console import console
+from core.errors import BadInput, ExitCode, LoadbearingError
+from core.influx import InfluxClient
+from core.plan import Plan, load_plan
+from core.state import free_port
 from demo.launcher import ServiceHandle, start_service
 from demo.plan import SCALES, write_plan
 from runners.controller import RunOptions
 from runners.controller import run as run_strategy
-from runners.errors import BadInput, ExitCode, LoadbearingError
-from runners.influx import InfluxClient
-from runners.plan import Plan, load_plan
-from runners.progress import console
 from runners.records import new_run_id
-from runners.state import free_port
 
 SERVICES = ("core-api", "profile-api")
 ENV_KNOBS = ("DB_POOL_SIZE", "CACHE_TTL_S")

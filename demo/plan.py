@@ -14,7 +14,7 @@ Scales:
   5 minutes a module, for targets with real capacity.
 
 `write_plan(path, scale, core_url, profile_url, ...)` writes a plan file that
-`runners.plan.load_plan` accepts; script paths are relative when the plan is
+`core.plan.load_plan` accepts; script paths are relative when the plan is
 written into demo/, absolute otherwise. `demo/plan.toml` and
 `demo/plan_seed.toml` are `plan_text` at the default ports (regenerate with
 `python -m demo.plan`); a test keeps them in step. `service_env(plan, name)` maps
@@ -28,7 +28,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from runners.plan import Plan
+from core.plan import Plan
 
 DEMO_DIR = Path(__file__).resolve().parent
 MODULES_DIR = DEMO_DIR / "modules"

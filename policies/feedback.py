@@ -23,8 +23,8 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
-from runners.errors import BadInput
-from runners.progress import console
+from core.console import console
+from core.errors import BadInput
 
 TARGETS_KEY = "loadbearing:targets"
 ENV_KEYS = {
@@ -209,7 +209,7 @@ def apply_run(run_dir: Path, *, stack: str | None = None, env_file: Path | None 
 
 def _ecs_services(run_dir: Path) -> dict[str, str]:
     try:
-        from runners.plan import load_plan
+        from core.plan import load_plan
         from runners.records import load_record
 
         plan = load_plan(load_record(run_dir)["plan"])
@@ -267,8 +267,8 @@ def verify_runs(before_dir: Path, after_dir: Path) -> bool:
     """
     from rich.table import Table
 
+    from core.plan import load_plan
     from policies.recommend import recommend_run
-    from runners.plan import load_plan
     from runners.records import load_record
 
     before_doc = load_recommendations(before_dir)

@@ -2,7 +2,7 @@
 
 Every number the policies use comes from a server-side aggregate (count, mean,
 percentile, count(distinct), GROUP BY time() buckets): raw samples are never
-pulled into Python. Built on `runners.influx.InfluxClient`, so it speaks InfluxDB
+pulled into Python. Built on `core.influx.InfluxClient`, so it speaks InfluxDB
 1.x (basic auth) and 2.x/3.x v1-compatibility endpoints (`Authorization: Token`
 from LOADBEARING_INFLUX_TOKEN) alike.
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from runners.influx import InfluxClient, SharedConnectionClient, quote_ident, quote_literal
+from core.influx import InfluxClient, SharedConnectionClient, quote_ident, quote_literal
 
 # Candidate cache TTLs (seconds) replayed against the run's own key stream.
 TTL_CANDIDATES = (1, 5, 10, 30, 60)

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.errors import BadInput
+from core.influx import InfluxClient, line
 from policies import cache, pool, scaling
 from policies.findings import Finding, Plateau, error_findings, r, slo_breaches, throughput_limits
 from policies.metrics import Measurements, MetricsReader
 from policies.rundir import RunInputs, load_run
 from policies.validity import Validity, judge, short_modules
-from runners.errors import BadInput
-from runners.influx import InfluxClient, line
 from runners.results import near_coincidences
 
 EVENTS = "loadbearing_events"

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runners.errors import BadInput, LoadbearingError
-from runners.plan import Module, Plan, Service, load_plan
+from core.errors import BadInput, LoadbearingError
+from core.plan import Module, Plan, Service, load_plan
 
 
 def parse_time_ms(value: Any) -> int | None:

@@ -13,8 +13,8 @@ import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from runners.errors import BadInput, Refused
-from runners.plan import Plan
+from core.errors import BadInput, Refused
+from core.plan import Plan
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 

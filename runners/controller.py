@@ -18,15 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from core.console import console
+from core.errors import BadInput, ExitCode, RunError
+from core.influx import InfluxClient, SharedConnectionClient
+from core.plan import Plan, check_strategy, load_plan
 from runners import k6
 from runners.allowlist import check_plan_hosts, k6_block_options
 from runners.backends import Backend, Runner, RunnerSpec, get_backend
-from runners.errors import BadInput, ExitCode, RunError
 from runners.events import EventLog
 from runners.generator import GeneratorMonitor
-from runners.influx import InfluxClient, SharedConnectionClient
-from runners.plan import Plan, check_strategy, load_plan
-from runners.progress import Progress, console, final_table
+from runners.progress import Progress, final_table
 from runners.records import (
     RUN_ID_PATTERN,
     ModuleRecord,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from runners.errors import BadInput
+from core.errors import BadInput
 
 PRICES_AS_OF = "2026-11-27"
 PRICING_URL = "https://aws.amazon.com/fargate/pricing/"

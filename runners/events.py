@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 import time
 
-from runners.errors import RunError
-from runners.influx import InfluxClient, line
+from core.errors import RunError
+from core.influx import InfluxClient, line
 
 MEASUREMENT = "loadbearing_events"
 

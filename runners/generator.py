@@ -11,8 +11,8 @@ import time
 
 import psutil
 
+from core.influx import InfluxClient, line
 from runners.backends import Runner
-from runners.influx import InfluxClient, line
 
 MEASUREMENT = "loadbearing_runner"
 

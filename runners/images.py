@@ -43,7 +43,7 @@ from typing import IO, Literal
 import docker
 import docker.errors
 
-from runners.errors import BadInput, RunError
+from core.errors import BadInput, RunError
 
 PullPolicy = Literal["missing", "never"]
 

@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.errors import RunError
+from core.state import free_port
 from runners.children import die_with_parent, wait_answering
-from runners.errors import RunError
-from runners.state import free_port
 
 CONFIG_TEMPLATE = """\
 reporting-disabled = true

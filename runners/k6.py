@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from runners.durations import format_duration
-from runners.errors import BadInput, RunError
-from runners.plan import Module
+from core.durations import format_duration
+from core.errors import BadInput, RunError
+from core.plan import Module
 
 # System tags kept on every sample: enough for every policy and dashboard, small
 # enough that InfluxDB keeps up (k6's defaults add proto, tls_version, ... per sample).
@@ -52,7 +52,7 @@ def default_max_vus(rate: float) -> int:
 
 
 def parse_graceful_stop_s() -> float:
-    from runners.durations import parse_duration
+    from core.durations import parse_duration
 
     return parse_duration(GRACEFUL_STOP)
 

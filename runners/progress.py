@@ -7,21 +7,16 @@ table shows the numbers computed from the stored samples.
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from core.console import console
 from runners.backends import Runner
-
-# Wide enough for the tables when stderr is a file or a CI log (rich would assume 80 columns).
-console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 120)
-
 
 LIVE_METRICS = ("http_reqs", "vus", "http_req_failed")  # read from each runner every second
 TREND_EVERY = 5  # http_req_duration (k6 computes its percentiles on each read) every 5th read

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runners.errors import BadInput
+from core.errors import BadInput
 
 INCOMPLETE = "INCOMPLETE"
 

@@ -14,9 +14,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from runners.errors import RunError
-from runners.influx import InfluxClient, quote_literal
-from runners.plan import Plan
+from core.errors import RunError
+from core.influx import InfluxClient, quote_literal
+from core.plan import Plan
 from runners.records import RunRecord
 
 COLLISION_TOLERANCE = 1e-3  # same-timestamp points InfluxDB merges; see allowed_missing

@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from runners.errors import BadInput, RunError
-from runners.influx import InfluxClient
+from core.console import console
+from core.errors import BadInput, RunError
+from core.influx import InfluxClient
+from core.state import state_dir
 from runners.influxd import pid_alive, start_influxd, stop_pid
-from runners.progress import console
-from runners.state import state_dir
 
 
 @dataclass

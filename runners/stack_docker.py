@@ -38,12 +38,12 @@ import docker
 import docker.errors
 import httpx
 
+from core.errors import RunError
+from core.influx import DEFAULT_DB
+from core.state import free_port
 from runners import images
 from runners.backends.docker import LABEL, ROLE, connect
-from runners.errors import RunError
-from runners.influx import DEFAULT_DB
 from runners.stack import StackInfo
-from runners.state import free_port
 
 INFLUXDB = "loadbearing-influxdb"
 GRAFANA = "loadbearing-grafana"

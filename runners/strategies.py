@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runners.plan import Plan, check_strategy
+from core.plan import Plan, check_strategy
 
 
 @dataclass(frozen=True)

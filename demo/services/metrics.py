@@ -29,9 +29,9 @@ from typing import Any
 
 import httpx
 
+from core.influx import InfluxClient, line, quote_ident
 from demo.services.cache import TTLCache
 from demo.services.db import Database, percentile
-from runners.influx import InfluxClient, line, quote_ident
 
 RECENT = 2048  # requests kept per endpoint for the /metrics p95
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.influx import InfluxClient
 from policies.recommend import Analysis, analyze_run
 from policies.report import html, markdown
-from runners.influx import InfluxClient
 
 __all__ = ["write_analysis", "write_report"]
 

@@ -80,7 +80,7 @@ class Backend(Protocol):
 
 def get_backend(name: str, **options: Any) -> Backend:
     """The backend called `name`; raises BadInput for an unknown one."""
-    from runners.errors import BadInput
+    from core.errors import BadInput
 
     if name == "process":
         from runners.backends.process import ProcessBackend

@@ -42,12 +42,12 @@ from typing import Any
 import docker
 import docker.errors
 
+from core.errors import RunError
+from core.state import free_api_port
 from runners import images
 from runners.backends import Runner, RunnerSpec
 from runners.backends.process import pid_dir, resume_together, runner_files, wait_until_paused
-from runners.errors import RunError
 from runners.influxd import pid_alive
-from runners.state import free_api_port
 
 READY_TIMEOUT_S = 120.0
 ENGINE_TIMEOUT_S = 60

@@ -94,6 +94,9 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.markup import escape
 
+from core.console import console
+from core.durations import parse_duration
+from core.errors import BadInput, LoadbearingError, RunError
 from runners import k6
 from runners.backends import Runner, RunnerSpec
 from runners.backends.ecs_errors import aws_error, describe_run_failures, stop_hint
@@ -106,10 +109,7 @@ from runners.backends.ecs_task import (
     task_shape,
     wrapper_script,
 )
-from runners.durations import parse_duration
-from runners.errors import BadInput, LoadbearingError, RunError
 from runners.influxd import pid_alive
-from runners.progress import console
 
 NO_SUMMARY_EXIT = 254            # poll()'s code for a task that stopped without a k6 summary
 OK_EXIT_CODES = (0, 99)          # k6 finished (99: thresholds failed), as the controller reads them
@@ -287,7 +287,7 @@ class EcsBackend:
         credentials from that URL (as k6 env, never in the URL)."""
         if not spec.influx_out:
             return None, {}
-        from runners.influx import InfluxClient
+        from core.influx import InfluxClient
 
         db = spec.influx_out.rstrip("/").rsplit("/", 1)[-1]
         client = InfluxClient.from_url(self.outputs.influxdb_url, db=db)

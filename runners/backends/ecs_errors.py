@@ -13,9 +13,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError, NoCredentialsError, PartialCredentialsError
 
+from core.errors import BadInput, LoadbearingError, RunError
 from runners.backends.ecs_outputs import OUTPUTS_FIX
 from runners.backends.ecs_task import TaskLog
-from runners.errors import BadInput, LoadbearingError, RunError
 
 QUOTAS = {False: ("Fargate On-Demand vCPU resource count", "L-3032A538"),
           True: ("Fargate Spot vCPU resource count", "L-36FBB829")}

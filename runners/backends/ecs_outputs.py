@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runners.errors import BadInput
+from core.errors import BadInput
 
 REQUIRED_OUTPUTS = ("cluster_arn", "task_definition_arn", "container_name", "subnet_ids",
                     "security_group_ids", "scripts_bucket", "influxdb_url", "grafana_url")

@@ -14,14 +14,14 @@ import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from core.console import console
+from core.errors import BadInput
 from runners import cost, k6
 from runners.backends.ecs import RATE_PER_VCPU, EcsBackend
-from runners.errors import BadInput
-from runners.progress import console
 
 if TYPE_CHECKING:
+    from core.plan import Module, Plan
     from runners.controller import RunOptions
-    from runners.plan import Module, Plan
 
 TEARDOWN_S = 20.0                # task stop and log flush, for the cost estimate
 
@@ -74,7 +74,7 @@ def plan_fleet(opts: RunOptions) -> RunOptions:
     """Before anything starts (exit 2 on problems): resolve `--runners auto` (runners == 0),
     print the cost estimate to stderr and refuse above `--max-cost`. Returns the options
     with the runner count and the estimate filled in. The controller calls this first."""
-    from runners.plan import load_plan
+    from core.plan import load_plan
 
     options = dict(opts.backend_options or {})
     options.pop("estimate_usd", None)

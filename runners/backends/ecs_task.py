@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.errors import BadInput
 from runners import k6
 from runners.backends import RunnerSpec
 from runners.backends.ecs_outputs import OUTPUTS_FIX, StackOutputs
-from runners.errors import BadInput
 from runners.fleet import segment, segment_sequence
 
 K6_API = "127.0.0.1:6565"        # k6's REST API inside the task (loopback of the task's netns)

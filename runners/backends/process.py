@@ -22,12 +22,12 @@ from typing import Any
 
 import httpx
 
+from core.errors import RunError
+from core.state import free_api_port, state_dir
 from runners import k6
 from runners.backends import Runner, RunnerSpec
 from runners.children import die_with_parent
-from runners.errors import RunError
 from runners.influxd import pid_alive
-from runners.state import free_api_port, state_dir
 
 READY_TIMEOUT_S = 120.0
 PAUSED_BEFORE_RUN = 4  # k6's execution status once VUs are initialised and it waits (--paused)

@@ -6,8 +6,8 @@ import time
 
 import httpx
 
+from core.influx import InfluxClient, quote_literal
 from demo.launcher import start_service
-from runners.influx import InfluxClient, quote_literal
 from tests.demo.conftest import StartService
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from core.plan import Plan, load_plan
 from demo import plan as demo_plan
 from demo.launcher import start_service
 from runners import k6
-from runners.plan import Plan, load_plan
 
 
 def run_parallel(plan: Plan, work: Path) -> dict[str, dict[str, float]]:

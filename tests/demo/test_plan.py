@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from core.plan import Plan, load_plan
 from demo import plan as demo_plan
-from runners.plan import Plan, load_plan
 
 
 def _profile(plan: Plan):  # type: ignore[no-untyped-def]

@@ -13,9 +13,9 @@ import httpx
 import psutil
 import pytest
 
+from core.errors import RunError
+from core.state import free_port
 from demo.launcher import REPO_ROOT, start_service
-from runners.errors import RunError
-from runners.state import free_port
 
 # uvicorn shuts down gracefully on SIGTERM, then re-raises it: exit code -15 (or 0).
 CLEAN_EXIT = {0, -signal.SIGTERM}

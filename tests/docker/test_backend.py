@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from core.influx import InfluxClient, quote_literal
 from runners.images import k6_version
-from runners.influx import InfluxClient, quote_literal
 from runners.influxd import Influxd
 from tests.fixtures.dockerd import PrivateDockerd
 from tests.fixtures.runs import CliResult, cli_env, run_cli, write_plan
@@ -104,7 +104,7 @@ def _start_long_run(tmp_path: Path, dockerd: PrivateDockerd, influxd: Influxd, i
     plan = write_plan(tmp_path, target.url, [{"name": n, "rate": 10, "duration": "60s", "max_vus": 5}
                                              for n in ("alpha", "beta")])
     out = tmp_path / "runs"
-    proc = subprocess.Popen([sys.executable, "-m", "runners.cli", "run", "parallel", "--plan", str(plan),
+    proc = subprocess.Popen([sys.executable, "-m", "loadbearing.cli", "run", "parallel", "--plan", str(plan),
                              "--backend", "docker", "--runners", "2", "--influx-url", f"{influxd.url}/{influx.db}",
                              "--out-dir", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=_env(tmp_path, dockerd))

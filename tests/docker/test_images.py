@@ -7,8 +7,8 @@ import docker
 import docker.errors
 import pytest
 
+from core.errors import RunError
 from runners import images
-from runners.errors import RunError
 from tests.fixtures.dockerd import PrivateDockerd
 
 UNREACHABLE = "127.0.0.1:9/grafana/k6"  # a "registry" on a closed loopback port: the pull fails at once

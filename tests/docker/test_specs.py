@@ -136,7 +136,7 @@ def test_runner_spec_host_network_read_only_script_paused_segment(tmp_path: Path
 
 
 def test_pull_policy_rejects_nonsense(monkeypatch: pytest.MonkeyPatch) -> None:
-    from runners.errors import BadInput
+    from core.errors import BadInput
 
     monkeypatch.setenv("LOADBEARING_DOCKER_PULL", "sometimes")
     with pytest.raises(BadInput, match="LOADBEARING_DOCKER_PULL"):

@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from runners.influx import InfluxClient, line
+from core.influx import InfluxClient, line
 from tests.fixtures.dockerd import PrivateDockerd
 from tests.fixtures.runs import run_cli
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from runners.influx import InfluxClient
+from core.influx import InfluxClient
 from tests.ecs.stack import CONTAINER, EcsStack, register_task_definition
 
 

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runners.state import free_port
+from core.state import free_port
 from tests.ecs.stack import EcsStack
 
 EXITED = "Essential container in task exited"

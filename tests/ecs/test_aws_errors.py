@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
+from core.errors import BadInput, RunError
 from runners.backends.ecs_errors import aws_error, describe_run_failures
-from runners.errors import BadInput, RunError
 
 
 def _client_error(code: str, message: str, operation: str = "RunTask") -> ClientError:

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 
+from core.influx import InfluxClient
+from loadbearing.cli import main
 from runners.backends import ecs as ecs_backend
-from runners.cli import main
-from runners.influx import InfluxClient
 from tests.ecs.local_fargate import EXITED, LocalFargate
 from tests.ecs.stack import EcsStack
 from tests.fixtures.runs import write_plan
@@ -195,7 +195,7 @@ def test_sigint_stops_every_started_task(ecs_stack: EcsStack, influx: InfluxClie
     ])
     env = {k: v for k, v in os.environ.items() if not k.startswith("K6_")}
     env["LOADBEARING_ECS_START_DELAY_S"] = "60"
-    proc = subprocess.Popen([sys.executable, "-m", "runners.cli", *_run(ecs_stack, influx, plan, tmp_path,
+    proc = subprocess.Popen([sys.executable, "-m", "loadbearing.cli", *_run(ecs_stack, influx, plan, tmp_path,
                                                                        "--runners", "2")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
+from core.errors import BadInput
+from core.plan import Module, Plan, Slo, Stage, Target
 from runners import cost
 from runners.backends.ecs_planning import module_tasks, plan_runners
 from runners.backends.ecs_task import END_MARK, SUMMARY_MARK, parse_task_log
-from runners.errors import BadInput
-from runners.plan import Module, Plan, Slo, Stage, Target
 
 VUS, RATE = 300, 200.0  # the defaults for a 1 vCPU / 2 GB task
 

@@ -15,12 +15,12 @@ import sys
 import time
 from pathlib import Path
 
+from core.plan import Module
+from core.state import free_port
 from runners import k6
 from runners.allowlist import k6_block_options
 from runners.backends import RunnerSpec
 from runners.backends.ecs_task import parse_task_log, task_k6_args, wrapper_script
-from runners.plan import Module
-from runners.state import free_port
 from tests.ecs.stack import EcsStack
 from tests.fixtures.runs import write_script
 from tests.fixtures.target import Target

@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from runners.influx import InfluxClient, quote_literal
+from core.influx import InfluxClient, quote_literal
 from runners.influxd import Influxd, start_influxd
 from tests.fixtures.require import need_binary
 from tests.fixtures.runs import run_cli, write_plan
@@ -28,7 +28,7 @@ def _k6_of(testid: str) -> list[psutil.Process]:
 
 
 def _popen(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "runners.cli", *args], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "loadbearing.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
 
 
@@ -107,7 +107,7 @@ def test_influxdb_restarted_mid_run(tmp_path: Path, lb_env: dict[str, str], targ
 
 def test_target_killed_mid_run(tmp_path: Path, influxd: Influxd, influx: InfluxClient,
                                lb_env: dict[str, str]) -> None:
-    from runners.state import free_port
+    from core.state import free_port
 
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "tests.fixtures.target", str(port)])

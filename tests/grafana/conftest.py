@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from core.influx import InfluxClient, line
 from grafana_dashboards.queries import TimeRange
-from runners.influx import InfluxClient, line
 from runners.influxd import Influxd
 from runners.k6 import INFLUX_TAGS_AS_FIELDS, SYSTEM_TAGS
 from tests.fixtures.require import need_binary

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
+from core.influx import InfluxClient
 from demo.launcher import start_service
 from grafana_dashboards import JSON_DIR
 from grafana_dashboards.queries import Renderer, TimeRange, extract
-from runners.influx import InfluxClient
 from runners.influxd import Influxd
 from tests.grafana.conftest import Run, event_lines, start_k6
 

@@ -13,11 +13,11 @@ from grafana_foundation_sdk.cog import runtime as cogruntime
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from ruamel.yaml import YAML
 
+from core.influx import DEFAULT_DB
 from grafana_dashboards import DATASOURCE_UID, JSON_DIR, PROVISIONING_DIR, build
 from grafana_dashboards.influxql import InfluxAnnotationQuery, InfluxQLQuery
 from grafana_dashboards.queries import extract
 from grafana_dashboards.variables import RUN_FILTER
-from runners.influx import DEFAULT_DB
 
 DASHBOARDS = sorted(JSON_DIR.glob("loadbearing-*.json"))
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from core.influx import InfluxClient
 from grafana_dashboards import JSON_DIR
 from grafana_dashboards.queries import ALL, Query, Renderer, TimeRange, Value, extract, unresolved
-from runners.influx import InfluxClient
 from tests.grafana.conftest import RecordedRuns
 
 DASHBOARDS = sorted(JSON_DIR.glob("loadbearing-*.json"))

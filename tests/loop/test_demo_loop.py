@@ -18,14 +18,14 @@ from typing import Any
 import psutil
 import pytest
 
+from core.influx import InfluxClient
+from core.state import free_port
 from demo.launcher import start_service
 from demo.loop import run_demo
 from demo.plan import write_plan
 from runners.controller import RunOptions
 from runners.controller import run as run_strategy
-from runners.influx import InfluxClient
 from runners.influxd import Influxd
-from runners.state import free_port
 
 pytestmark = pytest.mark.slow
 

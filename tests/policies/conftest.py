@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from core.influx import InfluxClient
 from policies import recommend_run
-from runners.influx import InfluxClient
 from runners.influxd import Influxd
 from tests.policies.runs import ModuleSpec, RunResult, ServiceSpec, run_modules
 from tests.policies.target import PoolTarget

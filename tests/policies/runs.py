@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runners.influx import InfluxClient
+from core.influx import InfluxClient
 
 SCRIPTS = {
     "profile": """

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runners.influx import InfluxClient, line
+from core.influx import InfluxClient, line
 
 EPOCH_S = 1_700_000_000
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from runners.influx import InfluxClient, line
+from core.influx import InfluxClient, line
 
 
 def _p95(values: list[float]) -> float:

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from core.influx import InfluxClient, quote_literal
 from policies import dumps_document, recommend_run
 from policies.queueing import smallest_pool
-from runners.influx import InfluxClient, quote_literal
 from tests.policies.conftest import SLO_P95_MS
 
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from core.errors import BadInput, RunError
+from core.influx import InfluxClient
 from policies import recommend_run, write_report
 from policies.metrics import MetricsReader
 from policies.rundir import load_run
-from runners.errors import BadInput, RunError
-from runners.influx import InfluxClient
 from runners.results import allowed_missing, near_coincidences
 from tests.policies.synthetic import Endpoint, Module, Service, write_run
 

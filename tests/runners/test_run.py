@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from runners.influx import InfluxClient, quote_literal
+from core.influx import InfluxClient, quote_literal
 from runners.influxd import Influxd
 from tests.fixtures.runs import run_cli, write_plan
 from tests.fixtures.target import Target

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from runners.influx import InfluxClient
+from core.influx import InfluxClient
 from runners.influxd import Influxd
 from tests.fixtures.runs import write_plan
 from tests.fixtures.target import Target
@@ -31,7 +31,7 @@ def _start(tmp_path: Path, influxd: Influxd, influx: InfluxClient, env: dict[str
            target: Target) -> tuple[subprocess.Popen[str], Path]:
     plan = write_plan(tmp_path, target.url, [{"name": n, "rate": 20, "duration": "60s"} for n in ("a", "b")])
     out = tmp_path / "runs"
-    proc = subprocess.Popen([sys.executable, "-m", "runners.cli", "run", "parallel", "--plan", str(plan),
+    proc = subprocess.Popen([sys.executable, "-m", "loadbearing.cli", "run", "parallel", "--plan", str(plan),
                              "--runners", "2", "--influx-url", f"{influxd.url}/{influx.db}", "--out-dir", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 60

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runners.influx import InfluxClient, quote_literal
+from core.influx import InfluxClient, quote_literal
 from runners.influxd import Influxd
 from tests.fixtures.runs import run_cli, write_plan
 from tests.fixtures.target import Target

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runners.cli import main
-from runners.errors import BadInput, Refused
-from runners.plan import load_plan
+from core.errors import BadInput, Refused
+from core.plan import load_plan
+from loadbearing.cli import main
 
 SCRIPT = "import http from 'k6/http';\nexport default function () { http.get(`${__ENV.BASE_URL}/`); }\n"
 

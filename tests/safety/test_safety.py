@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from core.influx import InfluxClient
 from runners.allowlist import host_allowed, k6_block_options
-from runners.influx import InfluxClient
 from runners.influxd import Influxd
 from tests.fixtures.runs import run_cli, write_plan
 from tests.fixtures.target import Target, _handler

@@ -1,6 +1,6 @@
 """The `loadbearing` command (typer). Thin: parse, call, print.
 
-Human progress goes to stderr; results to stdout. Exit codes: runners.errors.ExitCode.
+Human progress goes to stderr; results to stdout. Exit codes: core.errors.ExitCode.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Annotated
 
 import typer
 
-from runners.errors import ExitCode, LoadbearingError
-from runners.progress import console
+from core.console import console
+from core.errors import ExitCode, LoadbearingError
 
 app = typer.Typer(
     name="loadbearing",
@@ -62,9 +62,9 @@ def run(
     run_id: Annotated[str | None, typer.Option(help="Use this run id (= testid) instead of a new one.")] = None,
 ) -> None:
     """Run the plan's modules with a strategy. Last stdout line: the run directory."""
+    from core.errors import BadInput
     from runners.controller import RunOptions
     from runners.controller import run as run_strategy
-    from runners.errors import BadInput
     from runners.stack import resolve_influx
 
     backend_options: dict[str, object] = {}

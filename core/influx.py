@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from runners.errors import BadInput, RunError
+from core.errors import BadInput, RunError
 
 DEFAULT_DB = "loadbearing"
 

@@ -1,0 +1,3 @@
+"""The `loadbearing` command: the composition root that wires runners, policies and the
+demo together. Nothing imports from here. See docs/architecture.md.
+"""

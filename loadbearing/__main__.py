@@ -1,0 +1,3 @@
+from loadbearing.cli import entry
+
+entry()
