@@ -179,7 +179,8 @@ def run_demo(scale: str = "ci", out_dir: Path = Path("runs/demo"), influx_url: s
 
 def _loop(scale: str, out: Path, influx: InfluxClient, started: float) -> int:
     from policies import recommend_run, render_summary, write_report
-    from policies.feedback import apply_run, verify_runs
+    from policies.apply import apply_run
+    from policies.verify import verify_runs
 
     influx.ping()
     ports = {name: free_port() for name in SERVICES}

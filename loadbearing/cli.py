@@ -130,7 +130,7 @@ def apply(
     project_dir: Annotated[Path, typer.Option(help="Where Pulumi.NAME.yaml lives.")] = Path("."),
 ) -> None:
     """Write recommended settings into Pulumi stack config or an env file."""
-    from policies.feedback import apply_run
+    from policies.apply import apply_run
 
     changed = apply_run(run_dir, stack=stack, env_file=env_file, service=service, dry_run=dry_run,
                         project_dir=project_dir)
@@ -143,7 +143,7 @@ def verify(
     after_dir: Annotated[Path, typer.Argument(help="The run after applying them.")],
 ) -> None:
     """Predicted vs measured for every recommendation; exit 1 if one did not deliver."""
-    from policies.feedback import verify_runs
+    from policies.verify import verify_runs
 
     ok = verify_runs(before_dir, after_dir)
     raise typer.Exit(0 if ok else int(ExitCode.SLO_FAILED))

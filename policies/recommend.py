@@ -221,3 +221,23 @@ def render_summary(document: dict[str, Any]) -> str:
     if not document["recommendations"]:
         lines.append("  no recommendations")
     return "\n".join(lines) + "\n"
+
+
+def load_recommendations(run_dir: Path) -> dict[str, Any]:
+    """RUN_DIR/recommendations.json, computed (and written) first when the run has none."""
+    path = run_dir / "recommendations.json"
+    if not path.exists():
+        return recommend_run(run_dir)
+    try:
+        doc: dict[str, Any] = json.loads(path.read_text())
+    except ValueError as exc:
+        raise BadInput(f"{path}: not valid JSON ({exc}); run 'loadbearing recommend {run_dir}' again") from None
+    return doc
+
+
+def require_valid(doc: dict[str, Any], run_dir: Path) -> None:
+    """BadInput (exit 2) for an invalid run's document: its numbers are never applied or verified."""
+    if not doc.get("valid", False):
+        reasons = "; ".join(doc.get("invalid_reasons", [])) or "unknown"
+        raise BadInput(f"{run_dir}: the run is not valid ({reasons}); its numbers cannot be applied. "
+                       "Fix the cause and run again.")
