@@ -4,11 +4,9 @@ Order (each step only needs earlier ones): network -> admin credentials -> runne
 fleet (cluster, bucket, k6 task) -> Grafana (reads InfluxDB by its DNS name) ->
 InfluxDB (admits the runner and Grafana security groups) -> feedback -> cost guard.
 
-`Program.exports` is the stack-output contract the `ecs` backend and the controller
-read with `pulumi stack output --json` (see ARCHITECTURE.md): `cluster_arn`,
-`task_definition_arn`, `container_name`, `subnet_ids`, `security_group_ids`,
-`scripts_bucket`, `influxdb_url`, `grafana_url`, and more. The two passwords are
-secret outputs (`--show-secrets` to read them); everything else is plain.
+`Program.exports` are the stack outputs the `ecs` backend and the controller read with
+`pulumi stack output --json`: exactly the keys `core.stack_outputs.StackOutputs`
+declares (`stack_outputs.exports` refuses any other set). None is secret.
 """
 
 from __future__ import annotations
@@ -20,6 +18,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from core import stack_outputs
+from core.stack_outputs import CAPACITY_PROVIDERS
 from infra import grafana_provisioning, images
 from infra.config import StackConfig
 from infra.cost_guard import BudgetArgs, CostGuard, CostGuardArgs
@@ -29,7 +29,6 @@ from infra.grafana import Grafana, GrafanaArgs
 from infra.influxdb import InfluxDb, InfluxDbArgs, influxdb_url
 from infra.network import Network, NetworkArgs
 from infra.runner_fleet import (
-    CAPACITY_PROVIDERS,
     RESULTS_PREFIX,
     SCRIPTS_PREFIX,
     RunnerFleet,
@@ -118,8 +117,8 @@ def build(cfg: StackConfig, dashboards_root: Path = grafana_provisioning.DASHBOA
         log_retention_days=cfg.log_retention_days, region=region, account_id=identity.account_id,
         partition=partition, budget=budget))
 
-    exports: dict[str, Any] = {
-        # the contract read by the ecs backend (ARCHITECTURE.md)
+    exports = stack_outputs.exports({
+        # the contract read by the ecs backend
         "cluster_arn": fleet.cluster_arn,
         "task_definition_arn": fleet.task_definition_arn,
         "container_name": fleet.container_name,
@@ -146,16 +145,14 @@ def build(cfg: StackConfig, dashboards_root: Path = grafana_provisioning.DASHBOA
         "influxdb_database": cfg.influxdb_database,
         "influxdb_username": cfg.influxdb_admin_user,
         "influxdb_secret_arn": influxdb_admin.secret_arn,
-        "influxdb_admin_password": influxdb_admin.password,
         "grafana_admin_user": cfg.grafana_admin_user,
-        "grafana_admin_password": grafana_admin.password,
         "grafana_influxdb_proxy_url": grafana.datasource_proxy_url,
         "vpc_id": network.vpc_id,
         "target_settings_prefix": cfg.target_settings_prefix,
         "feedback_parameters": feedback.parameters,
         "feedback_scalable_targets": feedback.scalable_targets,
         "cost_guard_function": cost_guard.reaper_function_name,
-    }
+    })
     return Program(network=network, influxdb_admin=influxdb_admin, grafana_admin=grafana_admin, fleet=fleet,
                    grafana=grafana, influxdb=influxdb, feedback=feedback, cost_guard=cost_guard,
                    exports=exports)

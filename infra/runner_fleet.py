@@ -28,6 +28,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from core.stack_outputs import CAPACITY_PROVIDERS
 from infra import fargate, iam_documents, images
 from infra.log_groups import log_group
 from infra.security_groups import security_group
@@ -37,7 +38,6 @@ SCRIPTS_PREFIX = "runs/"  # where the ecs backend puts k6 archives: runs/<run_id
 RESULTS_PREFIX = "results/"
 GRAFANA_PREFIX = "grafana/"
 CONTAINER_NAME = "k6"
-CAPACITY_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
 STREAM_PREFIX = "k6"
 
 

@@ -7,8 +7,8 @@ LocalStack). Per phase:
    `pulumi stack output --json`: `cluster_arn`, `task_definition_arn`, `container_name`,
    `subnet_ids`, `security_group_ids`, `scripts_bucket`, `influxdb_url`, `grafana_url`;
    optional `region`, `capacity_provider` (`FARGATE` | `FARGATE_SPOT`), `assign_public_ip`,
-   `log_group_name`, `vus_per_task`, `rate_per_task`. A missing key is BadInput (exit 2)
-   naming the key and the fix.
+   `log_group_name` and the rest of `core.stack_outputs.StackOutputs`. A missing key is
+   BadInput (exit 2) naming the key and the fix.
 2. **Task definition contract** (checked before launch, BadInput otherwise): the container
    `container_name` has `entryPoint` `["sh", "-c"]` (the command override is one shell
    script) and an `awslogs` log configuration with `awslogs-group` and
@@ -178,7 +178,7 @@ class EcsBackend:
         self.outputs = load_stack_outputs(stack_outputs or os.environ.get("LOADBEARING_STACK_OUTPUTS"))
         self.max_cost = max_cost
         self.estimate_usd = estimate_usd
-        self.region = region or self.outputs.region or os.environ.get("AWS_REGION") \
+        self.region = region or self.outputs.cluster_region or os.environ.get("AWS_REGION") \
             or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         env_spot = os.environ.get("LOADBEARING_ECS_SPOT")
         if spot is None and env_spot not in (None, ""):
@@ -201,9 +201,9 @@ class EcsBackend:
         self.s3 = self._session.client("s3", **{**kw, "config": retry.merge(Config(signature_version="s3v4"))})
         self.shape = self._task_shape()
         self.vus_per_task = max(1, int(vus_per_task or _env_float("LOADBEARING_ECS_VUS_PER_TASK", 0)
-                                       or self.outputs.vus_per_task or round(VUS_PER_VCPU * self.shape.vcpu)))
+                                       or round(VUS_PER_VCPU * self.shape.vcpu)))
         self.rate_per_task = float(rate_per_task or _env_float("LOADBEARING_ECS_RATE_PER_TASK", 0)
-                                   or self.outputs.rate_per_task or RATE_PER_VCPU * self.shape.vcpu)
+                                   or RATE_PER_VCPU * self.shape.vcpu)
         self._archives: dict[tuple[str, str], str] = {}   # (run_id, module) -> s3 key
         self._logs: dict[str, TaskLog] = {}                # task arn -> parsed output
         self._next_poll = 0.0
@@ -290,7 +290,7 @@ class EcsBackend:
         from core.influx import InfluxClient
 
         db = spec.influx_out.rstrip("/").rsplit("/", 1)[-1]
-        client = InfluxClient.from_url(self.outputs.influxdb_url, db=db)
+        client = InfluxClient.from_url(self.outputs.influxdb_url.rstrip("/"), db=db)
         env: dict[str, str] = {}
         if client.username and "K6_INFLUXDB_USERNAME" not in spec.env:
             env["K6_INFLUXDB_USERNAME"] = client.username

@@ -1,8 +1,7 @@
 """Runner planning for the `ecs` backend: how many Fargate tasks, and their cost, before launch.
 
 A task of 1 vCPU carries VUS_PER_VCPU (300) VUs or RATE_PER_VCPU (200) iterations/s, scaled
-by the task's vCPU; `vus_per_task` / `rate_per_task` (stack outputs,
-`LOADBEARING_ECS_VUS_PER_TASK` / `_RATE_PER_TASK`) override. `--runners auto` is the largest
+by the task's vCPU; `LOADBEARING_ECS_VUS_PER_TASK` / `_RATE_PER_TASK` override. `--runners auto` is the largest
 `module_tasks` over the plan's modules (`plan_runners`). `plan_fleet` (called by the
 controller before anything starts) resolves it, prints the cost estimate (`fleet_estimate`,
 priced by `runners.cost`) and refuses above `--max-cost` (exit 2).

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import BadInput
+from core.stack_outputs import StackOutputs
 from runners import k6
 from runners.backends import RunnerSpec
-from runners.backends.ecs_outputs import OUTPUTS_FIX, StackOutputs
+from runners.backends.ecs_outputs import OUTPUTS_FIX
 from runners.fleet import segment, segment_sequence
 
 K6_API = "127.0.0.1:6565"        # k6's REST API inside the task (loopback of the task's netns)

@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 
+from core.stack_outputs import OUTPUT_KEYS, REQUIRED_OUTPUTS, StackOutputs
 from infra import images
 from infra.policy_pack import validators
+from runners.backends.ecs_outputs import OUTPUTS_FIX
 from tests.infra.harness import (
     SECRETS,
     ProgramRun,
@@ -24,8 +26,7 @@ from tests.infra.harness import (
 )
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"  # how a secret input reaches the mock monitor
-CONTRACT = ("cluster_arn", "task_definition_arn", "container_name", "subnet_ids", "security_group_ids",
-            "scripts_bucket", "influxdb_url", "grafana_url")
+CONTRACT = REQUIRED_OUTPUTS
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 
 
@@ -51,11 +52,18 @@ def test_resource_names_are_unique_across_types(example_run: ProgramRun, variant
         assert len(names) == len(set(names))
 
 
-def test_influxdb_and_grafana_passwords_are_secret_outputs(example_run: ProgramRun) -> None:
-    assert {"influxdb_admin_password", "grafana_admin_password"} <= example_run.secret_exports
-    assert example_run.exports["influxdb_admin_password"] == SECRETS["loadbearing:influxdbAdminPassword"]
-    assert example_run.exports["grafana_admin_password"] == SECRETS["loadbearing:grafanaAdminPassword"]
-    assert example_run.secret_exports == {"influxdb_admin_password", "grafana_admin_password"}
+def test_the_program_exports_exactly_the_declared_outputs_and_no_secret(example_run: ProgramRun,
+                                                                     variant_run: ProgramRun) -> None:
+    """One declaration (core.stack_outputs): the program exports its keys, the backend reads them
+    into the same model, and no output is secret, so nobody needs `--show-secrets`."""
+    for run in (example_run, variant_run):
+        assert tuple(run.exports) == OUTPUT_KEYS
+        assert run.secret_exports == frozenset()
+        outputs = StackOutputs.model_validate({k: v for k, v in run.exports.items() if v is not None})
+        assert outputs.cluster_arn == run.exports["cluster_arn"]
+        for password in SECRETS.values():
+            assert password not in json.dumps(run.exports)
+    assert "--show-secrets" not in OUTPUTS_FIX
 
 
 def _plain_occurrences(value: Any, needle: str) -> int:
@@ -226,3 +234,13 @@ def test_runner_task_definition_matches_the_ecs_backend_contract(example_run: Pr
     assert env["K6_INFLUXDB_USERNAME"] == "admin"
     assert task.inputs["taskRoleArn"] == example_run.named("runners-task-role").state["arn"]
     assert example_run.exports["scripts_prefix"] == "runs/"
+
+
+def test_exports_refuse_keys_the_model_does_not_declare() -> None:
+    from core import stack_outputs
+
+    values = {k: "x" for k in OUTPUT_KEYS}
+    with pytest.raises(ValueError, match=r"not declared: influxdb_admin_password"):
+        stack_outputs.exports({**values, "influxdb_admin_password": "pw"})
+    with pytest.raises(ValueError, match=r"not exported: grafana_url"):
+        stack_outputs.exports({k: v for k, v in values.items() if k != "grafana_url"})
