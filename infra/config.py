@@ -1,165 +1,220 @@
-"""Stack configuration: every `loadbearing:*` key the program reads, validated.
+"""Stack configuration: every `loadbearing:*` key the program reads, validated with pydantic.
 
-`load_config()` reads the Pulumi stack config; `parse_config(raw, ...)` is the pure
-part that validates plain values and builds a `StackConfig`. Every error is a
-`ConfigError` whose message starts with the full key path
-(`loadbearing:targets.profile-api.autoscaling.metric: ...`) and says what is allowed.
+`load_config()` reads the Pulumi stack config; `parse_config(raw, secrets, stack)` is the
+pure part: it validates plain values (`StackSettings`, one field per key, the key being
+the field's camelCase alias) and builds a `StackConfig`. Every error is a `ConfigError`
+whose message starts with the full key path (`loadbearing:runnerCount: ...`,
+`loadbearing:targets.profile-api.autoscaling.metric: ...`) and says what is allowed.
 
-`KEYS` lists every key with its kind and default; Pulumi.example.yaml documents each
-one (a test holds the two together). `loadbearing:targets` is the block that
-`loadbearing apply --stack` writes: a map from service name to
-`{ecs_service, db_pool_size, cache_ttl_s, alb_resource_label, autoscaling: {min_instances,
-max_instances, metric, target_value, scale_out_cooldown_s, scale_in_cooldown_s}}`.
+`KEYS` lists every key; Pulumi.example.yaml documents each one (a test holds the two
+together). `loadbearing:targets` is declared in `core.targets` (what `loadbearing apply
+--stack` writes).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pulumi
+from pulumi.runtime.config import CONFIG, get_config, get_config_env
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from core.config_types import WholeNumber, describe
+from core.stack_outputs import CapacityProvider
+from core.targets import TargetsBlock, TargetsError, TargetSettings
+from core.targets import parse_targets as parse_target_block
 
 NAMESPACE = "loadbearing"
+SECRET_KEYS = ("influxdbAdminPassword", "grafanaAdminPassword")
 
-Kind = Literal["str", "int", "float", "list", "object", "secret"]
-
-
-@dataclass(frozen=True)
-class Key:
-    """One config key: its kind, its default (None: optional or required) and meaning."""
-
-    kind: Kind
-    default: Any = None
-    required: bool = False
-
-
-KEYS: dict[str, Key] = {
-    # network
-    "vpcCidr": Key("str", "10.42.0.0/16"),
-    "natGateways": Key("int", 1),
-    "existingNetwork": Key("object"),
-    # runner fleet
-    "runnerCount": Key("int", 8),
-    "runnerCpu": Key("int", 1024),
-    "runnerMemory": Key("int", 2048),
-    "runnerCapacityProvider": Key("str", "FARGATE"),
-    "logRetentionDays": Key("int", 14),
-    "resultsExpirationDays": Key("int", 30),
-    # InfluxDB
-    "influxdbCpu": Key("int", 1024),
-    "influxdbMemory": Key("int", 4096),
-    "influxdbDatabase": Key("str", "loadbearing"),
-    "influxdbAdminUser": Key("str", "admin"),
-    "influxdbAdminPassword": Key("secret", required=True),
-    "operatorCidrs": Key("list", []),
-    # Grafana
-    "grafanaCpu": Key("int", 512),
-    "grafanaMemory": Key("int", 1024),
-    "grafanaAdminUser": Key("str", "admin"),
-    "grafanaAdminPassword": Key("secret", required=True),
-    "grafanaAllowedCidrs": Key("list", required=True),
-    "grafanaCertificateArn": Key("str"),
-    # feedback (written by `loadbearing apply --stack`)
-    "targetClusterName": Key("str"),
-    "targets": Key("object", {}),
-    "targetSettingsPrefix": Key("str", "/loadbearing/targets"),
-    # cost guard
-    "runnerMaxMinutes": Key("int", 60),
-    "reaperIntervalMinutes": Key("int", 5),
-    "budgetMonthlyUsd": Key("float"),
-    "budgetEmails": Key("list", []),
-    "budgetScope": Key("str", "stack"),
-}
-
-SECRET_KEYS = tuple(k for k, spec in KEYS.items() if spec.kind == "secret")
-
-AUTOSCALING_METRICS = ("ALBRequestCountPerTarget", "ECSServiceAverageCPUUtilization")
-CAPACITY_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
 # CloudWatch Logs accepts only these retention periods (days).
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
                       2192, 2557, 2922, 3288, 3653)
-WORLD_CIDRS = ("0.0.0.0/0", "::/0")
-TARGET_KEYS = ("ecs_service", "db_pool_size", "cache_ttl_s", "alb_resource_label", "autoscaling")
-AUTOSCALING_KEYS = ("min_instances", "max_instances", "metric", "target_value",
-                    "scale_out_cooldown_s", "scale_in_cooldown_s")
 _PASSWORD_FORBIDDEN = re.compile(r"['\"\\\s$`]")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+
+# Fargate task sizes: cpu units -> allowed memory (MiB).
+FARGATE_MEMORY: dict[int, range] = {
+    256: range(512, 2048 + 1, 512),
+    512: range(1024, 4096 + 1, 1024),
+    1024: range(2048, 8192 + 1, 1024),
+    2048: range(4096, 16384 + 1, 1024),
+    4096: range(8192, 30720 + 1, 1024),
+    8192: range(16384, 61440 + 1, 4096),
+    16384: range(32768, 122880 + 1, 8192),
+}
 
 
 class ConfigError(ValueError):
     """A stack config value is missing or invalid; the message names the key."""
 
 
-@dataclass(frozen=True)
-class ExistingNetwork:
+class _Keys(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True,
+                              allow_inf_nan=False)
+
+
+class ExistingNetwork(_Keys):
     """An existing VPC to deploy into instead of creating one."""
 
-    vpc_id: str
+    model_config = ConfigDict(alias_generator=None)
+
+    vpc_id: str = Field(pattern=r"^vpc-[0-9a-zA-Z]+$")
     public_subnet_ids: tuple[str, ...]
     private_subnet_ids: tuple[str, ...]
 
-
-@dataclass(frozen=True)
-class AutoscalingSettings:
-    """Application Auto Scaling for one target ECS service (target tracking)."""
-
-    min_instances: int
-    max_instances: int
-    metric: str
-    target_value: float
-    scale_out_cooldown_s: int
-    scale_in_cooldown_s: int
+    @field_validator("public_subnet_ids", "private_subnet_ids")
+    @classmethod
+    def _subnets(cls, ids: tuple[str, ...]) -> tuple[str, ...]:
+        if len(ids) < 2 or not all(i.startswith("subnet-") for i in ids):
+            raise ValueError("at least two subnet ids (subnet-...) in different availability zones are required")
+        return ids
 
 
-@dataclass(frozen=True)
-class TargetSettings:
-    """What the feedback loop manages for one service under test."""
-
-    name: str
-    ecs_service: str
-    db_pool_size: int | None = None
-    cache_ttl_s: int | None = None
-    alb_resource_label: str | None = None
-    autoscaling: AutoscalingSettings | None = None
+def _cidr(item: str) -> str:
+    try:
+        net = ipaddress.ip_network(item, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{item!r} is not a CIDR block ({exc})") from None
+    if net.prefixlen == 0:
+        raise ValueError(f"{item!r} opens the service to the whole internet; list the networks that need access")
+    return item
 
 
-@dataclass(frozen=True)
-class StackConfig:
-    """Validated stack configuration. Secrets stay `pulumi.Output`s marked secret."""
+def _email(item: str) -> str:
+    if "@" not in item:
+        raise ValueError(f"{item!r} is not an email address")
+    return item
+
+
+Cidr = Annotated[str, AfterValidator(_cidr)]
+Email = Annotated[str, AfterValidator(_email)]
+
+
+class StackSettings(_Keys):
+    """Every plain (non-secret) `loadbearing:*` key, with its default."""
+
+    # network
+    vpc_cidr: str = "10.42.0.0/16"
+    nat_gateways: Literal[1, 2] = 1
+    existing_network: ExistingNetwork | None = None
+    # runner fleet
+    runner_count: WholeNumber = Field(default=8, ge=1, le=500)
+    runner_cpu: WholeNumber = 1024
+    runner_memory: WholeNumber = 2048
+    runner_capacity_provider: CapacityProvider = "FARGATE"
+    log_retention_days: WholeNumber = 14
+    results_expiration_days: WholeNumber = Field(default=30, ge=1)
+    # InfluxDB
+    influxdb_cpu: WholeNumber = 1024
+    influxdb_memory: WholeNumber = 4096
+    influxdb_database: str = Field(default="loadbearing", pattern=_IDENTIFIER)
+    influxdb_admin_user: str = Field(default="admin", pattern=_IDENTIFIER)
+    operator_cidrs: tuple[Cidr, ...] = ()
+    # Grafana
+    grafana_cpu: WholeNumber = 512
+    grafana_memory: WholeNumber = 1024
+    grafana_admin_user: str = Field(default="admin", pattern=_IDENTIFIER)
+    grafana_allowed_cidrs: tuple[Cidr, ...] = Field(min_length=1)
+    grafana_certificate_arn: str | None = Field(default=None, min_length=1)
+    # feedback (written by `loadbearing apply --stack`)
+    target_cluster_name: str | None = Field(default=None, min_length=1)
+    targets: TargetsBlock = Field(default_factory=dict)
+    target_settings_prefix: str = "/loadbearing/targets"
+    # cost guard
+    runner_max_minutes: WholeNumber = Field(default=60, ge=5, le=24 * 60)
+    reaper_interval_minutes: WholeNumber = Field(default=5, ge=1, le=60)
+    budget_monthly_usd: float | None = Field(default=None, ge=1)
+    budget_emails: tuple[Email, ...] = ()
+    budget_scope: Literal["stack", "account"] = "stack"
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _vpc_cidr(cls, text: str) -> str:
+        try:
+            net = ipaddress.ip_network(text, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"{text!r} is not a CIDR block ({exc})") from None
+        if net.version != 4 or not 16 <= net.prefixlen <= 20:
+            raise ValueError(f"{text!r} must be an IPv4 block from /16 to /20 (it is split into four subnets)")
+        return text
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, days: int) -> int:
+        if days not in LOG_RETENTION_DAYS:
+            raise ValueError(f"{days} is not a CloudWatch Logs retention ({', '.join(map(str, LOG_RETENTION_DAYS))})")
+        return days
+
+    @field_validator("runner_cpu", "influxdb_cpu", "grafana_cpu")
+    @classmethod
+    def _fargate_cpu(cls, cpu: int) -> int:
+        if cpu not in FARGATE_MEMORY:
+            raise ValueError(f"{cpu} is not a Fargate CPU size ({', '.join(map(str, FARGATE_MEMORY))})")
+        return cpu
+
+    @field_validator("grafana_allowed_cidrs", "operator_cidrs", "budget_emails", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("target_settings_prefix")
+    @classmethod
+    def _prefix(cls, prefix: str) -> str:
+        if not prefix.startswith("/") or prefix.endswith("/") or "//" in prefix:
+            raise ValueError(f"{prefix!r} must start with '/' and not end with '/', e.g. /loadbearing/targets")
+        return prefix
+
+    @model_validator(mode="after")
+    def _together(self) -> StackSettings:
+        for cpu_key, memory_key in (("runnerCpu", "runnerMemory"), ("influxdbCpu", "influxdbMemory"),
+                                    ("grafanaCpu", "grafanaMemory")):
+            cpu = getattr(self, _snake(cpu_key))
+            memory = getattr(self, _snake(memory_key))
+            allowed = FARGATE_MEMORY[cpu]
+            if memory not in allowed:
+                raise ValueError(f"{memory_key}: {memory} MiB does not fit {cpu} CPU units on Fargate "
+                                 f"({allowed.start}-{allowed.stop - 1} in steps of {allowed.step})")
+        if self.targets and not self.target_cluster_name:
+            raise ValueError(f"targetClusterName: required when {NAMESPACE}:targets is not empty (the ECS cluster "
+                             "of the target services)")
+        if self.budget_monthly_usd is not None and not self.budget_emails:
+            raise ValueError(f"budgetEmails: at least one address is required when {NAMESPACE}:budgetMonthlyUsd "
+                             "is set")
+        return self
+
+
+def _snake(camel: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", camel).lower()
+
+
+KEYS: tuple[str, ...] = tuple(f.alias or k for k, f in StackSettings.model_fields.items()) + SECRET_KEYS
+_STRING_KEYS = frozenset(f.alias or k for k, f in StackSettings.model_fields.items()
+                         if f.annotation in (str, "str", "str | None") or f.annotation == (str | None))
+
+
+class StackConfig(StackSettings):
+    """Validated stack configuration: the settings, the stack name and the two admin
+    passwords (Outputs marked secret, checked by `check_password` when they resolve)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     stack: str
-    influxdb_admin_password: pulumi.Output[str]
-    grafana_admin_password: pulumi.Output[str]
-    grafana_allowed_cidrs: tuple[str, ...]
-    vpc_cidr: str = "10.42.0.0/16"
-    nat_gateways: int = 1
-    existing_network: ExistingNetwork | None = None
-    runner_count: int = 8
-    runner_cpu: int = 1024
-    runner_memory: int = 2048
-    runner_capacity_provider: str = "FARGATE"
-    log_retention_days: int = 14
-    results_expiration_days: int = 30
-    influxdb_cpu: int = 1024
-    influxdb_memory: int = 4096
-    influxdb_database: str = "loadbearing"
-    influxdb_admin_user: str = "admin"
-    operator_cidrs: tuple[str, ...] = ()
-    grafana_cpu: int = 512
-    grafana_memory: int = 1024
-    grafana_admin_user: str = "admin"
-    grafana_certificate_arn: str | None = None
-    target_cluster_name: str | None = None
-    targets: Mapping[str, TargetSettings] = field(default_factory=dict)
-    target_settings_prefix: str = "/loadbearing/targets"
-    runner_max_minutes: int = 60
-    reaper_interval_minutes: int = 5
-    budget_monthly_usd: float | None = None
-    budget_emails: tuple[str, ...] = ()
-    budget_scope: str = "stack"
+    influxdb_admin_password: Any = Field(exclude=True, repr=False)
+    grafana_admin_password: Any = Field(exclude=True, repr=False)
 
     @property
     def name_prefix(self) -> str:
@@ -181,30 +236,39 @@ class StackConfig:
 # --------------------------------------------------------------------------- readers
 
 
+def _typed(key: str, text: str) -> Any:
+    """A config value as the engine hands it (a string) back to data: JSON where it parses,
+    except for keys that are strings (a database called `123` stays a string)."""
+    if key in _STRING_KEYS:
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def load_config(stack: str | None = None) -> StackConfig:
     """Read and validate the `loadbearing:*` stack config of the current stack."""
     cfg = pulumi.Config(NAMESPACE)
     raw: dict[str, Any] = {}
     secrets: dict[str, pulumi.Output[str]] = {}
-    for key, spec in KEYS.items():
-        if spec.kind == "secret":
-            value = cfg.get_secret(key)
-            if value is not None:
-                secrets[key] = value
-            continue
-        try:
-            if spec.kind == "str":
-                raw[key] = cfg.get(key)
-            elif spec.kind == "int":
-                raw[key] = cfg.get_int(key)
-            elif spec.kind == "float":
-                raw[key] = cfg.get_float(key)
-            else:
-                raw[key] = cfg.get_object(key)
-        except Exception as exc:  # pulumi raises ConfigTypeError / JSON errors
-            raise ConfigError(f"{NAMESPACE}:{key}: {exc}") from exc
-    return parse_config({k: v for k, v in raw.items() if v is not None}, secrets,
-                        stack or pulumi.get_stack())
+    for key in SECRET_KEYS:
+        value = cfg.get_secret(key)
+        if value is not None:
+            secrets[key] = value
+    for full_key in _namespace_keys():  # every key set, so that unknown ones are refused
+        key = full_key.split(":", 1)[1]
+        text = get_config(full_key)
+        if key not in SECRET_KEYS and text is not None:
+            raw[key] = _typed(key, str(text))
+    return parse_config(raw, secrets, stack or pulumi.get_stack())
+
+
+def _namespace_keys() -> list[str]:
+    """Every `loadbearing:*` key the stack sets (the engine passes them in PULUMI_CONFIG;
+    mocks through set_all_config)."""
+    every = {**(get_config_env() or {}), **CONFIG.get()}
+    return sorted(k for k in every if k.startswith(f"{NAMESPACE}:"))
 
 
 def parse_config(raw: Mapping[str, Any], secrets: Mapping[str, pulumi.Output[str]],
@@ -214,87 +278,31 @@ def parse_config(raw: Mapping[str, Any], secrets: Mapping[str, pulumi.Output[str
     Secret keys come in `secrets` as Outputs; their values are checked when they
     resolve (`check_password`). Unknown keys in `raw` are refused.
     """
-    unknown = sorted(set(raw) - set(KEYS))
-    if unknown:
-        raise ConfigError(f"{NAMESPACE}:{unknown[0]}: unknown key; known keys: {', '.join(KEYS)}")
-    for key, spec in KEYS.items():
-        if spec.required and spec.kind == "secret" and key not in secrets:
+    for key in SECRET_KEYS:
+        if key in raw:
+            raise ConfigError(f"{NAMESPACE}:{key}: must be a secret; set it with "
+                              f"`pulumi config set --secret {key} <value>`")
+        if key not in secrets:
             raise ConfigError(f"{NAMESPACE}:{key}: required; set it with "
                               f"`pulumi config set --secret {key} <value>`")
-        if spec.required and spec.kind != "secret" and raw.get(key) is None:
-            raise ConfigError(f"{NAMESPACE}:{key}: required")
-
-    def get(key: str) -> Any:
-        value = raw.get(key)
-        return KEYS[key].default if value is None else value
-
-    influx_pw = secrets["influxdbAdminPassword"].apply(
-        lambda v: check_password("influxdbAdminPassword", v))
-    grafana_pw = secrets["grafanaAdminPassword"].apply(
-        lambda v: check_password("grafanaAdminPassword", v))
-
-    runner_cpu, runner_memory = _fargate_size("runnerCpu", "runnerMemory", get)
-    influx_cpu, influx_memory = _fargate_size("influxdbCpu", "influxdbMemory", get)
-    grafana_cpu, grafana_memory = _fargate_size("grafanaCpu", "grafanaMemory", get)
-
-    targets = parse_targets(get("targets"))
-    target_cluster = _opt_str("targetClusterName", raw.get("targetClusterName"))
-    if targets and not target_cluster:
-        raise ConfigError(f"{NAMESPACE}:targetClusterName: required when "
-                          f"{NAMESPACE}:targets is not empty (the ECS cluster of the target services)")
-
-    budget = raw.get("budgetMonthlyUsd")
-    budget_emails = _str_list("budgetEmails", get("budgetEmails"))
-    if budget is not None:
-        budget = _number("budgetMonthlyUsd", budget, minimum=1)
-        if not budget_emails:
-            raise ConfigError(f"{NAMESPACE}:budgetEmails: at least one address is required "
-                              f"when {NAMESPACE}:budgetMonthlyUsd is set")
-    for i, email in enumerate(budget_emails):
-        if "@" not in email:
-            raise ConfigError(f"{NAMESPACE}:budgetEmails[{i}]: {email!r} is not an email address")
-
-    prefix = _str("targetSettingsPrefix", get("targetSettingsPrefix"))
-    if not prefix.startswith("/") or prefix.endswith("/") or "//" in prefix:
-        raise ConfigError(f"{NAMESPACE}:targetSettingsPrefix: {prefix!r} must start with '/' "
-                          "and not end with '/', e.g. /loadbearing/targets")
-
-    return StackConfig(
-        stack=stack,
-        influxdb_admin_password=influx_pw,
-        grafana_admin_password=grafana_pw,
-        grafana_allowed_cidrs=_cidrs("grafanaAllowedCidrs", get("grafanaAllowedCidrs"), nonempty=True),
-        vpc_cidr=_vpc_cidr(get("vpcCidr")),
-        nat_gateways=_choice("natGateways", _int("natGateways", get("natGateways")), (1, 2)),
-        existing_network=_existing_network(raw.get("existingNetwork")),
-        runner_count=_int("runnerCount", get("runnerCount"), minimum=1, maximum=500),
-        runner_cpu=runner_cpu,
-        runner_memory=runner_memory,
-        runner_capacity_provider=_choice("runnerCapacityProvider",
-                                         _str("runnerCapacityProvider", get("runnerCapacityProvider")),
-                                         CAPACITY_PROVIDERS),
-        log_retention_days=_choice("logRetentionDays", _int("logRetentionDays", get("logRetentionDays")),
-                                   LOG_RETENTION_DAYS),
-        results_expiration_days=_int("resultsExpirationDays", get("resultsExpirationDays"), minimum=1),
-        influxdb_cpu=influx_cpu,
-        influxdb_memory=influx_memory,
-        influxdb_database=_identifier("influxdbDatabase", get("influxdbDatabase")),
-        influxdb_admin_user=_identifier("influxdbAdminUser", get("influxdbAdminUser")),
-        operator_cidrs=_cidrs("operatorCidrs", get("operatorCidrs")),
-        grafana_cpu=grafana_cpu,
-        grafana_memory=grafana_memory,
-        grafana_admin_user=_identifier("grafanaAdminUser", get("grafanaAdminUser")),
-        grafana_certificate_arn=_opt_str("grafanaCertificateArn", raw.get("grafanaCertificateArn")),
-        target_cluster_name=target_cluster,
-        targets=targets,
-        target_settings_prefix=prefix,
-        runner_max_minutes=_int("runnerMaxMinutes", get("runnerMaxMinutes"), minimum=5, maximum=24 * 60),
-        reaper_interval_minutes=_int("reaperIntervalMinutes", get("reaperIntervalMinutes"),
-                                     minimum=1, maximum=60),
-        budget_monthly_usd=budget,
-        budget_emails=budget_emails,
-        budget_scope=_choice("budgetScope", _str("budgetScope", get("budgetScope")), ("stack", "account")),
+    try:
+        settings = StackSettings.model_validate(dict(raw))
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_messages(exc))) from None
+    return StackConfig.model_construct(
+        **dict(settings), stack=stack,
+        influxdb_admin_password=secrets["influxdbAdminPassword"].apply(
+            lambda v: check_password("influxdbAdminPassword", v)),
+        grafana_admin_password=secrets["grafanaAdminPassword"].apply(
+            lambda v: check_password("grafanaAdminPassword", v)),
     )
+
+
+def _messages(exc: ValidationError) -> list[str]:
+    """describe(), and for an unknown top-level key the list of known ones."""
+    known = f" (Pulumi.example.yaml documents every key: {', '.join(KEYS)})"
+    return [line + (known if err["type"] == "extra_forbidden" and len(err["loc"]) == 1 else "")
+            for err, line in zip(exc.errors(), describe(exc, f"{NAMESPACE}:"), strict=True)]
 
 
 def check_password(key: str, value: str) -> str:
@@ -314,212 +322,8 @@ def check_password(key: str, value: str) -> str:
 
 
 def parse_targets(raw: Any) -> dict[str, TargetSettings]:
-    """Validate the `loadbearing:targets` map (see the module docstring for its shape)."""
-    base = f"{NAMESPACE}:targets"
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{base}: must be a map from service name to settings")
-    targets: dict[str, TargetSettings] = {}
-    for name, entry in raw.items():
-        where = f"{base}.{name}"
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise ConfigError(f"{where}: service names are 1-63 letters, digits, '-', '_' or '.'")
-        if not isinstance(entry, Mapping):
-            raise ConfigError(f"{where}: must be a map of settings (ecs_service, db_pool_size, ...)")
-        extra = sorted(set(entry) - set(TARGET_KEYS))
-        if extra:
-            raise ConfigError(f"{where}.{extra[0]}: unknown key; known: {', '.join(TARGET_KEYS)}")
-        ecs_service = entry.get("ecs_service", name)
-        if not isinstance(ecs_service, str) or not ecs_service:
-            raise ConfigError(f"{where}.ecs_service: must be the target's ECS service name "
-                              "(default: the service name)")
-        db_pool = entry.get("db_pool_size")
-        cache_ttl = entry.get("cache_ttl_s")
-        label = entry.get("alb_resource_label")
-        autoscaling = _autoscaling(where, entry.get("autoscaling"))
-        if label is not None and (not isinstance(label, str) or not label.startswith("app/")
-                                  or "/targetgroup/" not in label):
-            raise ConfigError(f"{where}.alb_resource_label: must look like "
-                              "app/<alb-name>/<alb-id>/targetgroup/<tg-name>/<tg-id>")
-        if autoscaling and autoscaling.metric == "ALBRequestCountPerTarget" and not label:
-            raise ConfigError(f"{where}.alb_resource_label: required when autoscaling.metric is "
-                              "ALBRequestCountPerTarget (the ALB and target group that count requests)")
-        targets[name] = TargetSettings(
-            name=name,
-            ecs_service=ecs_service,
-            db_pool_size=None if db_pool is None else _int(f"targets.{name}.db_pool_size", db_pool, minimum=1),
-            cache_ttl_s=None if cache_ttl is None else _int(f"targets.{name}.cache_ttl_s", cache_ttl, minimum=0),
-            alb_resource_label=label,
-            autoscaling=autoscaling,
-        )
-    return targets
-
-
-def _autoscaling(where: str, raw: Any) -> AutoscalingSettings | None:
-    if raw is None:
-        return None
-    where = f"{where}.autoscaling"
-    key = where.removeprefix(f"{NAMESPACE}:")
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where}: must be a map")
-    extra = sorted(set(raw) - set(AUTOSCALING_KEYS))
-    if extra:
-        raise ConfigError(f"{where}.{extra[0]}: unknown key; known: {', '.join(AUTOSCALING_KEYS)}")
-    missing = [k for k in AUTOSCALING_KEYS if raw.get(k) is None]
-    if missing:
-        raise ConfigError(f"{where}.{missing[0]}: required")
-    low = _int(f"{key}.min_instances", raw["min_instances"], minimum=0)
-    high = _int(f"{key}.max_instances", raw["max_instances"], minimum=1)
-    if low > high:
-        raise ConfigError(f"{where}.min_instances: {low} is more than max_instances {high}")
-    metric = raw["metric"]
-    if metric not in AUTOSCALING_METRICS:
-        raise ConfigError(f"{where}.metric: {metric!r} is not one of {', '.join(AUTOSCALING_METRICS)}")
-    target_value = _number(f"{key}.target_value", raw["target_value"], minimum=0, exclusive=True)
-    if metric == "ECSServiceAverageCPUUtilization" and target_value > 100:
-        raise ConfigError(f"{where}.target_value: CPU utilisation is a percentage (0-100], got {target_value}")
-    return AutoscalingSettings(
-        min_instances=low,
-        max_instances=high,
-        metric=metric,
-        target_value=target_value,
-        scale_out_cooldown_s=_int(f"{key}.scale_out_cooldown_s", raw["scale_out_cooldown_s"], minimum=0),
-        scale_in_cooldown_s=_int(f"{key}.scale_in_cooldown_s", raw["scale_in_cooldown_s"], minimum=0),
-    )
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _int(key: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        integral_float = isinstance(value, float) and value.is_integer()
-        integral_text = isinstance(value, str) and value.strip().lstrip("-").isdigit()
-        if integral_float or integral_text:
-            value = int(value)
-        else:
-            raise ConfigError(f"{NAMESPACE}:{key}: must be a whole number, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{NAMESPACE}:{key}: must be at least {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ConfigError(f"{NAMESPACE}:{key}: must be at most {maximum}, got {value}")
-    return value
-
-
-def _number(key: str, value: Any, minimum: float, exclusive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{NAMESPACE}:{key}: must be a number, got {value!r}") from None
-    if value < minimum or (exclusive and value == minimum):
-        raise ConfigError(f"{NAMESPACE}:{key}: must be {'more than' if exclusive else 'at least'} "
-                          f"{minimum:g}, got {value}")
-    return float(value)
-
-
-def _str(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{NAMESPACE}:{key}: must be a non-empty string, got {value!r}")
-    return value
-
-
-def _opt_str(key: str, value: Any) -> str | None:
-    return None if value in (None, "") else _str(key, value)
-
-
-def _identifier(key: str, value: Any) -> str:
-    text = _str(key, value)
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", text):
-        raise ConfigError(f"{NAMESPACE}:{key}: {text!r} must be letters, digits and '_' "
-                          "(starting with a letter or '_')")
-    return text
-
-
-def _choice(key: str, value: Any, allowed: tuple[Any, ...]) -> Any:
-    if value not in allowed:
-        raise ConfigError(f"{NAMESPACE}:{key}: {value!r} is not one of {', '.join(map(str, allowed))}")
-    return value
-
-
-def _str_list(key: str, value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
-        raise ConfigError(f"{NAMESPACE}:{key}: must be a list of strings, got {value!r}")
-    return tuple(value)
-
-
-def _cidrs(key: str, value: Any, nonempty: bool = False) -> tuple[str, ...]:
-    items = _str_list(key, value)
-    if nonempty and not items:
-        raise ConfigError(f"{NAMESPACE}:{key}: at least one CIDR is required")
-    for i, item in enumerate(items):
-        try:
-            net = ipaddress.ip_network(item, strict=True)
-        except ValueError as exc:
-            raise ConfigError(f"{NAMESPACE}:{key}[{i}]: {item!r} is not a CIDR block ({exc})") from None
-        if net.prefixlen == 0:
-            raise ConfigError(f"{NAMESPACE}:{key}[{i}]: {item!r} opens the service to the whole internet; "
-                              "list the networks that need access")
-    return items
-
-
-def _vpc_cidr(value: Any) -> str:
-    text = _str("vpcCidr", value)
+    """Validate a `loadbearing:targets` block (declared in core.targets); ConfigError naming the key."""
     try:
-        net = ipaddress.ip_network(text, strict=True)
-    except ValueError as exc:
-        raise ConfigError(f"{NAMESPACE}:vpcCidr: {text!r} is not a CIDR block ({exc})") from None
-    if net.version != 4 or not 16 <= net.prefixlen <= 20:
-        raise ConfigError(f"{NAMESPACE}:vpcCidr: {text!r} must be an IPv4 block from /16 to /20 "
-                          "(it is split into four subnets)")
-    return text
-
-
-def _existing_network(value: Any) -> ExistingNetwork | None:
-    if value is None:
-        return None
-    key = f"{NAMESPACE}:existingNetwork"
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{key}: must be a map with vpc_id, public_subnet_ids, private_subnet_ids")
-    extra = sorted(set(value) - {"vpc_id", "public_subnet_ids", "private_subnet_ids"})
-    if extra:
-        raise ConfigError(f"{key}.{extra[0]}: unknown key")
-    vpc_id = value.get("vpc_id")
-    if not isinstance(vpc_id, str) or not vpc_id.startswith("vpc-"):
-        raise ConfigError(f"{key}.vpc_id: must be a VPC id (vpc-...), got {vpc_id!r}")
-    subnets: dict[str, tuple[str, ...]] = {}
-    for part in ("public_subnet_ids", "private_subnet_ids"):
-        ids = _str_list(f"existingNetwork.{part}", value.get(part, []))
-        if len(ids) < 2 or not all(i.startswith("subnet-") for i in ids):
-            raise ConfigError(f"{key}.{part}: at least two subnet ids (subnet-...) in different "
-                              "availability zones are required")
-        subnets[part] = ids
-    return ExistingNetwork(vpc_id, subnets["public_subnet_ids"], subnets["private_subnet_ids"])
-
-
-# Fargate task sizes: cpu units -> allowed memory (MiB).
-_FARGATE_MEMORY: dict[int, range] = {
-    256: range(512, 2048 + 1, 512),
-    512: range(1024, 4096 + 1, 1024),
-    1024: range(2048, 8192 + 1, 1024),
-    2048: range(4096, 16384 + 1, 1024),
-    4096: range(8192, 30720 + 1, 1024),
-    8192: range(16384, 61440 + 1, 4096),
-    16384: range(32768, 122880 + 1, 8192),
-}
-
-
-def _fargate_size(cpu_key: str, memory_key: str, get: Any) -> tuple[int, int]:
-    cpu = _int(cpu_key, get(cpu_key))
-    memory = _int(memory_key, get(memory_key))
-    if cpu not in _FARGATE_MEMORY:
-        raise ConfigError(f"{NAMESPACE}:{cpu_key}: {cpu} is not a Fargate CPU size "
-                          f"({', '.join(map(str, _FARGATE_MEMORY))})")
-    allowed = _FARGATE_MEMORY[cpu]
-    if memory not in allowed:
-        raise ConfigError(f"{NAMESPACE}:{memory_key}: {memory} MiB does not fit {cpu} CPU units on "
-                          f"Fargate ({allowed.start}-{allowed.stop - 1} in steps of {allowed.step})")
-    return cpu, memory
+        return parse_target_block(raw)
+    except TargetsError as exc:
+        raise ConfigError(str(exc)) from None

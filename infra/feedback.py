@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.config import TargetSettings
+from core.targets import TargetSettings
 
 SCALABLE_DIMENSION = "ecs:service:DesiredCount"
 APP_SETTINGS = ("db_pool_size", "cache_ttl_s")
@@ -60,7 +60,7 @@ class Feedback(pulumi.ComponentResource):
             if target.autoscaling is not None:
                 if not args.cluster_name:
                     raise ValueError("loadbearing:targetClusterName is required for autoscaling targets")
-                self._autoscaling(f"{name}-{service}", args.cluster_name, target, child)
+                self._autoscaling(f"{name}-{service}", args.cluster_name, service, target, child)
             for setting in APP_SETTINGS:
                 value = getattr(target, setting)
                 if value is None:
@@ -79,11 +79,11 @@ class Feedback(pulumi.ComponentResource):
                 self.parameters[param] = str(value)
         self.register_outputs({"scalable_targets": self.scalable_targets, "parameters": self.parameters})
 
-    def _autoscaling(self, name: str, cluster: str, target: TargetSettings,
+    def _autoscaling(self, name: str, cluster: str, service: str, target: TargetSettings,
                      child: pulumi.ResourceOptions) -> None:
         scaling = target.autoscaling
         assert scaling is not None
-        resource_id = f"service/{cluster}/{target.ecs_service}"
+        resource_id = f"service/{cluster}/{target.ecs_service_name(service)}"
         scalable = aws.appautoscaling.Target(
             f"{name}-scaling",
             service_namespace="ecs",
@@ -98,7 +98,7 @@ class Feedback(pulumi.ComponentResource):
             predefined_metric_type=scaling.metric, resource_label=label)
         aws.appautoscaling.Policy(
             f"{name}-tracking",
-            name=f"loadbearing-{target.name}-{scaling.metric}",
+            name=f"loadbearing-{service}-{scaling.metric}",
             policy_type="TargetTrackingScaling",
             service_namespace=scalable.service_namespace,
             scalable_dimension=scalable.scalable_dimension,
@@ -112,4 +112,4 @@ class Feedback(pulumi.ComponentResource):
                 )),
             opts=child,
         )
-        self.scalable_targets[target.name] = resource_id
+        self.scalable_targets[service] = resource_id

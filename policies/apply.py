@@ -25,10 +25,10 @@ from ruamel.yaml.comments import CommentedMap
 from core.console import console
 from core.errors import BadInput
 from core.plan import load_plan
+from core.targets import AUTOSCALING_KEYS, TARGETS_KEY, TargetsError, parse_targets
 from policies.recommend import load_recommendations, require_valid
 from runners.records import load_record
 
-TARGETS_KEY = "loadbearing:targets"
 ENV_KEYS = {
     "db_pool_size": "DB_POOL_SIZE",
     "cache_ttl_s": "CACHE_TTL_S",
@@ -39,8 +39,6 @@ ENV_KEYS = {
     "scale_out_cooldown_s": "SCALE_OUT_COOLDOWN_S",
     "scale_in_cooldown_s": "SCALE_IN_COOLDOWN_S",
 }
-AUTOSCALING_KEYS = ("min_instances", "max_instances", "metric", "target_value",
-                    "scale_out_cooldown_s", "scale_in_cooldown_s")
 
 
 def settings_by_service(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -109,6 +107,11 @@ def apply_stack(settings: dict[str, dict[str, Any]], stack_file: Path, ecs_servi
             for key, value in new["autoscaling"].items():
                 if auto.get(key) != value:
                     auto[key] = value
+    try:  # the block `pulumi up` reads: never write one it would refuse
+        parse_targets(targets)
+    except TargetsError as exc:
+        raise BadInput(f"{stack_file}: after applying, {exc}; fix it in {stack_file.name} and apply again "
+                       "(nothing was written)") from None
     buf = io.StringIO()
     yaml.dump(data, buf)
     after = buf.getvalue()

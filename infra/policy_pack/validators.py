@@ -25,7 +25,6 @@ from typing import Any
 
 # InfluxDB's HTTP API, Grafana's HTTP port, and the ports of the ALB in front of Grafana.
 PROTECTED_PORTS: tuple[int, ...] = (8086, 3000, 80, 443)
-WORLD = ("0.0.0.0/0", "::/0")
 
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 SECURITY_GROUP_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"

@@ -23,7 +23,9 @@ config:
     core-api:
       ecs_service: core-svc
       cache_ttl_s: 0
+      alb_resource_label: app/shop/50dc6c495c0c9188/targetgroup/core/943f017f100becff
 """
+LABEL = "app/shop/50dc6c495c0c9188/targetgroup/core/943f017f100becff"
 
 DOC = {
     "run_id": "parallel-x", "valid": True, "invalid_reasons": [], "findings": [], "endpoints": [],
@@ -65,7 +67,7 @@ def test_apply_stack_keeps_comments_and_secrets_and_writes_exact_values(tmp_path
     targets = YAML(typ="safe").load(text)["config"]["loadbearing:targets"]
     assert targets["profile-api"] == {"ecs_service": "profile-svc", "db_pool_size": 9, "cache_ttl_s": 30}
     assert targets["core-api"] == {
-        "ecs_service": "core-svc", "cache_ttl_s": 0,
+        "ecs_service": "core-svc", "cache_ttl_s": 0, "alb_resource_label": LABEL,
         "autoscaling": {"min_instances": 2, "max_instances": 6, "metric": "ALBRequestCountPerTarget",
                         "target_value": 1200, "scale_out_cooldown_s": 60, "scale_in_cooldown_s": 300}}
     assert "-      db_pool_size: 2" in res.stderr and "+      db_pool_size: 9" in res.stderr
@@ -107,3 +109,19 @@ def test_invalid_run_is_never_applied(tmp_path: Path, lb_env: dict[str, str]) ->
     assert res.code == 2
     assert "metrics_incomplete" in res.stderr
     assert stack.read_text() == STACK
+
+
+def test_apply_refuses_a_targets_block_pulumi_up_would_refuse(tmp_path: Path, lb_env: dict[str, str]) -> None:
+    """Request-count autoscaling needs the target group's ALB label, which only the stack's owner
+    knows: without it the merged block is invalid for the program (core.targets), so apply
+    writes nothing and names the key to add (exit 2)."""
+    run_dir = _run_dir(tmp_path, DOC)
+    stack = tmp_path / "Pulumi.dev.yaml"
+    original = STACK.replace(f"      alb_resource_label: {LABEL}\n", "")
+    stack.write_text(original)
+    res = run_cli(["apply", str(run_dir), "--stack", "dev", "--project-dir", str(tmp_path)], lb_env)
+    assert res.code == 2, res.stderr
+    assert "loadbearing:targets.core-api.alb_resource_label: required when autoscaling.metric is " \
+           "ALBRequestCountPerTarget" in res.stderr
+    assert "nothing was written" in res.stderr and "Traceback" not in res.stderr
+    assert stack.read_text() == original

@@ -32,7 +32,8 @@ def test_example_documents_every_key_and_only_known_keys() -> None:
 
 
 def test_ecs_service_defaults_to_the_service_name() -> None:
-    assert parse_targets({"profile-api": {"db_pool_size": 3}})["profile-api"].ecs_service == "profile-api"
+    target = parse_targets({"profile-api": {"db_pool_size": 3}})["profile-api"]
+    assert target.ecs_service is None and target.ecs_service_name("profile-api") == "profile-api"
 
 
 def test_example_targets_block_parses() -> None:
@@ -90,11 +91,50 @@ def test_name_prefix_fits_aws_names(stack: str, prefix: str) -> None:
      "loadbearing:existingNetwork.public_subnet_ids"),
     ({"targets": {"api": {"ecs_service": "api"}}}, "loadbearing:targetClusterName"),
     ({"runnerCont": 3}, "loadbearing:runnerCont"),
+    # numbers that are not numbers: a message naming the key, never a traceback
+    ({"runnerCount": "--5"}, "loadbearing:runnerCount"),
+    ({"runnerCount": True}, "loadbearing:runnerCount"),
+    ({"runnerMaxMinutes": 7.5}, "loadbearing:runnerMaxMinutes"),
+    ({"budgetMonthlyUsd": float("nan"), "budgetEmails": ["a@example.com"]}, "loadbearing:budgetMonthlyUsd"),
+    ({"budgetMonthlyUsd": "inf", "budgetEmails": ["a@example.com"]}, "loadbearing:budgetMonthlyUsd"),
+    ({"budgetMonthlyUsd": float("-inf"), "budgetEmails": ["a@example.com"]}, "loadbearing:budgetMonthlyUsd"),
 ])
 def test_bad_values_are_refused_naming_the_key(raw: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError) as error:
         parse(**raw)
     assert str(error.value).startswith(f"{key}:")
+
+
+def test_number_errors_name_the_key_and_the_value() -> None:
+    """`--5` once raised a bare ValueError from int() (a traceback); nan/inf passed as budgets."""
+    with pytest.raises(ConfigError) as error:
+        parse(runnerCount="--5")
+    assert str(error.value) == ("loadbearing:runnerCount: Input should be a valid integer, unable to parse "
+                                "string as an integer (got '--5')")
+    with pytest.raises(ConfigError) as error:
+        parse(budgetMonthlyUsd="nan", budgetEmails=["a@example.com"])
+    assert str(error.value) == "loadbearing:budgetMonthlyUsd: Input should be a finite number (got 'nan')"
+
+
+def test_a_config_value_given_as_text_is_read_as_the_engine_hands_it() -> None:
+    """`pulumi config set runnerCount 12` stores the text "12"; a database named `123` stays text."""
+    cfg = run_text_config({"loadbearing:runnerCount": "12", "loadbearing:influxdbDatabase": "db_123",
+                           "loadbearing:grafanaAllowedCidrs": '["203.0.113.0/24"]'})
+    assert cfg.runner_count == 12 and cfg.influxdb_database == "db_123"
+    assert cfg.grafana_allowed_cidrs == ("203.0.113.0/24",)
+    with pytest.raises(ConfigError, match=r"^loadbearing:runnerCont: unknown key"):
+        run_text_config({"loadbearing:runnerCont": "3", "loadbearing:grafanaAllowedCidrs": '["10.0.0.0/8"]'})
+
+
+def run_text_config(values: dict[str, str]) -> Any:
+    from infra.config import load_config
+
+    pulumi.runtime.set_all_config({**values, **{f"loadbearing:{k}": "Abcdefgh-12345" for k in SECRET_KEYS}},
+                                  secret_keys=[f"loadbearing:{k}" for k in SECRET_KEYS])
+    try:
+        return load_config("dev")
+    finally:
+        pulumi.runtime.set_all_config({})
 
 
 def test_missing_secret_names_the_command() -> None:
@@ -123,6 +163,11 @@ SCALING = {"min_instances": 1, "max_instances": 3, "metric": "ECSServiceAverageC
     ({"ecs_service": "api", "autoscaling": {**SCALING, "metric": "ALBRequestCountPerTarget"}},
      "loadbearing:targets.api.alb_resource_label"),
     ({"ecs_service": "api", "alb_resource_label": "my-alb"}, "loadbearing:targets.api.alb_resource_label"),
+    ({"ecs_service": "api", "db_pool_size": "--5"}, "loadbearing:targets.api.db_pool_size"),
+    ({"ecs_service": "api", "autoscaling": {**SCALING, "target_value": float("nan")}},
+     "loadbearing:targets.api.autoscaling.target_value"),
+    ({"ecs_service": "api", "autoscaling": {**SCALING, "target_value": "inf"}},
+     "loadbearing:targets.api.autoscaling.target_value"),
 ])
 def test_bad_targets_are_refused_naming_the_key(entry: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError) as error:
