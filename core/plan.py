@@ -69,8 +69,10 @@ class Service(_Strict):
     db_max_connections: int | None = Field(default=None, ge=1, le=1_000_000)
     cache_ttl_s: float | None = Field(default=None, ge=0)
     ecs_service: str | None = None
+    # Prometheus text exposition of the service, scraped once a second during a run.
+    metrics_url: str | None = None
 
-    @field_validator("base_url")
+    @field_validator("base_url", "metrics_url")
     @classmethod
     def _url(cls, v: str | None) -> str | None:
         return None if v is None else _check_url(v)
@@ -184,6 +186,8 @@ class Plan(_Strict):
         for name, svc in self.services.items():
             if svc.base_url:
                 found.append((f"services.{name}.base_url", svc.base_url))
+            if svc.metrics_url:
+                found.append((f"services.{name}.metrics_url", svc.metrics_url))
         return found
 
 

@@ -27,6 +27,7 @@ from runners.allowlist import check_plan_hosts, k6_block_options
 from runners.backends import Backend, Runner, RunnerSpec, get_backend
 from runners.events import EventLog
 from runners.generator import GeneratorMonitor
+from runners.k6_entry import write_entry
 from runners.progress import Progress, final_table
 from runners.records import (
     RUN_ID_PATTERN,
@@ -39,6 +40,7 @@ from runners.records import (
     write_record,
 )
 from runners.results import compute_results
+from runners.scrape import Scraper
 from runners.strategies import Phase, phases
 
 MAX_RUNNERS = 64
@@ -108,11 +110,14 @@ def run(opts: RunOptions, influx: InfluxClient) -> tuple[Path, ExitCode]:
     owner = _claim(run_id)
     events = EventLog(influx, run_id, opts.strategy)
     monitor = GeneratorMonitor(influx, run_id)
+    scraper = Scraper({name: svc.metrics_url for name, svc in plan.services.items() if svc.metrics_url},
+                      influx, run_id)
     block = k6_block_options(plan.target.allow_hosts)
     code = ExitCode.RUN_ERROR
     live: list[Runner] = []
     previous = _install_signal_handlers()
     try:
+        scraper.start()
         events.emit("run", "start", run_id, f"{opts.strategy} run of plan {plan.name}", started)
         with Progress([m.name for m in plan.modules], f"loadbearing {opts.strategy} · {run_id}") as progress:
             for phase in plan_phases:
@@ -135,6 +140,7 @@ def run(opts: RunOptions, influx: InfluxClient) -> tuple[Path, ExitCode]:
                 _finish_phase(backend, live, phase, phase_rec, record, events)
                 live = []
                 write_record(run_dir, record)
+        _stop_scraper(scraper)
         record.status = "running"
         compute_results(record, plan, influx, run_dir)
         failed_slo = any(m.thresholds_ok is False for m in record.modules)
@@ -164,6 +170,7 @@ def run(opts: RunOptions, influx: InfluxClient) -> tuple[Path, ExitCode]:
         code = ExitCode.RUN_ERROR
     finally:
         backend.stop(live)
+        _stop_scraper(scraper)
         _restore_signal_handlers(previous)
         record.ended_at = iso(time.time())
         events.emit("run", "end", run_id, f"status {record.status}")
@@ -178,6 +185,15 @@ def run(opts: RunOptions, influx: InfluxClient) -> tuple[Path, ExitCode]:
     return run_dir, code
 
 
+def _stop_scraper(scraper: Scraper) -> None:
+    """Stop scraping (idempotent) and say how the scrapes went, failures included."""
+    if not scraper.targets or scraper.stopped:
+        return
+    for service, stats in scraper.stop().items():
+        colour = "yellow" if stats.failed or stats.write_errors else "dim"
+        console.print(f"[{colour}]metrics_url {stats.summary(service)}[/]", highlight=False)
+
+
 def _specs(plan: Plan, phase: Phase, opts: RunOptions, run_id: str, run_dir: Path,
            influx: InfluxClient, block: dict[str, list[str]]) -> list[RunnerSpec]:
     specs = []
@@ -185,6 +201,7 @@ def _specs(plan: Plan, phase: Phase, opts: RunOptions, run_id: str, run_dir: Pat
         module = plan.module(name)
         cfg = k6.config(module, block)
         env = k6.runner_env(plan.base_url(module), influx.k6_env())
+        entry = write_entry(run_dir, name, plan.script_path(module))
         for i in range(opts.runners):
             specs.append(RunnerSpec(
                 run_id=run_id, module=name, service=module.service or "default", index=i, count=opts.runners,
@@ -192,7 +209,7 @@ def _specs(plan: Plan, phase: Phase, opts: RunOptions, run_id: str, run_dir: Pat
                 tags={"testid": run_id, "strategy": opts.strategy, "module": name,
                       "service": module.service or "default", "runner": f"{name}-{i}"},
                 env=env, influx_out=influx.k6_output_url(), run_dir=run_dir,
-                scripts_root=plan.path.parent))
+                scripts_root=plan.path.parent, entry=entry))
     return specs
 
 

@@ -41,10 +41,16 @@ class RunnerSpec:
     influx_out: str | None = None  # `--out influxdb=` value, without credentials
     run_dir: Path = Path(".")      # where this runner's files go (config, summary, log)
     scripts_root: Path | None = None  # the plan's directory: scripts may import files from anywhere in it
+    entry: Path | None = None      # the generated entry script that imports `script` (runners.k6_entry)
 
     @property
     def name(self) -> str:
         return f"{self.module}-{self.index}"
+
+    @property
+    def k6_script(self) -> Path:
+        """The file k6 runs: the entry script when there is one, else the module's script."""
+        return self.entry if self.entry is not None else self.script
 
 
 @dataclass

@@ -115,7 +115,7 @@ def container_spec(spec: RunnerSpec, image: str, port: int, user: str | None) ->
     script = spec.script.resolve()
     k6_dir = files["config"].parent.resolve()
     args = k6.run_args(
-        config_path=str(k6_dir / files["config"].name), script=str(script),
+        config_path=str(k6_dir / files["config"].name), script=str(spec.k6_script.resolve()),
         summary_path=str(k6_dir / files["summary"].name),
         segment=segment(spec.index, spec.count), sequence=segment_sequence(spec.count),
         tags=spec.tags, influx_out=spec.influx_out, address=f"127.0.0.1:{port}")

@@ -275,7 +275,7 @@ class EcsBackend:
         env = {k: v for k, v in os.environ.items() if not k.startswith("K6_")}
         env.update({"K6_NO_USAGE_REPORT": "true", "BASE_URL": spec.env.get("BASE_URL", "")})
         try:
-            res = subprocess.run([k6.k6_binary(), "archive", "--config", str(cfg), "-O", str(out), str(spec.script)],
+            res = subprocess.run([k6.k6_binary(), "archive", "--config", str(cfg), "-O", str(out), str(spec.k6_script)],
                                  capture_output=True, text=True, timeout=120, env=env, cwd=spec.script.parent)
         except subprocess.TimeoutExpired:
             raise RunError(f"k6 archive of module {spec.module} did not finish in 120 s") from None

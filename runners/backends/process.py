@@ -67,7 +67,7 @@ class ProcessBackend:
         from runners.fleet import segment, segment_sequence
 
         args = k6.run_args(
-            config_path=str(files["config"]), script=str(spec.script), summary_path=str(files["summary"]),
+            config_path=str(files["config"]), script=str(spec.k6_script), summary_path=str(files["summary"]),
             segment=segment(spec.index, spec.count), sequence=segment_sequence(spec.count),
             tags=spec.tags, influx_out=spec.influx_out, address=f"127.0.0.1:{port}")
         env = {k: v for k, v in os.environ.items() if not k.startswith("K6_")}
