@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
+import math
 import os
 import threading
 from collections.abc import Iterable
@@ -24,8 +26,21 @@ from core.errors import BadInput, RunError
 DEFAULT_DB = "loadbearing"
 
 
+# Line protocol escapes, as InfluxDB 1.x's own client (and so k6) writes them: measurement:
+# comma, space; tag keys and values, field keys: comma, equals, space. A backslash is kept
+# as it is (1.x stores an escaped backslash in a tag as two, which would not match what k6
+# writes). Newline, carriage return and tab would end the line or the element: written as
+# backslash-n, -r, -t (what InfluxData's Python client does).
+_CONTROL = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_ESCAPE_MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ ", **_CONTROL})
+_ESCAPE_KEY = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", **_CONTROL})
+_ESCAPE_STRING = str.maketrans({"\\": "\\\\", '"': '\\"'})
+
+log = logging.getLogger(__name__)
+
+
 def _escape_tag(value: str) -> str:
-    return value.replace("\\", "\\\\").replace(",", r"\,").replace("=", r"\=").replace(" ", r"\ ")
+    return value.translate(_ESCAPE_KEY)
 
 
 def _field(value: Any) -> str:
@@ -35,15 +50,27 @@ def _field(value: Any) -> str:
         return f"{value}i"
     if isinstance(value, float):
         return repr(value)
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
+    return '"' + str(value).translate(_ESCAPE_STRING) + '"'
+
+
+def _finite(value: Any) -> bool:
+    return not isinstance(value, float) or math.isfinite(value)
 
 
 def line(measurement: str, tags: dict[str, str], fields: dict[str, Any], ts_ns: int) -> str:
-    """One point in InfluxDB line protocol."""
+    """One point in InfluxDB line protocol; "" when no field is left to write.
+
+    NaN and infinite floats have no line-protocol form (influxd refuses the whole batch):
+    such fields are left out and named in a debug log."""
+    skipped = [k for k, v in fields.items() if not _finite(v)]
+    if skipped:
+        log.debug("%s: non-finite fields left out: %s", measurement,
+                  ", ".join(f"{k!r}={fields[k]!r}" for k in skipped))
+    field_part = ",".join(f"{_escape_tag(k)}={_field(v)}" for k, v in fields.items() if _finite(v))
+    if not field_part:
+        return ""
     tag_part = "".join(f",{_escape_tag(k)}={_escape_tag(v)}" for k, v in sorted(tags.items()) if v != "")
-    field_part = ",".join(f"{_escape_tag(k)}={_field(v)}" for k, v in fields.items())
-    return f"{_escape_tag(measurement)}{tag_part} {field_part} {ts_ns}"
+    return f"{measurement.translate(_ESCAPE_MEASUREMENT)}{tag_part} {field_part} {ts_ns}"
 
 
 def quote_literal(value: str) -> str:
@@ -172,7 +199,7 @@ class InfluxClient:
         return out
 
     def write(self, lines: Iterable[str], precision: str = "n") -> None:
-        body = "\n".join(lines)
+        body = "\n".join(p for p in lines if p)
         if not body:
             return
         try:
