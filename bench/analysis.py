@@ -40,6 +40,7 @@ import psutil
 
 from bench.common import base_parser, emit, exit_on_term, load_now, log, machine, start_influx, workdir
 from core.influx import InfluxClient, line
+from core.percentile import nearest_rank
 from policies.metrics import (
     TTL_CANDIDATES,
     Bucket,
@@ -154,14 +155,6 @@ def write_run_dir(run_dir: Path, client: InfluxClient, testid: str, points: int)
 
 
 # -- the naive reader: every raw sample into Python ------------------------------------------
-
-def nearest_rank(values: list[float], pct: float) -> float | None:
-    """InfluxDB's percentile(): nearest rank on the sorted values."""
-    i = math.floor(len(values) * pct / 100.0 + 0.5) - 1
-    if i < 0 or i >= len(values):
-        return None
-    return sorted(values)[i]
-
 
 class NaiveReader(MetricsReader):
     """Same interface as MetricsReader, but pulls raw samples (`SELECT *`) and aggregates in Python."""

@@ -58,15 +58,6 @@ def async_url(url: str) -> str:
     )
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..1); 0.0 for no values."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 1))))
-    return float(ordered[rank - 1])
-
-
 @dataclass
 class PoolStats:
     """Checkout counters: cumulative, and for the current reporting interval."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,8 +31,9 @@ from typing import Any
 import httpx
 
 from core.influx import InfluxClient, line, quote_ident
+from core.percentile import nearest_rank
 from demo.services.cache import TTLCache
-from demo.services.db import Database, percentile
+from demo.services.db import Database
 
 RECENT = 2048  # requests kept per endpoint for the /metrics p95
 
@@ -41,7 +43,7 @@ class _Endpoint:
     count: int = 0
     errors: int = 0
     total_ms: float = 0.0
-    recent: list[float] = field(default_factory=list)
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT))
     interval: list[float] = field(default_factory=list)
     interval_errors: int = 0
 
@@ -56,8 +58,6 @@ class EndpointMetrics:
         ep.total_ms += ms
         ep.interval.append(ms)
         ep.recent.append(ms)
-        if len(ep.recent) > RECENT:
-            del ep.recent[: len(ep.recent) - RECENT]
         if status >= 500:
             ep.errors += 1
             ep.interval_errors += 1
@@ -76,7 +76,7 @@ class EndpointMetrics:
                 "count": ep.count,
                 "errors": ep.errors,
                 "mean_ms": ep.total_ms / ep.count if ep.count else 0.0,
-                "p95_ms": percentile(ep.recent, 0.95),
+                "p95_ms": nearest_rank(ep.recent, 95) or 0.0,
             }
             for name, ep in sorted(self.endpoints.items())
         }
@@ -105,7 +105,7 @@ def interval_lines(service_tags: dict[str, str], db: Database, cache: TTLCache,
     if waits:  # timings only for seconds that had checkouts: no zeros to drag a mean down
         pool_fields.update({
             "checkout_wait_ms_mean": _mean(waits),
-            "checkout_wait_ms_p95": percentile(waits, 0.95),
+            "checkout_wait_ms_p95": nearest_rank(waits, 95) or 0.0,
             "checkout_wait_ms_max": float(max(waits)),
         })
     if holds:
@@ -124,7 +124,7 @@ def interval_lines(service_tags: dict[str, str], db: Database, cache: TTLCache,
             "count": len(samples),
             "errors": errors,
             "server_ms_mean": _mean(samples),
-            "server_ms_p95": percentile(samples, 0.95),
+            "server_ms_p95": nearest_rank(samples, 95) or 0.0,
             "server_ms_max": float(max(samples)),
         }, ts))
     return lines

@@ -18,13 +18,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from core.influx import InfluxClient, line
-
-
-def _p95(values: list[float]) -> float:
-    if not values:
-        return 0.0
-    s = sorted(values)
-    return s[max(0, int(len(s) * 0.95 + 0.5) - 1)]
+from core.percentile import nearest_rank
 
 
 class Pool:
@@ -146,12 +140,12 @@ class PoolTarget:
             "size": self.pool.size, "max_overflow": 0, "checked_out": self.pool.checked_out,
             "overflow": 0, "waiting": self.pool.waiting, "waiting_max": wmax, "checkouts": len(waits),
             "timeouts": 0, "checkout_wait_ms_mean": sum(waits) / len(waits) if waits else 0.0,
-            "checkout_wait_ms_p95": _p95(waits), "checkout_wait_ms_max": max(waits, default=0.0),
+            "checkout_wait_ms_p95": nearest_rank(waits, 95) or 0.0, "checkout_wait_ms_max": max(waits, default=0.0),
             "hold_ms_mean": sum(holds) / len(holds) if holds else 0.0}, ts)]
         for name, samples in sorted(timings.items()):
             out.append(line("app_endpoint", {**tags, "name": name}, {
                 "count": len(samples), "errors": 0, "server_ms_mean": sum(samples) / len(samples),
-                "server_ms_p95": _p95(samples), "server_ms_max": max(samples)}, ts))
+                "server_ms_p95": nearest_rank(samples, 95) or 0.0, "server_ms_max": max(samples)}, ts))
         return out
 
     def _report(self) -> None:
