@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from core.console import console
@@ -141,7 +142,7 @@ def _before_after(before: Path, after: Path, slo_p95: float) -> Table:
 
     for name in b:
         x, y = b[name], a.get(name, {})
-        table.add_row(name, ms(x["p95_ms"]), ms(y.get("p95_ms")), pct(x["error_rate"]), pct(y.get("error_rate")),
+        table.add_row(escape(name), ms(x["p95_ms"]), ms(y.get("p95_ms")), pct(x["error_rate"]), pct(y.get("error_rate")),
                       rps(x["rps"]), rps(y.get("rps")))
     return table
 
@@ -151,7 +152,7 @@ def _changes_table(changes: list[tuple[str, str, str, str]]) -> Table:
     for col in ("service", "setting", "old", "new"):
         table.add_column(col)
     for service, knob, old, new in changes:
-        table.add_row(service, knob, old, new)
+        table.add_row(*map(escape, (service, knob, old, new)))
     return table
 
 
@@ -197,7 +198,8 @@ def _loop(scale: str, out: Path, influx: InfluxClient, started: float) -> int:
         env_files[name].write_text("\n".join(lines) + "\n")
     demo = Demo(out=out, influx=influx, ports=ports, env_files=env_files, services={})
     try:
-        console.print(f"[bold]loadbearing demo[/] ({scale} scale): runs in {out}, InfluxDB {influx.public_url}")
+        console.print(f"[bold]loadbearing demo[/] ({scale} scale): runs in {escape(str(out))}, "
+                      f"InfluxDB {escape(influx.public_url)}")
         for strategy in ("sequential", "hybrid"):
             _run(demo, plan_path, strategy, "before")
         before = _run(demo, plan_path, "parallel", "before")
@@ -205,7 +207,7 @@ def _loop(scale: str, out: Path, influx: InfluxClient, started: float) -> int:
         console.print(render_summary(doc), markup=False, highlight=False)
         write_report(before)
         if not doc.get("valid"):
-            console.print(f"[red]the parallel run is not valid: {doc.get('invalid_reasons')}[/]")
+            console.print(f"[red]the parallel run is not valid: {escape(str(doc.get('invalid_reasons')))}[/]")
             return int(ExitCode.RUN_ERROR)
         old = {name: _read_env(p) for name, p in env_files.items()}
         services = sorted({r["service"] for r in doc.get("recommendations", []) if r.get("service") in SERVICES})
@@ -225,7 +227,7 @@ def _loop(scale: str, out: Path, influx: InfluxClient, started: float) -> int:
         md, html = write_report(after)
         console.print(_before_after(before, after, plan.slo.p95_ms))
         console.print(_changes_table(changes))
-        console.print(f"report: {html} (and {md}); before: {before / 'report.html'}")
+        console.print(f"report: {html} (and {md}); before: {before / 'report.html'}", markup=False)
         console.print(f"demo took {time.monotonic() - started:.0f} s; verify "
                       + ("[green]passed[/]" if ok else "[red]FAILED[/]"))
         return int(ExitCode.PASSED if ok else ExitCode.SLO_FAILED)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from core.console import console
 from core.errors import ExitCode, LoadbearingError
@@ -174,7 +175,7 @@ def stack_up(
 
     info = up(provider.value if provider else None, grafana=grafana)
     console.print(f"stack up ({info.provider}): InfluxDB {info.influx_url} db {info.influx_db}"
-                  + (f", Grafana {info.grafana_url}" if info.grafana_url else ""))
+                  + (f", Grafana {info.grafana_url}" if info.grafana_url else ""), markup=False)
     _out(info.influx_url)
     if info.grafana_url:
         _out(info.grafana_url)
@@ -196,12 +197,12 @@ def stack_status() -> None:
     from runners.stack import status
 
     for msg in cleanup_stale_processes():
-        console.print(f"[yellow]cleanup:[/] {msg}")
+        console.print(f"[yellow]cleanup:[/] {escape(msg)}")
     try:
         from runners.backends.docker import cleanup_stale_containers
 
         for msg in cleanup_stale_containers():
-            console.print(f"[yellow]cleanup:[/] {msg}")
+            console.print(f"[yellow]cleanup:[/] {escape(msg)}")
     except ImportError:
         pass
     info, alive = status()
@@ -209,7 +210,7 @@ def stack_status() -> None:
         console.print("no stack")
         raise typer.Exit(0)
     console.print(f"{info.provider} stack: InfluxDB {info.influx_url} {'up' if alive else 'DOWN'}"
-                  + (f", Grafana {info.grafana_url}" if info.grafana_url else ""))
+                  + (f", Grafana {info.grafana_url}" if info.grafana_url else ""), markup=False)
     _out(info.influx_url if alive else "down")
 
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from rich.markup import escape
+
 from core.console import console
 from core.errors import BadInput, ExitCode, RunError
 from core.influx import InfluxClient, SharedConnectionClient
@@ -94,7 +96,7 @@ def run(opts: RunOptions, influx: InfluxClient) -> tuple[Path, ExitCode]:
     influx = SharedConnectionClient.wrap(influx)  # one connection for the run's per-second writes
     backend = get_backend(opts.backend, **(opts.backend_options or {}))
     for msg in backend.cleanup_stale():
-        console.print(f"[yellow]cleanup:[/] {msg}")
+        console.print(f"[yellow]cleanup:[/] {escape(msg)}")
 
     started = time.time()
     run_id = opts.run_id or new_run_id(opts.strategy, started)
@@ -181,7 +183,7 @@ def run(opts: RunOptions, influx: InfluxClient) -> tuple[Path, ExitCode]:
         influx.close()
     console.print(final_table(record.to_json()))
     for err in record.errors:
-        console.print(f"[red]error:[/] {err}")
+        console.print(f"[red]error:[/] {escape(err)}")
     return run_dir, code
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from core.console import console
@@ -126,11 +127,11 @@ class Progress:
         self.refresh()
 
     def render(self) -> Table:
-        table = Table(title=self.title, title_justify="left")
+        table = Table(title=escape(self.title), title_justify="left")
         for col in ("module", "state", "VUs", "requests", "req/s", "p95 ms", "errors"):
             table.add_column(col, justify="left" if col in ("module", "state") else "right")
         for name, row in self.rows.items():
-            table.add_row(name, row.state, str(row.vus), str(row.requests), f"{row.rps:.1f}",
+            table.add_row(escape(name), escape(row.state), str(row.vus), str(row.requests), f"{row.rps:.1f}",
                           "-" if row.p95_ms is None else f"{row.p95_ms:.0f}",
                           "-" if row.error_rate is None else f"{row.error_rate:.2%}")
         return table
@@ -138,14 +139,14 @@ class Progress:
 
 def final_table(record: dict[str, Any]) -> Table:
     slo = record.get("slo", {})
-    table = Table(title=f"{record['run_id']}: {record['status']} (from stored samples; SLO p95 <= "
+    table = Table(title=f"{escape(record['run_id'])}: {record['status']} (from stored samples; SLO p95 <= "
                         f"{slo.get('p95_ms')} ms, errors <= {slo.get('max_error_rate', 0):.2%})",
                   title_justify="left")
     for col in ("module", "service", "runners", "requests", "p95 ms", "errors", "SLO"):
         table.add_column(col, justify="left" if col in ("module", "service", "SLO") else "right")
     for m in record.get("modules", []):
         ok = m.get("thresholds_ok")
-        table.add_row(m["name"], m["service"], str(m["runners"]), str(m.get("requests")),
+        table.add_row(escape(m["name"]), escape(m["service"]), str(m["runners"]), str(m.get("requests")),
                       "-" if m.get("p95_ms") is None else f"{m['p95_ms']:.0f}",
                       "-" if m.get("error_rate") is None else f"{m['error_rate']:.2%}",
                       "[green]met[/]" if ok else ("[red]missed[/]" if ok is False else "-"))

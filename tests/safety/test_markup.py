@@ -1,0 +1,63 @@
+"""User-supplied strings are shown as they are: rich never reads them as markup.
+
+A service named `svc[/]` used to raise rich's MarkupError in the end-of-run table, after
+the load had run (a traceback instead of the result); `[bold]` in a name or a path
+vanished from the output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+
+from demo.loop import _before_after, _changes_table
+from runners.influxd import Influxd
+from tests.fixtures.runs import run_cli, write_plan
+from tests.fixtures.target import Target
+
+NASTY = "svc[/]"
+BOLD = "api[bold]x"
+
+
+def test_a_run_with_markup_in_names_and_paths(tmp_path: Path, influxd: Influxd, lb_env: dict[str, str],
+                                              target: Target) -> None:
+    plan_dir = tmp_path / "plans[red]"
+    plan_dir.mkdir()
+    plan = write_plan(plan_dir, target.url, [
+        {"name": "a", "rate": 5, "duration": "1s", "service": NASTY},
+        {"name": "b", "rate": 5, "duration": "1s", "service": BOLD},
+    ], extra=f'[services."{NASTY}"]\n[services."{BOLD}"]\n')
+    out = tmp_path / "runs[/]"
+    res = run_cli(["run", "parallel", "--plan", str(plan), "--influx-url", f"{influxd.url}/markup",
+                   "--out-dir", str(out)], lb_env)
+    assert "Traceback" not in res.stderr and "MarkupError" not in res.stderr
+    assert res.code == 0, res.stderr
+    assert res.run_dir.parent == out
+    assert NASTY in res.stderr and BOLD in res.stderr  # the end-of-run table, as written in the plan
+    assert {m["service"] for m in res.record()["modules"]} == {NASTY, BOLD}
+
+    rec = run_cli(["recommend", str(res.run_dir)], lb_env)
+    assert rec.code == 0, rec.stderr
+    assert rec.stdout.strip() == str(res.run_dir / "recommendations.json")
+    doc = json.loads((res.run_dir / "recommendations.json").read_text())
+    assert {e["service"] for e in doc["endpoints"]} == {NASTY, BOLD}
+    rep = run_cli(["report", str(res.run_dir)], lb_env)
+    assert rep.code == 0, rep.stderr
+    assert "Traceback" not in rec.stderr + rep.stderr
+
+
+def _text(renderable: object) -> str:
+    console = Console(record=True, width=200, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_demo_tables_show_names_as_they_are(tmp_path: Path) -> None:
+    for name in ("before", "after"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "run.json").write_text(json.dumps({"modules": [
+            {"name": NASTY, "p95_ms": 12.0, "error_rate": 0.0, "requests": 10, "thresholds_ok": True}]}))
+    assert NASTY in _text(_before_after(tmp_path / "before", tmp_path / "after", 500))
+    text = _text(_changes_table([(BOLD, "DB_POOL_SIZE", "[2]", "5")]))
+    assert BOLD in text and "[2]" in text
