@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from core.errors import RunError
 from core.state import free_port
-from runners.children import die_with_parent, wait_answering
+from runners.children import die_with_parent, stop_process, wait_answering
 
 CONFIG_TEMPLATE = """\
 reporting-disabled = true
@@ -145,24 +145,10 @@ def pid_alive(pid: int) -> bool:
 
 
 def stop_pid(pid: int, timeout: float = 10.0) -> None:
-    """SIGTERM, wait, then SIGKILL; reaps the process if it is our child."""
+    """SIGTERM, wait, then SIGKILL a process this one started (and has not reaped, so the
+    PID is still its own); reaps it."""
     try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
+        proc = psutil.Process(pid)
+    except psutil.NoSuchProcess:
         return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return
-        except ChildProcessError:
-            pass
-        if not pid_alive(pid):
-            return
-        time.sleep(0.05)
-    try:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
-        pass
+    stop_process(proc, timeout)

@@ -2,7 +2,8 @@
 
 Providers: `process` (a private influxd under the state dir, loopback only) and
 `docker` (containers; see runners/stack_docker.py). The state file
-`<state dir>/stack.json` records what is up; `resolve_influx` is how `run` finds
+`<state dir>/stack.json` records what is up (for the process provider: influxd's PID with
+its name and create time, checked before any signal); `resolve_influx` is how `run` finds
 its store: --influx-url, then LOADBEARING_INFLUX_URL, then the local stack (started
 on demand with the process provider).
 """
@@ -13,14 +14,19 @@ import json
 import os
 import shutil
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import psutil
+from rich.markup import escape
 
 from core.console import console
 from core.errors import BadInput, RunError
 from core.influx import InfluxClient
 from core.state import state_dir
-from runners.influxd import pid_alive, start_influxd, stop_pid
+from runners.children import ProcessIdentity, stop_process
+from runners.influxd import start_influxd
 
 
 @dataclass
@@ -31,6 +37,27 @@ class StackInfo:
     grafana_url: str | None = None
     pid: int | None = None
     containers: list[str] | None = None
+    pid_name: str | None = None  # the process's name and create time when it started:
+    pid_create_time: float | None = None  # a PID alone may belong to anything after a reboot
+
+
+def _stack_root() -> Path:
+    return state_dir() / "stack" / "influxd"
+
+
+def stack_influxd(info: StackInfo) -> psutil.Process | None:
+    """The stack's influxd if it still runs: same PID, name and create time as recorded (a
+    state file from before these were recorded: an influxd started with the stack's config)."""
+    if info.provider != "process" or info.pid is None:
+        return None
+    if info.pid_name is not None and info.pid_create_time is not None:
+        return ProcessIdentity(info.pid, info.pid_name, info.pid_create_time).process()
+    try:
+        proc = psutil.Process(info.pid)
+        ours = proc.name() == "influxd" and str(_stack_root() / "influxdb.conf") in proc.cmdline()
+        return proc if ours and proc.status() != psutil.STATUS_ZOMBIE else None
+    except psutil.Error:
+        return None
 
 
 def _state_file() -> Path:
@@ -53,7 +80,7 @@ def _write_state(info: StackInfo | None) -> None:
 
 
 def _alive(info: StackInfo) -> bool:
-    if info.provider == "process" and (info.pid is None or not pid_alive(info.pid)):
+    if info.provider == "process" and stack_influxd(info) is None:
         return False
     try:
         InfluxClient.from_url(info.influx_url, db=info.influx_db).ping()
@@ -82,8 +109,10 @@ def up(provider: str | None = None, grafana: bool | None = None) -> StackInfo:
             raise BadInput(f"a {current.provider} stack is already up; 'loadbearing stack down' first")
         return current
     if provider == "process":
-        server = start_influxd(state_dir() / "stack" / "influxd", detach=True)
-        info = StackInfo(provider="process", influx_url=server.url, pid=server.pid)
+        server = start_influxd(_stack_root(), detach=True)
+        me = ProcessIdentity.of(server.pid)
+        info = StackInfo(provider="process", influx_url=server.url, pid=server.pid, pid_name=me.name,
+                         pid_create_time=me.create_time)
     elif provider == "docker":
         from runners.stack_docker import docker_up
 
@@ -109,8 +138,12 @@ def down(purge: bool = False) -> StackInfo | None:
                 pass
         return None
     if info.provider == "process":
-        if info.pid is not None:
-            stop_pid(info.pid)
+        proc = stack_influxd(info)
+        if proc is not None:
+            stop_process(proc)
+        elif info.pid is not None and psutil.pid_exists(info.pid):
+            console.print(f"[yellow]pid {info.pid} is no longer the stack's influxd (it is "
+                          f"{escape(_describe(info.pid))}): not signalled[/]")
         if purge:
             shutil.rmtree(state_dir() / "stack", ignore_errors=True)
     elif info.provider == "docker":
@@ -119,6 +152,15 @@ def down(purge: bool = False) -> StackInfo | None:
         docker_down(purge=purge)
     _write_state(None)
     return info
+
+
+def _describe(pid: int) -> str:
+    try:
+        proc = psutil.Process(pid)
+        started = datetime.fromtimestamp(proc.create_time(), UTC).isoformat(timespec="seconds")
+        return f"{proc.name()!r}, started {started}"
+    except psutil.Error:
+        return "gone"
 
 
 def status() -> tuple[StackInfo | None, bool]:

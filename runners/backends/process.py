@@ -26,7 +26,7 @@ from core.errors import RunError
 from core.state import free_api_port, state_dir
 from runners import k6
 from runners.backends import Runner, RunnerSpec
-from runners.children import die_with_parent
+from runners.children import ProcessIdentity, die_with_parent
 from runners.influxd import pid_alive
 
 READY_TIMEOUT_S = 120.0
@@ -79,8 +79,10 @@ class ProcessBackend:
         log.close()
         pids = pid_dir(spec.run_id)
         pids.mkdir(parents=True, exist_ok=True)
+        me = ProcessIdentity.of(proc.pid)
         (pids / f"{proc.pid}.json").write_text(json.dumps(
-            {"pid": proc.pid, "runner": spec.name, "run_dir": str(spec.run_dir), "testid": spec.tags.get("testid")}))
+            {"pid": proc.pid, "runner": spec.name, "run_dir": str(spec.run_dir), "testid": spec.tags.get("testid"),
+             "name": me.name, "create_time": me.create_time}))
         return Runner(spec=spec, handle=proc, api=f"http://127.0.0.1:{port}")
 
     def _wait_ready(self, runners: list[Runner]) -> None:
@@ -165,7 +167,11 @@ def cleanup_stale_processes() -> list[str]:
                 pidfile.unlink(missing_ok=True)
                 continue
             run_dir = info.get("run_dir")
-            if pid_alive(pid) and _is_k6(pid):
+            if "create_time" in info:  # the same process, not one that got its PID since
+                ours = ProcessIdentity(pid, str(info.get("name")), float(info["create_time"])).process() is not None
+            else:
+                ours = pid_alive(pid) and _is_k6(pid)
+            if ours:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
                 found.append(f"killed stale k6 runner {info.get('runner')} (pid {pid}) of run {run.name}")
