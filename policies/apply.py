@@ -4,7 +4,10 @@
   with ruamel.yaml's round-trip mode so every other key, every comment and every
   `secure:` value stays byte for byte.
 - Env file: `DB_POOL_SIZE=...`, `CACHE_TTL_S=...` for targets configured by their
-  environment, such as the demo services; other lines and comments are kept.
+  environment, such as the demo services; `export`, quotes, comments and every other
+  line are kept (policies.config_edit).
+
+Both files keep their mode and owner (an env file holding secrets stays 0600).
 
 Both print a unified diff on stderr and are idempotent (a second apply changes
 nothing). An invalid run (`"valid": false`) is never applied.
@@ -12,9 +15,9 @@ nothing). An invalid run (`"valid": false`) is never applied.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import io
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ from core.console import console
 from core.errors import BadInput
 from core.plan import load_plan
 from core.targets import AUTOSCALING_KEYS, TARGETS_KEY, TargetsError, parse_targets
+from policies.config_edit import replace_file, set_env_values
 from policies.recommend import load_recommendations, require_valid
 from runners.records import load_record
 
@@ -65,12 +69,6 @@ def settings_by_service(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def _diff(before: str, after: str, name: str) -> str:
     return "".join(difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
                                         fromfile=f"{name} (before)", tofile=f"{name} (after)"))
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".loadbearing.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def apply_stack(settings: dict[str, dict[str, Any]], stack_file: Path, ecs_services: dict[str, str],
@@ -117,11 +115,8 @@ def apply_stack(settings: dict[str, dict[str, Any]], stack_file: Path, ecs_servi
     after = buf.getvalue()
     diff = _diff(before, after, stack_file.name)
     if diff and not dry_run:
-        _write_atomic(stack_file, after)
+        replace_file(stack_file, after)
     return diff
-
-
-_ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
 
 
 def env_values(service_settings: dict[str, Any]) -> dict[str, str]:
@@ -135,23 +130,13 @@ def env_values(service_settings: dict[str, Any]) -> dict[str, str]:
 
 
 def apply_env(values: dict[str, str], env_file: Path, dry_run: bool = False) -> str:
-    """Set KEY=value lines in an env file, keeping every other line. Returns the diff."""
-    before = env_file.read_text() if env_file.exists() else ""
-    lines = before.splitlines()
-    seen: set[str] = set()
-    for i, text in enumerate(lines):
-        m = _ENV_LINE.match(text)
-        if m and m.group(1) in values:
-            lines[i] = f"{m.group(1)}={values[m.group(1)]}"
-            seen.add(m.group(1))
-    for key in sorted(values):
-        if key not in seen:
-            lines.append(f"{key}={values[key]}")
-    after = "\n".join(lines) + ("\n" if lines else "")
+    """Set KEY=value lines in an env file, keeping every other byte (see config_edit). Returns the diff."""
+    with open(env_file, newline="") if env_file.exists() else contextlib.nullcontext(io.StringIO()) as f:
+        before = f.read()
+    after = set_env_values(before, values)
     diff = _diff(before, after, env_file.name)
     if diff and not dry_run:
-        env_file.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(env_file, after)
+        replace_file(env_file, after)
     return diff
 
 
