@@ -11,17 +11,10 @@ from pathlib import Path
 import pytest
 
 from policies.config_edit import set_env_values
+from tests.feedback.test_apply import DOC as APPLY_DOC
 from tests.fixtures.runs import run_cli
 
-DOC = {
-    "run_id": "parallel-x", "valid": True, "invalid_reasons": [], "findings": [], "endpoints": [],
-    "recommendations": [
-        {"kind": "db_pool", "service": "profile-api", "current": 2, "recommended": 9, "reason": "r",
-         "evidence": {}, "predicted": {}},
-        {"kind": "cache", "service": "profile-api", "endpoint": "profile_get", "ttl_s": 30,
-         "expected_hit_ratio": 0.8, "reason": "r"},
-    ],
-}
+DOC = {**APPLY_DOC, "recommendations": APPLY_DOC["recommendations"][:2]}  # profile-api: pool 9, TTL 30 s
 OWNER = (65534, 65534)  # nobody:nogroup, not the user running apply
 
 
