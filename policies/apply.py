@@ -171,9 +171,9 @@ def apply_run(run_dir: Path, *, stack: str | None = None, env_file: Path | None 
         diff = apply_env(values, env_file, dry_run=dry_run)
     if diff:
         console.print(diff.rstrip("\n"), markup=False, highlight=False)
-        console.print(("would change " if dry_run else "changed ") + str(path))
+        console.print(("would change " if dry_run else "changed ") + str(path), markup=False)
     else:
-        console.print(f"{path}: already up to date")
+        console.print(f"{path}: already up to date", markup=False)
     return path
 
 

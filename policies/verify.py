@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from core.console import console
@@ -142,15 +143,15 @@ def verify_runs(before_dir: Path, after_dir: Path) -> bool:
               "tolerances": TOLERANCES, "checks": checks}
     out = after_dir / "verification.json"
     out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-    table = Table(title=f"verify {before_rec.get('run_id')} -> {after_rec.get('run_id')}: "
+    table = Table(title=f"verify {escape(str(before_rec.get('run_id')))} -> {escape(str(after_rec.get('run_id')))}: "
                         f"{'delivered' if ok_all else 'NOT delivered'}", title_justify="left")
     for col in ("check", "result", "detail"):
         table.add_column(col)
     for c in checks:
         mark = "[green]ok[/]" if c["ok"] else ("[red]FAILED[/]" if c["ok"] is False else "[dim]n/a[/]")
-        table.add_row(c["check"], mark, c["detail"])
+        table.add_row(escape(c["check"]), mark, escape(c["detail"]))
     console.print(table)
-    console.print(f"[dim]tolerances: {TOLERANCES}[/]")
+    console.print(f"[dim]tolerances: {escape(str(TOLERANCES))}[/]")
     sys.stdout.write(str(out) + "\n")
     return ok_all
 

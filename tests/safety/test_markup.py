@@ -46,6 +46,23 @@ def test_a_run_with_markup_in_names_and_paths(tmp_path: Path, influxd: Influxd, 
     assert rep.code == 0, rep.stderr
     assert "Traceback" not in rec.stderr + rep.stderr
 
+    # apply and verify, from a run that recommends a pool for svc[/]
+    before = tmp_path / "before[/]"
+    before.mkdir(parents=True)
+    (before / "run.json").write_text((res.run_dir / "run.json").read_text())
+    (before / "recommendations.json").write_text(json.dumps({
+        "run_id": "before", "valid": True, "invalid_reasons": [], "findings": [], "endpoints": [],
+        "recommendations": [{"kind": "db_pool", "service": NASTY, "current": 2, "recommended": 9,
+                             "reason": "[bold]r", "evidence": {}, "predicted": {}}]}))
+    env = tmp_path / "env[/]" / "svc.env"
+    app = run_cli(["apply", str(before), "--env-file", str(env), "--service", NASTY], lb_env)
+    assert app.code == 0, app.stderr
+    assert f"changed {env}" in app.stderr and env.read_text() == "DB_POOL_SIZE=9\n"
+    ver = run_cli(["verify", str(before), str(res.run_dir)], lb_env)
+    assert "Traceback" not in ver.stderr
+    assert ver.code == 1, ver.stderr  # the pool was not applied in the after run: not delivered
+    assert f"db_pool {NASTY}" in ver.stderr
+
 
 def _text(renderable: object) -> str:
     console = Console(record=True, width=200, file=open("/dev/null", "w"))  # noqa: SIM115
