@@ -11,10 +11,14 @@ import math
 from collections.abc import Iterable
 
 
+def rank_of(n: int, pct: float) -> int:
+    """The 1-based rank InfluxDB's `percentile(value, pct)` takes among n values; 0 where it answers null."""
+    rank = math.floor(n * pct / 100.0 + 0.5)
+    return rank if 1 <= rank <= n else 0
+
+
 def nearest_rank(values: Iterable[float], pct: float) -> float | None:
     """The `pct` (0-100) percentile of `values` by InfluxDB's rule; None where it answers null."""
     ordered = sorted(values)
-    rank = math.floor(len(ordered) * pct / 100.0 + 0.5)
-    if rank < 1 or rank > len(ordered):
-        return None
-    return float(ordered[rank - 1])
+    rank = rank_of(len(ordered), pct)
+    return float(ordered[rank - 1]) if rank else None

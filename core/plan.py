@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from core.durations import parse_duration
 from core.errors import BadInput
@@ -157,6 +165,40 @@ class Strategies(_Strict):
     parallel: ParallelStrategy = ParallelStrategy()
 
 
+# Each [compare] key: the values it accepts and what it means (the error message says both).
+_COMPARE_RANGES: dict[str, tuple[float, float, bool, str]] = {
+    "p95_increase": (0, 100, True, "a share between 0 and 100 (0.10 allows a p95 10 % slower)"),
+    "error_rate_increase": (0, 1, True, "between 0 and 1: an absolute change of the failed share "
+                                        "(0.005 allows half a percentage point more failures)"),
+    "min_effect_ms": (0, 3_600_000, True, "milliseconds between 0 and 3600000 (the smallest p95 change "
+                                          "that may fail a build, e.g. 50)"),
+    "alpha": (0, 0.5, False, "a significance level between 0 and 0.5, e.g. 0.01"),
+}
+
+
+class Compare(_Strict):
+    """When `loadbearing compare` calls a change a regression (all optional).
+
+    A p95 change counts only when it is significant, larger than `p95_increase` of the
+    baseline's p95 and larger than `min_effect_ms`; an error-rate change only when it is
+    significant and larger than `error_rate_increase`.
+    """
+
+    p95_increase: float = 0.10
+    error_rate_increase: float = 0.005
+    min_effect_ms: float = 50.0
+    alpha: float = 0.01
+
+    @field_validator(*_COMPARE_RANGES)
+    @classmethod
+    def _in_range(cls, v: float, info: ValidationInfo) -> float:
+        lo, hi, inclusive, what = _COMPARE_RANGES[str(info.field_name)]
+        ok = lo <= v <= hi if inclusive else lo < v < hi
+        if not ok:
+            raise ValueError(f"{v!r} must be {what}")
+        return v
+
+
 class Plan(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     target: Target
@@ -164,6 +206,7 @@ class Plan(_Strict):
     services: dict[str, Service] = Field(default_factory=dict)
     modules: list[Module] = Field(min_length=1)
     strategies: Strategies = Strategies()
+    compare: Compare = Compare()
     # Set by load_plan, not by the file.
     path: Path = Field(default=Path("plan.toml"), exclude=True)
 

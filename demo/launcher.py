@@ -4,7 +4,7 @@
 (uvicorn, one process, one event loop) on 127.0.0.1, waits until GET /health
 answers, and returns a `ServiceHandle` with `.url`, `.pid` and `.stop()`. The
 service's knobs (DATABASE_URL, DB_POOL_SIZE, DB_MAX_OVERFLOW, DB_POOL_TIMEOUT,
-PROFILE_DB_MS, CACHE_TTL_S, DEMO_SQLITE_PATH, LOADBEARING_INFLUX_URL,
+PROFILE_DB_MS, CACHE_TTL_S, DEMO_SLOW_ENDPOINTS, DEMO_SQLITE_PATH, LOADBEARING_INFLUX_URL,
 LOADBEARING_INFLUX_DB, LOADBEARING_TESTID) come only from `env`: the caller's own
 values of those variables are not inherited. Without DATABASE_URL or
 DEMO_SQLITE_PATH the service creates a fresh SQLite file in a temp dir and removes
@@ -36,7 +36,7 @@ from runners.children import wait_answering
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KNOBS = ("DATABASE_URL", "DB_POOL_SIZE", "DB_MAX_OVERFLOW", "DB_POOL_TIMEOUT", "PROFILE_DB_MS", "CACHE_TTL_S",
          "DEMO_SQLITE_PATH", "LOADBEARING_INFLUX_URL", "LOADBEARING_INFLUX_DB", "LOADBEARING_TESTID",
-         "DEMO_PARENT_PID", "DEMO_TEMP_DIR")
+         "DEMO_PARENT_PID", "DEMO_TEMP_DIR", "DEMO_SLOW_ENDPOINTS")
 DEFAULT_PORTS = {"core-api": 8000, "profile-api": 8001}
 
 

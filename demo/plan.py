@@ -10,6 +10,8 @@ Scales:
   ceil(rate x hold x 1.5) = 6 connections brings profile under the SLO. The SLO
   (p95 1 s) gives a 100 ms queueing-wait target (10 %): Erlang C then asks for 5
   connections at 70 req/s, and 3 (two fewer) cannot keep up (60 req/s < 70).
+- `compare`: the `test` shape, lighter (profile at 30 req/s against a pool of 1), for
+  comparing runs of the same plan on a shared machine (the compare acceptance test).
 - `seed`: the seed post's parallel run, ~1200 VUs with think time (300 per module),
   5 minutes a module, for targets with real capacity.
 
@@ -83,6 +85,20 @@ SCALES: dict[str, Scale] = {
             ModuleLoad("profile", "profile-api", rate=70, max_vus=800, duration="16s"),
         ),
         profile_pool=2,
+        hybrid_recovery="2s",
+    ),
+    "compare": Scale(
+        name="compare",
+        description="the test scale, lighter, for comparing runs: profile at 30 req/s against a pool of 1 "
+                    "(20 req/s) and fewer users on core-api, so that a 2-core machine shared with other work "
+                    "stays far from saturation once the pool is fixed",
+        modules=(
+            ModuleLoad("jobs", "core-api", vus=6, duration="8s"),
+            ModuleLoad("ecommerce", "core-api", vus=6, duration="8s"),
+            ModuleLoad("notifications", "core-api", vus=5, duration="8s"),
+            ModuleLoad("profile", "profile-api", rate=30, max_vus=300, duration="10s"),
+        ),
+        profile_pool=1,
         hybrid_recovery="2s",
     ),
     "seed": Scale(

@@ -105,10 +105,14 @@ def query_int(request: Request, name: str, default: int, lo: int, hi: int) -> in
 
 
 def timed(ctx: ServiceContext, name: str, handler: Handler) -> Handler:
+    delay_s = ctx.settings.slow_ms.get(name, 0.0) / 1000.0  # DEMO_SLOW_ENDPOINTS: a deliberate regression
+
     async def wrapped(request: Request) -> Response:
         started = time.perf_counter()
         response: Response
         try:
+            if delay_s:
+                await asyncio.sleep(delay_s)
             response = await handler(request)
         except ApiError as exc:
             response = JSONResponse({"error": exc.message}, status_code=exc.status)

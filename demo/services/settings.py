@@ -9,6 +9,7 @@
 | `DB_POOL_TIMEOUT` | 30 | seconds a request waits for a connection before HTTP 503 |
 | `PROFILE_DB_MS` | 50 | ms each profile-api request holds its pooled connection |
 | `CACHE_TTL_S` | 0 (off) | TTL of the in-process cache on cacheable GETs |
+| `DEMO_SLOW_ENDPOINTS` | unset | `name=ms[,name=ms]`: add this delay to every request of these endpoints (a deliberate regression) |
 | `LOADBEARING_INFLUX_URL` | unset (off) | InfluxDB 1.x URL to write `app_*` points to |
 | `LOADBEARING_INFLUX_DB` | `loadbearing` | its database |
 | `LOADBEARING_TESTID` | unset | adds tag `testid` to every point |
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 SERVICES = ("core-api", "profile-api")
 DEFAULT_POOL = {"core-api": 10, "profile-api": 2}
@@ -47,6 +48,7 @@ class Settings:
     testid: str | None
     parent_pid: int | None
     temp_dir: str | None = None
+    slow_ms: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def hold_s(self) -> float:
@@ -67,6 +69,22 @@ def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float
     if value < minimum or (not integer and not value == value):  # NaN check
         raise SettingsError(f"{name}={raw!r} must be >= {minimum:g}")
     return value
+
+
+def _slow_endpoints(env: Mapping[str, str]) -> dict[str, float]:
+    raw = env.get("DEMO_SLOW_ENDPOINTS", "").strip()
+    out: dict[str, float] = {}
+    for item in filter(None, (x.strip() for x in raw.split(","))):
+        name, sep, ms = item.partition("=")
+        try:
+            delay = float(ms)
+        except ValueError:
+            delay = -1.0
+        if not sep or not name.strip() or not delay >= 0:
+            raise SettingsError(f"DEMO_SLOW_ENDPOINTS={raw!r}: {item!r} is not endpoint=milliseconds; "
+                                "e.g. DEMO_SLOW_ENDPOINTS=jobs_search=200")
+        out[name.strip()] = delay
+    return out
 
 
 def from_env(service: str, env: Mapping[str, str] | None = None) -> Settings:
@@ -93,4 +111,5 @@ def from_env(service: str, env: Mapping[str, str] | None = None) -> Settings:
         testid=env.get("LOADBEARING_TESTID", "").strip() or None,
         parent_pid=int(parent) if parent.isdigit() else None,
         temp_dir=env.get("DEMO_TEMP_DIR", "").strip() or None,
+        slow_ms=_slow_endpoints(env),
     )

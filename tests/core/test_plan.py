@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from core.plan import load_plan
 from tests.fixtures.runs import run_cli, write_plan, write_script
 from tests.fixtures.target import Target
 
@@ -38,6 +39,14 @@ CASES = [
     ("missing script", ('script = "modules/a.js"', 'script = "modules/nope.js"'), "modules[0] (name = 'a').script"),
     ("not toml", ('name = "test"', 'name = "test'), "not valid TOML"),
     ("unknown service", ('duration = "1s"', 'duration = "1s"\nservice = "ghost"'), "'ghost' is not a [services.*]"),
+    ("compare tolerance", ("max_error_rate = 0.01\n", "max_error_rate = 0.01\n[compare]\np95_increase = -0.1\n"),
+     "compare.p95_increase: -0.1 must be a share between 0 and 100"),
+    ("compare unknown key", ("max_error_rate = 0.01\n", "max_error_rate = 0.01\n[compare]\np95_increse = 0.1\n"),
+     "compare.p95_increse: unknown key"),
+    ("compare alpha", ("max_error_rate = 0.01\n", "max_error_rate = 0.01\n[compare]\nalpha = 1.5\n"),
+     "compare.alpha: 1.5 must be a significance level"),
+    ("compare floor", ("max_error_rate = 0.01\n", "max_error_rate = 0.01\n[compare]\nmin_effect_ms = \"50ms\"\n"),
+     "compare.min_effect_ms"),
 ]
 
 
@@ -51,6 +60,17 @@ def test_plan_errors_exit_2_and_name_the_key(tmp_path: Path, lb_env: dict[str, s
     assert str(plan) in err
     assert expected in err
     assert target.seen() == 0
+
+
+def test_compare_tolerances_default_and_come_from_the_plan(tmp_path: Path) -> None:
+    plan = write_plan(tmp_path, "http://127.0.0.1:9", GOOD)
+    defaults = load_plan(plan).compare
+    assert (defaults.p95_increase, defaults.error_rate_increase, defaults.min_effect_ms, defaults.alpha) == \
+        (0.10, 0.005, 50.0, 0.01)
+    _edit(plan, "max_error_rate = 0.01\n",
+          "max_error_rate = 0.01\n[compare]\np95_increase = 0.25\nerror_rate_increase = 0.01\nmin_effect_ms = 5\n")
+    mine = load_plan(plan).compare
+    assert (mine.p95_increase, mine.error_rate_increase, mine.min_effect_ms, mine.alpha) == (0.25, 0.01, 5.0, 0.01)
 
 
 def test_hybrid_group_errors(tmp_path: Path, lb_env: dict[str, str], target: Target) -> None:
