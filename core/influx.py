@@ -84,7 +84,9 @@ def quote_ident(value: str) -> str:
 
 @dataclass
 class InfluxClient:
-    """A small InfluxDB v1 API client. `url` is 'http(s)://[user:pass@]host:port[/db]'."""
+    """A small InfluxDB v1 API client. `url` is the base URL, 'http(s)://host:port[/base/path]'
+    (the API's `/ping`, `/query` and `/write` are under it: an InfluxDB behind a reverse-proxy
+    path keeps that path)."""
 
     url: str
     db: str = DEFAULT_DB
@@ -92,19 +94,31 @@ class InfluxClient:
     password: str | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)
     timeout: float = 10.0
+    # Where k6 runners write, when it is not `url`: the same store reached another way (on AWS
+    # the runners write inside the VPC while the controller reads through the load balancer).
+    runner_url: str | None = None
 
     @classmethod
     def from_url(cls, url: str, db: str | None = None) -> InfluxClient:
+        """A client for 'http(s)://[user:pass@]host:port[/base/path][/db]'.
+
+        With `db` given, the whole path is the base path. Without it, the last path segment
+        names the database and what comes before it is the base path
+        (`https://proxy.example.com/influx/loadbearing`: base `/influx`, database `loadbearing`).
+        """
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise BadInput(f"--influx-url {redact(url)!r} is not an http(s) URL; e.g. http://127.0.0.1:8086")
-        path_db = parts.path.strip("/")
+        segments = [s for s in parts.path.split("/") if s]
+        if db is None and segments:
+            db = segments.pop()
         netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
         if ":" in parts.hostname:
             netloc = f"[{parts.hostname}]" + (f":{parts.port}" if parts.port else "")
+        base_path = "".join(f"/{s}" for s in segments)
         return cls(
-            url=urlunsplit((parts.scheme, netloc, "", "", "")),
-            db=db or path_db or DEFAULT_DB,
+            url=urlunsplit((parts.scheme, netloc, base_path, "", "")),
+            db=db or DEFAULT_DB,
             username=parts.username or os.environ.get("LOADBEARING_INFLUX_USERNAME"),
             password=parts.password or os.environ.get("LOADBEARING_INFLUX_PASSWORD"),
             token=os.environ.get("LOADBEARING_INFLUX_TOKEN"),
@@ -116,8 +130,16 @@ class InfluxClient:
         return self.url
 
     def k6_output_url(self) -> str:
-        """The `--out influxdb=` argument (credentials travel in env, see `k6_env`)."""
-        return f"{self.url}/{self.db}"
+        """The `--out influxdb=` argument (credentials travel in env, see `k6_env`): `runner_url`
+        or `url`, and the database.
+
+        k6 reads the URL's path as the database name, so it cannot write through a base path.
+        """
+        base = self.runner_url or self.url
+        if urlsplit(base).path not in ("", "/"):
+            raise BadInput(f"InfluxDB at {base}: k6's InfluxDB output cannot write through a URL path "
+                           "(it reads the path as the database name); give the runners a URL without one")
+        return f"{base.rstrip('/')}/{self.db}"
 
     def k6_env(self) -> dict[str, str]:
         env: dict[str, str] = {}
