@@ -176,7 +176,14 @@ class InfluxClient:
             raise RunError(f"InfluxDB at {self.public_url} answered /ping with HTTP {r.status_code}")
 
     def ensure_db(self) -> None:
-        self.query(f"CREATE DATABASE {quote_ident(self.db)}", method="POST", db=None)
+        """Create the database. A user that is not an admin may not (InfluxDB: "requires admin
+        privilege"); for it the database must exist already and be readable."""
+        try:
+            self.query(f"CREATE DATABASE {quote_ident(self.db)}", method="POST", db=None)
+        except RunError as exc:
+            if "requires admin privilege" not in exc.message:
+                raise
+            self.query("SHOW MEASUREMENTS LIMIT 1")
 
     def query(self, q: str, *, method: str = "GET", db: str | bool | None = True,
               epoch: str | None = "ms") -> list[dict[str, Any]]:
