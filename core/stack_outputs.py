@@ -60,10 +60,16 @@ class StackOutputs(BaseModel):
     k6_image: str | None = None
     vpc_id: str | None = None
 
-    # -- the metrics store -----------------------------------------------------------
+    # -- the metrics store: the runners write to `influxdb_url` (inside the VPC); the
+    #    controller reads and writes through `influxdb_controller_url` (the load balancer,
+    #    None without operatorCidrs) as `influxdb_controller_username`, whose password is
+    #    in the Secrets Manager secret `influxdb_controller_secret_arn`; `influxdb_store_id`
+    #    is the store's marker (core.store_identity) -------------------------------------
     influxdb_database: str | None = None
-    influxdb_username: str | None = None
-    influxdb_secret_arn: str | None = None
+    influxdb_controller_url: str | None = None
+    influxdb_controller_username: str | None = None
+    influxdb_controller_secret_arn: str | None = None
+    influxdb_store_id: str | None = None
 
     # -- Grafana, feedback, cost guard -------------------------------------------------
     grafana_admin_user: str | None = None

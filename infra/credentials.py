@@ -1,9 +1,12 @@
-"""Admin credentials: a Pulumi secret stored in AWS Secrets Manager.
+"""Credentials: a username and a Pulumi secret password, stored in AWS Secrets Manager.
 
 The secret's value is JSON `{"username": ..., "password": ...}`; ECS task
 definitions reference one key of it (`<arn>:password::`), so the password reaches
 containers through `secrets`, never through plain environment variables or
-task-definition text.
+task-definition text. The admin passwords come from stack config; the InfluxDB users
+that are not admins get a generated one (`generated_password`), kept in the stack's
+state: `pulumi up --replace <its URN>` rotates it, and InfluxDB applies the new one at
+its next start.
 """
 
 from __future__ import annotations
@@ -14,11 +17,14 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_random as random
+
+PASSWORD_LENGTH = 32
 
 
 @dataclass(frozen=True)
-class AdminCredentialArgs:
-    """`password` must be a secret Output (from `pulumi config set --secret`)."""
+class CredentialArgs:
+    """`password` must be a secret Output (from `pulumi config set --secret`, or generated)."""
 
     username: str
     password: pulumi.Output[str]
@@ -26,8 +32,8 @@ class AdminCredentialArgs:
     tags: Mapping[str, str]
 
 
-class AdminCredential(pulumi.ComponentResource):
-    """A Secrets Manager secret holding one admin username and password.
+class Credential(pulumi.ComponentResource):
+    """A Secrets Manager secret holding one username and password.
 
     Outputs: `secret_arn`, `username`, `password` (secret), and `password_value_from`
     (the `valueFrom` for an ECS `secrets` entry that yields the password).
@@ -38,8 +44,9 @@ class AdminCredential(pulumi.ComponentResource):
     password: pulumi.Output[str]
     password_value_from: pulumi.Output[str]
 
-    def __init__(self, name: str, args: AdminCredentialArgs,
+    def __init__(self, name: str, args: CredentialArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
+        # The type token keeps its first name: renaming it would replace every secret of a stack.
         super().__init__("loadbearing:infra:AdminCredential", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         secret = aws.secretsmanager.Secret(
@@ -68,3 +75,9 @@ class AdminCredential(pulumi.ComponentResource):
 def _secret(value: pulumi.Output[str]) -> pulumi.Output[str]:
     """The same value, marked secret whether or not it already was."""
     return value.apply(lambda v: pulumi.Output.secret(v))
+
+
+def generated_password(name: str) -> pulumi.Output[str]:
+    """A random password (letters and digits only: it goes into InfluxQL and env files)."""
+    password = random.RandomPassword(name, length=PASSWORD_LENGTH, special=False)
+    return _secret(password.result)

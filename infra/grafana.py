@@ -78,7 +78,8 @@ class GrafanaArgs:
 
 
 class Grafana(pulumi.ComponentResource):
-    """Outputs: `url`, `security_group_id`, `alb_security_group_id`, `datasource_proxy_url`.
+    """Outputs: `url`, `host` (the name users reach the load balancer by), `load_balancer_arn`,
+    `security_group_id`, `alb_security_group_id`, `datasource_proxy_url`.
 
     `datasource_proxy_url` is Grafana's datasource proxy for the InfluxDB datasource
     (`<url>/api/datasources/proxy/uid/<uid>`): InfluxQL `/query` through Grafana with
@@ -88,6 +89,8 @@ class Grafana(pulumi.ComponentResource):
     url: pulumi.Output[str]
     security_group_id: pulumi.Output[str]
     alb_security_group_id: pulumi.Output[str]
+    load_balancer_arn: pulumi.Output[str]
+    host: pulumi.Output[str]
     datasource_proxy_url: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
 
@@ -149,6 +152,8 @@ class Grafana(pulumi.ComponentResource):
             listeners.append(aws.lb.Listener(
                 f"{name}-http", load_balancer_arn=alb.arn, port=80, protocol="HTTP",
                 default_actions=forward, opts=child))
+        self.load_balancer_arn = alb.arn
+        self.host = alb.dns_name
         self.url = alb.dns_name.apply(lambda dns: f"{'https' if https else 'http'}://{dns}")
 
         objects = [

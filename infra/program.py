@@ -23,10 +23,10 @@ from core.stack_outputs import CAPACITY_PROVIDERS
 from infra import grafana_provisioning, images
 from infra.config import StackConfig
 from infra.cost_guard import BudgetArgs, CostGuard, CostGuardArgs
-from infra.credentials import AdminCredential, AdminCredentialArgs
+from infra.credentials import Credential, CredentialArgs, generated_password
 from infra.feedback import Feedback, FeedbackArgs
 from infra.grafana import Grafana, GrafanaArgs
-from infra.influxdb import InfluxDb, InfluxDbArgs, influxdb_url
+from infra.influxdb import ControllerAccess, InfluxDb, InfluxDbArgs, User, Users, influxdb_url
 from infra.network import Network, NetworkArgs
 from infra.runner_fleet import (
     RESULTS_PREFIX,
@@ -41,8 +41,8 @@ class Program:
     """The components `build` created and the outputs to export."""
 
     network: Network
-    influxdb_admin: AdminCredential
-    grafana_admin: AdminCredential
+    influxdb_users: Users
+    grafana_admin: Credential
     fleet: RunnerFleet
     grafana: Grafana
     influxdb: InfluxDb
@@ -64,29 +64,30 @@ def build(cfg: StackConfig, dashboards_root: Path = grafana_provisioning.DASHBOA
         existing=cfg.existing_network))
     influx_url = influxdb_url(network.namespace_name)
 
-    influxdb_admin = AdminCredential("influxdb-admin", AdminCredentialArgs(
+    influxdb_admin = Credential("influxdb-admin", CredentialArgs(
         username=cfg.influxdb_admin_user, password=cfg.influxdb_admin_password,
         description=f"InfluxDB admin for loadbearing stack {cfg.stack}", tags=tags))
-    grafana_admin = AdminCredential("grafana-admin", AdminCredentialArgs(
+    grafana_admin = Credential("grafana-admin", CredentialArgs(
         username=cfg.grafana_admin_user, password=cfg.grafana_admin_password,
         description=f"Grafana admin for loadbearing stack {cfg.stack}", tags=tags))
+    influx_users = _influxdb_users(cfg, influxdb_admin, tags)
 
     fleet = RunnerFleet("runners", RunnerFleetArgs(
         name_prefix=prefix, tags=tags, vpc_id=network.vpc_id, region=region, cpu=cfg.runner_cpu, memory=cfg.runner_memory,
         capacity_provider=cfg.runner_capacity_provider, log_retention_days=cfg.log_retention_days,
         results_expiration_days=cfg.results_expiration_days, influxdb_url=influx_url,
-        influxdb_database=cfg.influxdb_database, influxdb_username=cfg.influxdb_admin_user,
-        influxdb_secret_arn=influxdb_admin.secret_arn,
-        influxdb_password_value_from=influxdb_admin.password_value_from))
+        influxdb_database=cfg.influxdb_database, influxdb_username=influx_users.writer.username,
+        influxdb_secret_arn=influx_users.writer.secret_arn,
+        influxdb_password_value_from=influx_users.writer.password_value_from))
 
     grafana = Grafana("grafana", GrafanaArgs(
         name_prefix=prefix, tags=tags, vpc_id=network.vpc_id, public_subnet_ids=network.public_subnet_ids,
         private_subnet_ids=network.private_subnet_ids, region=region, cluster_arn=fleet.cluster_arn,
         cpu=cfg.grafana_cpu, memory=cfg.grafana_memory, admin_username=cfg.grafana_admin_user,
         admin_secret_arn=grafana_admin.secret_arn, admin_password_value_from=grafana_admin.password_value_from,
-        influxdb_url=influx_url, influxdb_username=cfg.influxdb_admin_user,
-        influxdb_secret_arn=influxdb_admin.secret_arn,
-        influxdb_password_value_from=influxdb_admin.password_value_from,
+        influxdb_url=influx_url, influxdb_username=influx_users.reader.username,
+        influxdb_secret_arn=influx_users.reader.secret_arn,
+        influxdb_password_value_from=influx_users.reader.password_value_from,
         bucket_name=fleet.bucket_name, bucket_arn=fleet.bucket_arn, allowed_cidrs=cfg.grafana_allowed_cidrs,
         log_retention_days=cfg.log_retention_days, certificate_arn=cfg.grafana_certificate_arn,
         provisioning=grafana_provisioning.collect(dashboards_root, cfg.influxdb_database)))
@@ -95,12 +96,13 @@ def build(cfg: StackConfig, dashboards_root: Path = grafana_provisioning.DASHBOA
         name_prefix=prefix, tags=tags, vpc_id=network.vpc_id, subnet_ids=network.private_subnet_ids,
         region=region, cluster_arn=fleet.cluster_arn, namespace_id=network.namespace_id,
         namespace_name=network.namespace_name, cpu=cfg.influxdb_cpu, memory=cfg.influxdb_memory,
-        database=cfg.influxdb_database, admin_username=cfg.influxdb_admin_user,
-        admin_secret_arn=influxdb_admin.secret_arn,
-        admin_password_value_from=influxdb_admin.password_value_from,
-        log_retention_days=cfg.log_retention_days,
+        database=cfg.influxdb_database, users=influx_users, log_retention_days=cfg.log_retention_days,
         client_security_group_ids={"runners": fleet.security_group_id, "grafana": grafana.security_group_id},
-        operator_cidrs=cfg.operator_cidrs))
+        operator_cidrs=cfg.operator_cidrs,
+        controller=None if not cfg.operator_cidrs else ControllerAccess(
+            load_balancer_arn=grafana.load_balancer_arn,
+            load_balancer_security_group_id=grafana.alb_security_group_id, host=grafana.host,
+            certificate_arn=cfg.grafana_certificate_arn, allowed_cidrs=cfg.operator_cidrs)))
 
     feedback = Feedback("feedback", FeedbackArgs(
         targets=cfg.targets, cluster_name=cfg.target_cluster_name, settings_prefix=cfg.target_settings_prefix,
@@ -143,8 +145,10 @@ def build(cfg: StackConfig, dashboards_root: Path = grafana_provisioning.DASHBOA
         "results_prefix": RESULTS_PREFIX,
         "k6_image": images.K6,
         "influxdb_database": cfg.influxdb_database,
-        "influxdb_username": cfg.influxdb_admin_user,
-        "influxdb_secret_arn": influxdb_admin.secret_arn,
+        "influxdb_controller_url": influxdb.controller_url,
+        "influxdb_controller_username": influx_users.controller.username,
+        "influxdb_controller_secret_arn": influx_users.controller.secret_arn,
+        "influxdb_store_id": influxdb.file_system_id,
         "grafana_admin_user": cfg.grafana_admin_user,
         "grafana_influxdb_proxy_url": grafana.datasource_proxy_url,
         "vpc_id": network.vpc_id,
@@ -153,9 +157,27 @@ def build(cfg: StackConfig, dashboards_root: Path = grafana_provisioning.DASHBOA
         "feedback_scalable_targets": feedback.scalable_targets,
         "cost_guard_function": cost_guard.reaper_function_name,
     })
-    return Program(network=network, influxdb_admin=influxdb_admin, grafana_admin=grafana_admin, fleet=fleet,
+    return Program(network=network, influxdb_users=influx_users, grafana_admin=grafana_admin, fleet=fleet,
                    grafana=grafana, influxdb=influxdb, feedback=feedback, cost_guard=cost_guard,
                    exports=exports)
+
+
+INFLUXDB_USERS = {"writer": "k6_writer", "reader": "grafana_reader", "controller": "loadbearing_controller"}
+
+
+def _influxdb_users(cfg: StackConfig, admin: Credential, tags: dict[str, str]) -> Users:
+    """The admin from config; the runners', Grafana's and the controller's users with generated
+    passwords, each in its own secret (an execution role reads only the one its task needs)."""
+    def user(credential: Credential) -> User:
+        return User(credential.username, credential.secret_arn, credential.password_value_from)
+
+    others = {
+        role: Credential(f"influxdb-{role}", CredentialArgs(
+            username=username, password=generated_password(f"influxdb-{role}-password"),
+            description=f"InfluxDB {role} for loadbearing stack {cfg.stack}", tags=tags))
+        for role, username in INFLUXDB_USERS.items()}
+    return Users(admin=user(admin), writer=user(others["writer"]), reader=user(others["reader"]),
+                 controller=user(others["controller"]))
 
 
 def export_all(program: Program) -> None:

@@ -58,7 +58,8 @@ def run(
     influx_url: Annotated[str | None, typer.Option(help="InfluxDB URL (v1 API).",
                                                    envvar="LOADBEARING_INFLUX_URL")] = None,
     out_dir: Annotated[Path, typer.Option(help="Where run directories go.")] = Path("runs"),
-    stack_outputs: Annotated[Path | None, typer.Option(help="ecs: `pulumi stack output --json` file.")] = None,
+    stack_outputs: Annotated[Path | None, typer.Option(help="ecs: `pulumi stack output --json` file.",
+                                                       envvar="LOADBEARING_STACK_OUTPUTS")] = None,
     max_cost: Annotated[float | None, typer.Option(help="ecs: refuse (exit 2) above this estimate, USD.")] = None,
     run_id: Annotated[str | None, typer.Option(help="Use this run id (= testid) instead of a new one.")] = None,
 ) -> None:
@@ -87,7 +88,12 @@ def run(
         from runners.controller import prepare
 
         prepare(opts)  # exit 2/3 before starting or touching any store
-    influx = resolve_influx(influx_url)
+    if backend is BackendName.ecs:  # the stack's store, through the controller's way in
+        from runners.backends.ecs import controller_influx
+
+        influx = controller_influx(stack_outputs, influx_url)
+    else:
+        influx = resolve_influx(influx_url)
     run_dir, code = run_strategy(opts, influx)
     _out(str(run_dir))
     raise typer.Exit(int(code))

@@ -97,10 +97,12 @@ from rich.markup import escape
 from core.console import console
 from core.durations import parse_duration
 from core.errors import BadInput, LoadbearingError, RunError
+from core.influx import InfluxClient
 from runners import k6
 from runners.backends import Runner, RunnerSpec
 from runners.backends.ecs_errors import aws_error, describe_run_failures, stop_hint
 from runners.backends.ecs_outputs import OUTPUTS_FIX, load_stack_outputs
+from runners.backends.ecs_store import controller_store
 from runners.backends.ecs_task import (
     TaskLog,
     TaskShape,
@@ -128,6 +130,14 @@ CREDENTIAL_ENV = frozenset({"K6_INFLUXDB_USERNAME", "K6_INFLUXDB_PASSWORD"})
 def new_session(region: str | None) -> boto3.session.Session:
     """The boto3 session the backend uses (tests wrap this to add a botocore event hook)."""
     return boto3.session.Session(region_name=region)
+
+
+def controller_influx(stack_outputs: str | Path | None, influx_url: str | None) -> InfluxClient:
+    """The controller's client for the stack's metrics store (runners.backends.ecs_store): from
+    the stack outputs by default, refusing an --influx-url that is not the runners' store."""
+    outputs = load_stack_outputs(stack_outputs or os.environ.get("LOADBEARING_STACK_OUTPUTS"))
+    region = outputs.cluster_region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    return controller_store(outputs, influx_url, new_session(region))
 
 
 def _env_float(name: str, default: float) -> float:
@@ -200,6 +210,12 @@ class EcsBackend:
         self.logs = self._session.client("logs", **kw)
         self.s3 = self._session.client("s3", **{**kw, "config": retry.merge(Config(signature_version="s3v4"))})
         self.shape = self._task_shape()
+        controller_user = self.outputs.influxdb_controller_username
+        if controller_user and not CREDENTIAL_ENV & self.shape.env_names:
+            raise BadInput(f"task definition {self.outputs.task_definition_arn} brings no InfluxDB credentials "
+                           "(K6_INFLUXDB_USERNAME/_PASSWORD) for the runners, and the controller's own user "
+                           f"({controller_user}: read and write) is never handed to them; use the stack's runner "
+                           f"task definition (the write-only user). {OUTPUTS_FIX}")
         self.vus_per_task = max(1, int(vus_per_task or _env_float("LOADBEARING_ECS_VUS_PER_TASK", 0)
                                        or round(VUS_PER_VCPU * self.shape.vcpu)))
         self.rate_per_task = float(rate_per_task or _env_float("LOADBEARING_ECS_RATE_PER_TASK", 0)
@@ -283,19 +299,10 @@ class EcsBackend:
             raise RunError(f"k6 archive of module {spec.module} failed:\n{res.stderr.strip()[-1500:]}")
 
     def _task_influx(self, spec: RunnerSpec) -> tuple[str | None, dict[str, str]]:
-        """The runners' `--out influxdb=` (stack output influxdb_url + the run's db) and any
-        credentials from that URL (as k6 env, never in the URL)."""
-        if not spec.influx_out:
-            return None, {}
-        from core.influx import InfluxClient
-
-        db = spec.influx_out.rstrip("/").rsplit("/", 1)[-1]
-        client = InfluxClient.from_url(self.outputs.influxdb_url.rstrip("/"), db=db)
-        env: dict[str, str] = {}
-        if client.username and "K6_INFLUXDB_USERNAME" not in spec.env:
-            env["K6_INFLUXDB_USERNAME"] = client.username
-            env["K6_INFLUXDB_PASSWORD"] = client.password or ""
-        return client.k6_output_url(), env
+        """The runners' `--out influxdb=`: the stack output influxdb_url and the run's database (the
+        controller's client carries it as `runner_url`, see `controller_influx`). Credentials
+        travel in env, never in the URL."""
+        return spec.influx_out, {}
 
     def _run_task(self, spec: RunnerSpec, archive_url: str, start_at: int, phase_tasks: int) -> Runner:
         influx_out, influx_env = self._task_influx(spec)

@@ -17,6 +17,7 @@ import boto3
 import pytest
 
 from core.influx import InfluxClient
+from core.store_identity import marker_line
 from tests.ecs.stack import CONTAINER, EcsStack, register_task_definition
 
 
@@ -40,8 +41,9 @@ def ecs_stack(aws_env: str, influx: InfluxClient, tmp_path: Path,
         "cluster_arn": cluster["cluster"]["clusterArn"], "task_definition_arn": task_def,
         "container_name": CONTAINER, "subnet_ids": [subnet], "security_group_ids": [sg],
         "scripts_bucket": bucket, "influxdb_url": influx.url, "grafana_url": "http://127.0.0.1:3000",
-        "log_group_name": log_group,
+        "log_group_name": log_group, "influxdb_database": influx.db, "influxdb_store_id": f"fs-{suffix}",
     }
+    influx.write([marker_line(outputs["influxdb_store_id"])])
     path = tmp_path / "stack-outputs.json"
     path.write_text(json.dumps(outputs, indent=2))
     monkeypatch.setenv("LOADBEARING_STATE_DIR", str(tmp_path / "state"))

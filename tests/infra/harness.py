@@ -34,6 +34,11 @@ SECRETS = {
 }
 
 
+def generated(name: str) -> str:
+    """What the mocks give a RandomPassword called `name` (letters and digits, 32 long)."""
+    return (name.replace("-", "") + "Gen3r4tedPassw0rd" * 3)[:32]
+
+
 def example_config() -> dict[str, Any]:
     """The `config:` map of Pulumi.example.yaml, as typed YAML values."""
     return dict(YAML(typ="safe", pure=True).load(EXAMPLE_CONFIG.read_text())["config"])
@@ -77,6 +82,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["arn"] = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{inputs['family']}:1"
         elif args.typ == "aws:secretsmanager/secret:Secret":
             state["arn"] = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{args.name}-AbCdEf"
+        elif args.typ == "random:index/randomPassword:RandomPassword":
+            state["result"] = generated(args.name)
+        elif args.typ == "aws:efs/fileSystem:FileSystem":
+            resource_id = state["id"] = f"fs-{abs(hash(args.name)) % 16**8:08x}"
         state.setdefault("name", inputs.get("name") or f"{args.name}-0a1b2c3d")
         state.setdefault("arn", f"arn:aws:{service}:{REGION}:{ACCOUNT}:{args.name}")
         state.setdefault("id", resource_id)

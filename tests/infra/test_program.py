@@ -105,21 +105,24 @@ def test_no_ingress_opens_influxdb_or_grafana_to_the_world(example_run: ProgramR
             assert cidr is None or ipaddress.ip_network(cidr).prefixlen > 0, rule.name
 
 
-def test_influxdb_admits_only_runners_grafana_and_operator_cidrs(example_run: ProgramRun) -> None:
+def test_influxdb_admits_only_runners_grafana_operators_and_the_load_balancer(example_run: ProgramRun) -> None:
     influx_sg = example_run.named("influxdb-sg").state["id"]
     sources = {(r.inputs.get("referencedSecurityGroupId") or r.inputs.get("cidrIpv4"), r.inputs["fromPort"])
                for r in example_run.of_type(INGRESS) if r.inputs["securityGroupId"] == influx_sg}
     assert sources == {
         (example_run.named("runners-sg").state["id"], 8086),
         (example_run.named("grafana-sg").state["id"], 8086),
+        (example_run.named("grafana-alb-sg").state["id"], 8086),   # the controller's door
         (example_config()["loadbearing:operatorCidrs"][0], 8086),
     }
 
 
 def test_grafana_alb_admits_only_configured_cidrs(example_run: ProgramRun) -> None:
+    """Grafana's port for grafanaAllowedCidrs; InfluxDB's 8086 for operatorCidrs only."""
     alb_sg = example_run.named("grafana-alb-sg").state["id"]
     rules = [r for r in example_run.of_type(INGRESS) if r.inputs["securityGroupId"] == alb_sg]
-    assert {(r.inputs.get("cidrIpv4"), r.inputs["fromPort"]) for r in rules} == {("203.0.113.0/24", 80)}
+    assert {(r.inputs.get("cidrIpv4"), r.inputs["fromPort"]) for r in rules} == {
+        ("203.0.113.0/24", 80), (example_config()["loadbearing:operatorCidrs"][0], 8086)}
     grafana_sg = example_run.named("grafana-sg").state["id"]
     into_grafana = [r for r in example_run.of_type(INGRESS) if r.inputs["securityGroupId"] == grafana_sg]
     assert [(r.inputs.get("referencedSecurityGroupId"), r.inputs["fromPort"]) for r in into_grafana] == [
@@ -202,22 +205,30 @@ def _containers(run: ProgramRun, task: str) -> dict[str, dict[str, Any]]:
 
 
 def test_credentials_reach_containers_only_through_secrets_manager(example_run: ProgramRun) -> None:
-    influx_secret = example_run.named("influxdb-admin-secret").state["arn"]
+    """One InfluxDB user per role, each password in its own secret: the runners get the
+    write-only user, Grafana the read-only one, InfluxDB all four (it applies them)."""
+    arn = {role: example_run.named(f"influxdb-{role}-secret").state["arn"]
+           for role in ("admin", "writer", "reader", "controller")}
     grafana_secret = example_run.named("grafana-admin-secret").state["arn"]
     wanted = {
-        ("influxdb-task", "influxdb"): {"INFLUXDB_ADMIN_PASSWORD": influx_secret},
-        ("runners-task", "k6"): {"K6_INFLUXDB_PASSWORD": influx_secret},
+        ("influxdb-task", "influxdb"): {"INFLUXDB_ADMIN_PASSWORD": arn["admin"], "LB_WRITER_PASSWORD": arn["writer"],
+                                        "LB_READER_PASSWORD": arn["reader"],
+                                        "LB_CONTROLLER_PASSWORD": arn["controller"]},
+        ("runners-task", "k6"): {"K6_INFLUXDB_PASSWORD": arn["writer"]},
         ("grafana-task", "grafana"): {"GF_SECURITY_ADMIN_PASSWORD": grafana_secret,
-                                      "LOADBEARING_INFLUX_PASSWORD": influx_secret},
+                                      "LOADBEARING_INFLUX_PASSWORD": arn["reader"]},
     }
     for (task, container), secrets in wanted.items():
         got = {s["name"]: s["valueFrom"] for s in _containers(example_run, task)[container]["secrets"]}
-        assert got == {name: f"{arn}:password::" for name, arn in secrets.items()}, (task, container)
+        assert got == {name: f"{a}:password::" for name, a in secrets.items()}, (task, container)
     # each execution role may read exactly the secrets its task uses
     readable = {r.name: set(json.loads(r.inputs["policy"])["Statement"][0]["Resource"])
                 for r in example_run.of_type("aws:iam/rolePolicy:RolePolicy") if r.name.endswith("-secrets")}
-    assert readable == {"influxdb-execution-secrets": {influx_secret}, "runners-execution-secrets": {influx_secret},
-                        "grafana-execution-secrets": {influx_secret, grafana_secret}}
+    assert readable == {"influxdb-execution-secrets": set(arn.values()), "runners-execution-secrets": {arn["writer"]},
+                        "grafana-execution-secrets": {arn["reader"], grafana_secret}}
+    # the controller's credential is found through plain outputs, never exported itself
+    assert example_run.exports["influxdb_controller_secret_arn"] == arn["controller"]
+    assert example_run.exports["influxdb_controller_username"] == "loadbearing_controller"
 
 
 def test_runner_task_definition_matches_the_ecs_backend_contract(example_run: ProgramRun) -> None:
@@ -231,7 +242,7 @@ def test_runner_task_definition_matches_the_ecs_backend_contract(example_run: Pr
                                                  "awslogs-region": "us-east-1", "awslogs-stream-prefix": "k6"}
     env = {e["name"]: e["value"] for e in k6["environment"]}
     assert env["LOADBEARING_INFLUXDB_URL"] == example_run.exports["influxdb_url"]
-    assert env["K6_INFLUXDB_USERNAME"] == "admin"
+    assert env["K6_INFLUXDB_USERNAME"] == "k6_writer"
     assert task.inputs["taskRoleArn"] == example_run.named("runners-task-role").state["arn"]
     assert example_run.exports["scripts_prefix"] == "runs/"
 
@@ -244,3 +255,24 @@ def test_exports_refuse_keys_the_model_does_not_declare() -> None:
         stack_outputs.exports({**values, "influxdb_admin_password": "pw"})
     with pytest.raises(ValueError, match=r"not exported: grafana_url"):
         stack_outputs.exports({k: v for k, v in values.items() if k != "grafana_url"})
+
+
+def test_the_controller_reaches_influxdb_through_the_load_balancer_from_operator_cidrs_only(
+        example_run: ProgramRun, variant_run: ProgramRun) -> None:
+    """Port 8086 of the stack's load balancer forwards to InfluxDB's tasks (health: /ping), and is
+    exported as `influxdb_controller_url`; a stack without operatorCidrs has no such door."""
+    (listener,) = [r for r in example_run.of_type("aws:lb/listener:Listener") if r.inputs["port"] == 8086]
+    target_group = example_run.named("influxdb-tg")
+    assert listener.inputs["loadBalancerArn"] == example_run.named("grafana-alb").state["arn"]
+    assert listener.inputs["defaultActions"] == [{"type": "forward", "targetGroupArn": target_group.state["arn"]}]
+    assert target_group.inputs["healthCheck"]["path"] == "/ping" and target_group.inputs["port"] == 8086
+    (service,) = [r for r in example_run.of_type("aws:ecs/service:Service") if r.name == "influxdb-service"]
+    assert service.inputs["loadBalancers"] == [{"targetGroupArn": target_group.state["arn"],
+                                                "containerName": "influxdb", "containerPort": 8086}]
+    dns = example_run.named("grafana-alb").state["dnsName"]
+    assert example_run.exports["influxdb_controller_url"] == f"{listener.inputs['protocol'].lower()}://{dns}:8086"
+    assert example_run.exports["influxdb_store_id"] == example_run.named("influxdb-data").state["id"]
+    assert example_run.exports["influxdb_store_id"].startswith("fs-")
+    # no operatorCidrs: nobody outside the VPC may reach InfluxDB, and nothing says otherwise
+    assert not [r for r in variant_run.of_type("aws:lb/listener:Listener") if r.inputs["port"] == 8086]
+    assert variant_run.exports["influxdb_controller_url"] is None

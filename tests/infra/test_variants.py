@@ -88,7 +88,7 @@ def test_grafana_gets_the_repository_dashboards_and_provisioning(example_run: Pr
     grafana = {c["name"]: c for c in container_definitions(task)}["grafana"]
     env = {e["name"]: e["value"] for e in grafana["environment"]}
     assert env[grafana_provisioning.ENV_URL] == example_run.exports["influxdb_url"]
-    assert env[grafana_provisioning.ENV_USERNAME] == "admin"
+    assert env[grafana_provisioning.ENV_USERNAME] == "grafana_reader"
     assert {s["name"] for s in grafana["secrets"]} == {grafana_provisioning.ENV_PASSWORD,
                                                        "GF_SECURITY_ADMIN_PASSWORD"}
     mounts = {m["containerPath"] for m in grafana["mountPoints"]}
