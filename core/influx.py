@@ -8,18 +8,20 @@ and are never part of `public_url` (what run records and messages show).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import math
 import os
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import tenacity
 
 from core.errors import BadInput, RunError
 
@@ -82,11 +84,46 @@ def quote_ident(value: str) -> str:
     return '"' + value.replace('"', '\\"') + '"'
 
 
+RETRY_S = 10.0  # how long one query or write keeps retrying a store that dropped or refused it
+TRANSPORT_RETRIES = 1  # httpx: one immediate reconnect when a connection cannot be made
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})  # answers that may differ a moment later
+
+
+class _Transient(Exception):
+    """An answer worth retrying (HTTP 5xx/429)."""
+
+
+@dataclass
+class StoreRetry:
+    """A query or write that needed more than one attempt: what run records report."""
+
+    op: str
+    attempts: int
+    waited_s: float
+    error: str
+    ok: bool
+    at: str
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
 @dataclass
 class InfluxClient:
     """A small InfluxDB v1 API client. `url` is the base URL, 'http(s)://host:port[/base/path]'
     (the API's `/ping`, `/query` and `/write` are under it: an InfluxDB behind a reverse-proxy
-    path keeps that path)."""
+    path keeps that path).
+
+    One long-lived httpx.Client per InfluxClient (thread-safe; building one per request
+    cost the controller more than half its CPU: a TLS context each time). `close()`, or
+    the end of a `with` block, releases its connections; a later request opens new ones.
+
+    Queries and writes are idempotent (a rewritten point with the same series and timestamp
+    overwrites itself), so a dropped connection, a refused one or a 5xx/429 answer is retried
+    with exponential backoff for up to `retry_s` seconds (per call: `retry_s=`); each call
+    that needed retries is kept in `retries` for the run record. Other answers (a bad query,
+    bad auth) are not retried. `ping` does not retry: it answers "is it up now?".
+    """
 
     url: str
     db: str = DEFAULT_DB
@@ -97,6 +134,10 @@ class InfluxClient:
     # Where k6 runners write, when it is not `url`: the same store reached another way (on AWS
     # the runners write inside the VPC while the controller reads through the load balancer).
     runner_url: str | None = None
+    retry_s: float = RETRY_S
+    retries: list[StoreRetry] = field(default_factory=list, repr=False, compare=False)
+    _http: httpx.Client | None = field(default=None, init=False, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     @classmethod
     def from_url(cls, url: str, db: str | None = None) -> InfluxClient:
@@ -153,20 +194,93 @@ class InfluxClient:
             env["K6_INFLUXDB_PASSWORD"] = self.token
         return env
 
-    def _client(self) -> httpx.Client:
-        headers = {}
-        auth = None
+    def copy(self, **changes: Any) -> InfluxClient:
+        """The same store and credentials with its own connections (and `changes`, e.g. timeout)."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init and f.name != "retries"}
+        return InfluxClient(**{**fields, **changes})
+
+    def http_options(self) -> dict[str, Any]:
+        """`base_url`, `headers` and `auth` for an httpx client (sync or async) of this store:
+        the one place credentials become HTTP auth. A token (InfluxDB 2.x/3.x v1 API) goes in
+        `Authorization: Token`; a user name and password are basic auth (1.x)."""
+        headers: dict[str, str] = {}
+        auth: httpx.Auth | None = None
         if self.token:
             headers["Authorization"] = f"Token {self.token}"
         elif self.username:
             auth = httpx.BasicAuth(self.username, self.password or "")
-        return httpx.Client(base_url=self.url, headers=headers, auth=auth, timeout=self.timeout)
+        return {"base_url": self.url, "headers": headers, "auth": auth}
+
+    def _client(self) -> httpx.Client:
+        with self._lock:
+            if self._http is None or self._http.is_closed:
+                transport = httpx.HTTPTransport(retries=TRANSPORT_RETRIES)
+                self._http = httpx.Client(**self.http_options(), timeout=self.timeout, transport=transport)
+            return self._http
+
+    def close(self) -> None:
+        with self._lock:
+            if self._http is not None:
+                self._http.close()
+                self._http = None
+
+    def __enter__(self) -> InfluxClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _send(self, op: str, request: Callable[[httpx.Client], httpx.Response],
+              retry_s: float | None) -> httpx.Response:
+        """One request, retried while transient for up to `retry_s` (default: self.retry_s)."""
+        budget = self.retry_s if retry_s is None else retry_s
+        started = time.monotonic()
+        errors: list[str] = []
+
+        def attempt() -> httpx.Response:
+            try:
+                r = request(self._client())
+            except httpx.TransportError as exc:
+                errors.append(type(exc).__name__)
+                raise
+            if r.status_code in RETRY_STATUS:
+                errors.append(f"HTTP {r.status_code}")
+                raise _Transient(r.text[:300])
+            return r
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_before_delay(budget), reraise=True,
+            wait=tenacity.wait_exponential(multiplier=0.2, max=3.0) + tenacity.wait_random(0, 0.2),
+            retry=tenacity.retry_if_exception_type((httpx.TransportError, _Transient)))
+        ok = False
+        try:
+            response = retrying(attempt)
+            ok = True
+            return response
+        except httpx.TransportError as exc:
+            raise RunError(f"InfluxDB at {self.public_url} is unreachable ({type(exc).__name__}"
+                           + self._retried(errors, started) + ")") from None
+        except _Transient as exc:
+            raise RunError(f"InfluxDB at {self.public_url} failed the {op} ({errors[-1]}"
+                           + self._retried(errors, started) + f"): {exc}") from None
+        finally:
+            attempts = len(errors) + ok
+            if attempts > 1:
+                self.retries.append(StoreRetry(
+                    op=op, attempts=attempts, waited_s=round(time.monotonic() - started, 3),
+                    error=", ".join(dict.fromkeys(errors)), ok=ok,
+                    at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")))
+
+    @staticmethod
+    def _retried(errors: list[str], started: float) -> str:
+        if len(errors) < 2:
+            return ""
+        return f"; retried for {time.monotonic() - started:.1f} s, {len(errors)} attempts"
 
     def ping(self) -> None:
         """Raise RunError (exit 4) naming the URL when the store does not answer."""
         try:
-            with self._client() as c:
-                r = c.get("/ping")
+            r = self._client().get("/ping")
         except httpx.HTTPError as exc:
             raise RunError(
                 f"InfluxDB at {self.public_url} is unreachable ({type(exc).__name__}); start it with "
@@ -186,7 +300,7 @@ class InfluxClient:
             self.query("SHOW MEASUREMENTS LIMIT 1")
 
     def query(self, q: str, *, method: str = "GET", db: str | bool | None = True,
-              epoch: str | None = "ms") -> list[dict[str, Any]]:
+              epoch: str | None = "ms", retry_s: float | None = None) -> list[dict[str, Any]]:
         """Run InfluxQL; returns the `results` list. Raises RunError on HTTP or query errors."""
         params: dict[str, str] = {"q": q}
         if db is True:
@@ -195,11 +309,8 @@ class InfluxClient:
             params["db"] = db
         if epoch:
             params["epoch"] = epoch
-        try:
-            with self._client() as c:
-                r = c.post("/query", data=params) if method == "POST" else c.get("/query", params=params)
-        except httpx.HTTPError as exc:
-            raise RunError(f"InfluxDB at {self.public_url} is unreachable ({type(exc).__name__})") from None
+        r = self._send("query", lambda c: c.post("/query", data=params) if method == "POST"
+                       else c.get("/query", params=params), retry_s)
         if r.status_code >= 400:
             raise RunError(f"InfluxDB query failed (HTTP {r.status_code}): {r.text[:300]}")
         body = r.json()
@@ -227,49 +338,14 @@ class InfluxClient:
                 out.append(row)
         return out
 
-    def write(self, lines: Iterable[str], precision: str = "n") -> None:
-        body = "\n".join(p for p in lines if p)
+    def write(self, lines: Iterable[str], precision: str = "n", retry_s: float | None = None) -> None:
+        body = "\n".join(p for p in lines if p).encode()
         if not body:
             return
-        try:
-            with self._client() as c:
-                r = c.post("/write", params={"db": self.db, "precision": precision}, content=body.encode())
-        except httpx.HTTPError as exc:
-            raise RunError(f"InfluxDB at {self.public_url} is unreachable ({type(exc).__name__})") from None
+        r = self._send("write", lambda c: c.post("/write", params={"db": self.db, "precision": precision},
+                                                 content=body), retry_s)
         if r.status_code >= 400:
             raise RunError(f"InfluxDB write failed (HTTP {r.status_code}): {r.text[:300]}")
-
-
-
-@dataclass
-class SharedConnectionClient(InfluxClient):
-    """`InfluxClient` whose requests share one httpx.Client (connection pool, one TLS context)
-    instead of building one per request; thread-safe. `close()` releases it.
-
-    Building an httpx.Client loads the CA bundle into a new TLS context (~17 ms of CPU, even
-    for http:// URLs): the controller writes every second during a run, and py-spy showed
-    that as more than half of its CPU before it shared one client."""
-
-    _shared: httpx.Client | None = field(default=None, repr=False, compare=False)
-    _shared_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    @classmethod
-    def wrap(cls, client: InfluxClient) -> SharedConnectionClient:
-        if isinstance(client, SharedConnectionClient):
-            return client
-        return cls(**{f.name: getattr(client, f.name) for f in dataclasses.fields(client)})
-
-    def _client(self) -> Any:  # a context manager that leaves the shared client open
-        with self._shared_lock:
-            if self._shared is None:
-                self._shared = super()._client()
-        return contextlib.nullcontext(self._shared)
-
-    def close(self) -> None:
-        with self._shared_lock:
-            if self._shared is not None:
-                self._shared.close()
-                self._shared = None
 
 
 def redact(url: str) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from core.influx import InfluxClient, SharedConnectionClient, quote_ident, quote_literal
+from core.influx import InfluxClient, quote_ident, quote_literal
 
 # Candidate cache TTLs (seconds) replayed against the run's own key stream.
 TTL_CANDIDATES = (1, 5, 10, 30, 60)
@@ -169,7 +169,7 @@ class MetricsReader:
 
     def __init__(self, client: InfluxClient, testid: str, start_ms: int, end_ms: int,
                  interval_s: int | None = None, workers: int = 4) -> None:
-        self.client = SharedConnectionClient.wrap(client)
+        self.client = client
         self.testid = testid
         self.start_ms = start_ms
         self.end_ms = end_ms

@@ -22,7 +22,7 @@ from rich.markup import escape
 
 from core.console import console
 from core.errors import BadInput, ExitCode, RunError
-from core.influx import InfluxClient, SharedConnectionClient
+from core.influx import InfluxClient
 from core.plan import Plan, check_strategy, load_plan
 from runners import k6
 from runners.allowlist import check_plan_hosts, k6_block_options
@@ -93,7 +93,6 @@ def run(opts: RunOptions, influx: InfluxClient) -> tuple[Path, ExitCode]:
     plan, plan_phases = prepare(opts)
     influx.ping()
     influx.ensure_db()
-    influx = SharedConnectionClient.wrap(influx)  # one connection for the run's per-second writes
     backend = get_backend(opts.backend, **(opts.backend_options or {}))
     for msg in backend.cleanup_stale():
         console.print(f"[yellow]cleanup:[/] {escape(msg)}")
@@ -176,6 +175,8 @@ def run(opts: RunOptions, influx: InfluxClient) -> tuple[Path, ExitCode]:
         _restore_signal_handlers(previous)
         record.ended_at = iso(time.time())
         events.emit("run", "end", run_id, f"status {record.status}")
+        if influx.retries:  # the store dropped or refused a request and a retry got through (or not)
+            record.metrics["store_retries"] = [r.to_json() for r in influx.retries]
         write_record(run_dir, record, complete=True)
         owner.unlink(missing_ok=True)
         with contextlib.suppress(OSError):

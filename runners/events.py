@@ -1,7 +1,8 @@
 """Phase and module events: into run.json's timeline and InfluxDB (`loadbearing_events`).
 
 Grafana shows them as annotations. A failed event write never fails the run; it
-is reported once on stderr and the event stays in run.json.
+is retried for EVENT_RETRY_S (not at all once one has failed), reported once on stderr,
+and the event stays in run.json.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from core.errors import RunError
 from core.influx import InfluxClient, line
 
 MEASUREMENT = "loadbearing_events"
+EVENT_RETRY_S = 2.0  # the controller waits this long at most for one event write
 
 
 class EventLog:
@@ -31,7 +33,7 @@ class EventLog:
             int(at * 1e9),
         )
         try:
-            self.influx.write([point])
+            self.influx.write([point], retry_s=0.0 if self.failed else EVENT_RETRY_S)
         except RunError as exc:
             if not self.failed:
                 print(f"warning: could not write events to InfluxDB: {exc}", file=sys.stderr)

@@ -55,6 +55,6 @@ class GeneratorMonitor:
                                {"cpu_percent": round(cpu, 1)}, now))
         if points:
             try:
-                self.influx.write(points)
+                self.influx.write(points, retry_s=0.0)  # once a second: the next one writes anew
             except Exception:  # generator health is advisory: never fail a run on it
                 pass

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from core.influx import InfluxClient, SharedConnectionClient, line
+from core.influx import InfluxClient, line
 
 SCRAPE_MEASUREMENT = "loadbearing_scrape"
 SCRAPE_HEALTH_MEASUREMENT = "loadbearing_scrape_health"
@@ -104,10 +104,9 @@ class Scraper:
 
     def __post_init__(self) -> None:
         self.stats = {svc: ScrapeStats(url) for svc, url in sorted(self.targets.items())}
-        # Its own connections and a short timeout: a slow store delays the next scrape, never the run.
-        self._store = SharedConnectionClient(url=self.influx.url, db=self.influx.db, username=self.influx.username,
-                                             password=self.influx.password, token=self.influx.token,
-                                             timeout=max(1.0, self.interval_s * 2))
+        # Its own connections, a short timeout and no retries: a slow or failing store delays the
+        # next scrape, never the run (the next second writes anew; write errors are counted).
+        self._store = self.influx.copy(timeout=max(1.0, self.interval_s * 2), retry_s=0.0)
 
     def start(self) -> Scraper:
         if self.targets and self._thread is None:

@@ -145,10 +145,7 @@ class InfluxReporter:
     _db_ready: bool = False
 
     def _client(self) -> httpx.AsyncClient:
-        store = InfluxClient.from_url(self.url, db=self.db)
-        headers = {"Authorization": f"Token {store.token}"} if store.token else {}
-        auth = httpx.BasicAuth(store.username, store.password or "") if store.username and not store.token else None
-        return httpx.AsyncClient(base_url=store.url, headers=headers, auth=auth, timeout=2.0)
+        return httpx.AsyncClient(**InfluxClient.from_url(self.url, db=self.db).http_options(), timeout=2.0)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())

@@ -66,6 +66,8 @@ def test_influxdb_killed_mid_run(tmp_path: Path, own_influxd: Influxd, lb_env: d
     assert rec["status"] == "error"
     assert rec["metrics"]["complete"] is False
     assert any("metrics_incomplete" in e for e in rec["errors"])
+    # the end-of-run read was retried (bounded in time) before falling back, and run.json says so
+    assert any(r["op"] == "query" and r["ok"] is False for r in rec["metrics"]["store_retries"])
     # k6 went on: the summary has the whole run, and run.json carries its numbers
     summary = json.loads((run_dir / "k6" / "a-0.summary.json").read_text())
     assert summary["metrics"]["http_reqs"]["count"] == target.seen("/a")
