@@ -1,6 +1,6 @@
 """Grafana dashboards as code for loadbearing runs.
 
-Dashboards are built with grafana-foundation-sdk (`overview`, `endpoint`, `capacity`);
+Dashboards are built with grafana-foundation-sdk (`overview`, `endpoint`, `capacity`, `compare`);
 `python -m grafana_dashboards.build` writes them to `grafana_dashboards/json/` (committed,
 so users import them without Python). `provisioning/` holds the Grafana provisioning
 files: the InfluxDB (InfluxQL) datasource with the fixed uid `DATASOURCE_UID` and a

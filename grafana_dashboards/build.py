@@ -20,12 +20,13 @@ from typing import Any
 from grafana_foundation_sdk.builders.dashboard import Dashboard
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
-from grafana_dashboards import JSON_DIR, capacity, endpoint, overview, skeleton
+from grafana_dashboards import JSON_DIR, capacity, compare, endpoint, overview, skeleton
 
 BUILDERS: dict[str, Callable[[], Dashboard]] = {
     skeleton.OVERVIEW_UID: overview.build,
     skeleton.ENDPOINT_UID: endpoint.build,
     skeleton.CAPACITY_UID: capacity.build,
+    skeleton.COMPARE_UID: compare.build,
 }
 GENERATED_GLOB = f"{skeleton.TAG}-*.json"
 

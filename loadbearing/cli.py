@@ -25,6 +25,11 @@ app = typer.Typer(
 )
 stack_app = typer.Typer(help="The local stack (InfluxDB; Grafana with docker).", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
+baseline_app = typer.Typer(help="The pinned baseline that 'compare --baseline' compares with.", no_args_is_help=True)
+app.add_typer(baseline_app, name="baseline")
+BaselineFile = Annotated[Path | None, typer.Option(
+    "--file", help="The baselines file (default: baseline.json beside the run directories).",
+    envvar="LOADBEARING_BASELINE_FILE")]
 
 
 class Strategy(StrEnum):
@@ -154,6 +159,68 @@ def verify(
 
     ok = verify_runs(before_dir, after_dir)
     raise typer.Exit(0 if ok else int(ExitCode.SLO_FAILED))
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="BASELINE_RUN RUN, or RUN alone with --baseline.",
+                                               metavar="[BASELINE_RUN] RUN", show_default=False)],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the comparison JSON on stdout.")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print the Markdown table (PR comment) on stdout.")] = False,
+    baseline: Annotated[bool, typer.Option("--baseline", help="Compare RUN with the pinned baseline of its plan "
+                                                              "and strategy ('loadbearing baseline set').")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Compare runs of different plans or strategies.")] = False,
+    baseline_file: Annotated[Path | None, typer.Option(
+        help="With --baseline: the baselines file (default: baseline.json beside RUN).",
+        envvar="LOADBEARING_BASELINE_FILE")] = None,
+) -> None:
+    """Did anything get slower or fail more often? Exit 1 when an endpoint regressed beyond the plan's tolerances."""
+    from core.errors import BadInput
+    from policies.compare import compare_runs
+    from policies.compare_render import terminal
+
+    if json_out and markdown:
+        raise BadInput("--json and --markdown both want stdout; pick one (both files are written to RUN)")
+    if baseline and len(runs) != 1:
+        raise BadInput(f"with --baseline give one run (RUN), not {len(runs)}; the baseline is the pinned one")
+    if not baseline and len(runs) != 2:
+        raise BadInput(f"give BASELINE_RUN and RUN ({len(runs)} given), or RUN alone with --baseline")
+    outcome = compare_runs(runs[-1], None if baseline else runs[0], baseline_file=baseline_file, force=force)
+    console.print(terminal(outcome.document), markup=False, highlight=False, end="")
+    if json_out:
+        _out(outcome.json_path.read_text(encoding="utf-8").rstrip("\n"))
+    elif markdown:
+        _out(outcome.markdown_path.read_text(encoding="utf-8").rstrip("\n"))
+    else:
+        _out(str(outcome.json_path))
+    raise typer.Exit(int(ExitCode.SLO_FAILED) if outcome.regressed else 0)
+
+
+@baseline_app.command("set")
+def baseline_set(run_dir: Annotated[Path, typer.Argument(help="The run to pin.")],
+                 file: BaselineFile = None) -> None:
+    """Pin RUN as the baseline of its plan and strategy (its numbers are stored in the file)."""
+    from policies.baseline import set_baseline
+
+    path, key, entry = set_baseline(run_dir, file)
+    console.print(f"baseline for {key}: {entry['run_id']} (stored in {path})", markup=False, highlight=False)
+    _out(str(path))
+
+
+@baseline_app.command("show")
+def baseline_show(file: BaselineFile = None,
+                  out_dir: Annotated[Path, typer.Option(help="Where the run directories are (the file is "
+                                                             "DIR/baseline.json).")] = Path("runs")) -> None:
+    """List the pinned baselines: plan/strategy, run, when it was pinned."""
+    from policies.baseline import FILE_NAME, show
+
+    path = file if file is not None else out_dir / FILE_NAME
+    rows = show(path)
+    if not rows:
+        console.print(f"no baseline pinned in {path}; pin one with 'loadbearing baseline set RUN_DIR'",
+                      markup=False, highlight=False)
+    for row in rows:
+        _out(f"{row['key']}\t{row['run_id']}\tset {row['set_at']}\t{row['endpoints']} endpoints\t{row['run_dir']}")
 
 
 @app.command()

@@ -8,6 +8,9 @@ Entry points (what `loadbearing recommend` and `loadbearing report` call):
 - `write_report(run_dir, influx=None) -> (report.md, report.html)`.
 - `dumps_document(doc) -> str`: the exact bytes of recommendations.json / `--json`.
 - `render_summary(doc) -> str`: a plain-text summary for humans.
+
+`loadbearing compare` and `baseline` live in `policies.compare` (with `compare_profile`,
+`compare_stats`, `compare_render`) and `policies.baseline`.
 """
 
 from __future__ import annotations

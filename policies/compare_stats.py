@@ -243,6 +243,11 @@ class Judgement:
     why: str
 
 
+def show_p(p: float) -> str:
+    """A p-value for people: three significant digits, and below what a float holds, a bound."""
+    return f"{p:.2g}" if p > 0 else "< 1e-300"
+
+
 def judge_latency(base_ms: float, new_ms: float, test: LatencyTest, tol: Compare,
                   per_test_alpha: float) -> Judgement:
     """Regressed / improved only when the p95 change is significant, beyond the relative
@@ -256,9 +261,9 @@ def judge_latency(base_ms: float, new_ms: float, test: LatencyTest, tol: Compare
                 else f"the tolerance ({tol.p95_increase:.0%})")
         return Judgement(UNCHANGED, f"p95 {delta:+.1f} ms is within {rule} of ±{needed:.1f} ms")
     if not significant:
-        return Judgement(UNCHANGED, f"p95 {delta:+.1f} ms is not significant (p = {p:.2g} >= {per_test_alpha:.2g})")
+        return Judgement(UNCHANGED, f"p95 {delta:+.1f} ms is not significant (p = {show_p(p)} >= {per_test_alpha:.2g})")
     verdict = REGRESSED if delta > 0 else IMPROVED
-    return Judgement(verdict, f"p95 {delta:+.1f} ms (beyond ±{needed:.1f} ms), p = {p:.2g}")
+    return Judgement(verdict, f"p95 {delta:+.1f} ms (beyond ±{needed:.1f} ms), p = {show_p(p)}")
 
 
 def judge_errors(test: RateTest, tol: Compare, per_test_alpha: float) -> Judgement:
@@ -269,9 +274,10 @@ def judge_errors(test: RateTest, tol: Compare, per_test_alpha: float) -> Judgeme
         return Judgement(UNCHANGED, f"error rate {delta:+.2%} is within the tolerance of "
                                     f"±{tol.error_rate_increase:.2%}")
     if p >= per_test_alpha:
-        return Judgement(UNCHANGED, f"error rate {delta:+.2%} is not significant (p = {p:.2g} >= {per_test_alpha:.2g})")
+        return Judgement(UNCHANGED, f"error rate {delta:+.2%} is not significant "
+                                    f"(p = {show_p(p)} >= {per_test_alpha:.2g})")
     verdict = REGRESSED if delta > 0 else IMPROVED
-    return Judgement(verdict, f"error rate {delta:+.2%} (beyond ±{tol.error_rate_increase:.2%}), p = {p:.2g}")
+    return Judgement(verdict, f"error rate {delta:+.2%} (beyond ±{tol.error_rate_increase:.2%}), p = {show_p(p)}")
 
 
 def overall(verdicts: list[Verdict]) -> Verdict:

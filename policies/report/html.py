@@ -1,5 +1,7 @@
 """report.html: one self-contained file (inline CSS and SVG, no scripts, no network).
 
+When `loadbearing compare` compared the run with a baseline (RUN_DIR/comparison.json),
+a section with its verdict, table and both runs' p95 over time on one plot per service.
 Per service: requests/s and p95 per endpoint over time (with the SLO line),
 failed requests/s, and — when the target wrote `app_pool` — the connection-pool
 wait. Then the recommendations with their reasons, predictions and evidence (the
@@ -13,6 +15,7 @@ from html import escape
 from typing import Any
 
 from policies.recommend import Analysis, headline
+from policies.report.comparison import section as compare_section
 from policies.report.svg import Series, line_chart
 
 STYLE = """
@@ -82,7 +85,8 @@ def _rec_card(rec: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def render(analysis: Analysis) -> str:
+def render(analysis: Analysis, comparison: dict[str, Any] | None = None) -> str:
+    """The page; with `comparison` (RUN_DIR/comparison.json) a section comparing the run with its baseline."""
     doc = analysis.document
     slo = doc["slo"]
     verdict = ('<span class="ok">valid</span>' if doc["valid"]
@@ -117,6 +121,8 @@ def render(analysis: Analysis) -> str:
         out.append("</ul>")
     else:
         out.append("<p>None.</p>")
+    if comparison is not None:
+        out.append(compare_section(comparison))
     for service in analysis.inputs.services():
         out.append(f"<h2>{escape(service)}</h2>")
         out += service_charts(analysis, service)

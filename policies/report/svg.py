@@ -20,6 +20,8 @@ PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e
 class Series:
     label: str
     points: Sequence[tuple[float, float]]
+    dashed: bool = False          # drawn dashed (e.g. the baseline of a comparison)
+    color: int | None = None      # palette index; default: the series' position
 
 
 def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
@@ -98,18 +100,23 @@ def line_chart(title: str, series: Sequence[Series], *, y_label: str, x_label: s
         out.append(f'<text x="{left + pw - 4}" y="{y - 4:.1f}" font-size="11" text-anchor="end" fill="#000">'
                    f'{escape(hline[1])}</text>')
     for i, s in enumerate(series):
-        color = PALETTE[i % len(PALETTE)]
+        color = PALETTE[(i if s.color is None else s.color) % len(PALETTE)]
+        dash = ' stroke-dasharray="7 4"' if s.dashed else ""
         pts = sorted(s.points)
         if len(pts) == 1:
             x, y = pts[0]
             out.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{color}"/>')
         elif pts:
             path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in pts)
-            out.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{path}"/>')
+            out.append(f'<polyline fill="none" stroke="{color}" stroke-width="2"{dash} points="{path}"/>')
         row, col = divmod(i, 3)
         lx = left + col * (pw / 3)
         ly = legend_top + row * 18
-        out.append(f'<rect x="{lx:.1f}" y="{ly - 9}" width="14" height="4" fill="{color}"/>')
+        if s.dashed:
+            out.append(f'<line x1="{lx:.1f}" y1="{ly - 7}" x2="{lx + 14:.1f}" y2="{ly - 7}" stroke="{color}" '
+                       f'stroke-width="3" stroke-dasharray="4 2"/>')
+        else:
+            out.append(f'<rect x="{lx:.1f}" y="{ly - 9}" width="14" height="4" fill="{color}"/>')
         out.append(f'<text x="{lx + 20:.1f}" y="{ly - 4}" font-size="11" fill="#333">{escape(s.label)}</text>')
     out.append("</svg>")
     return "\n".join(out)

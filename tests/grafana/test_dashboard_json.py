@@ -14,9 +14,10 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from ruamel.yaml import YAML
 
 from core.influx import DEFAULT_DB
-from grafana_dashboards import DATASOURCE_UID, JSON_DIR, PROVISIONING_DIR, build
+from grafana_dashboards import DATASOURCE_UID, JSON_DIR, PROVISIONING_DIR, build, compare
 from grafana_dashboards.influxql import InfluxAnnotationQuery, InfluxQLQuery
 from grafana_dashboards.queries import extract
+from grafana_dashboards.skeleton import COMPARE_UID
 from grafana_dashboards.variables import RUN_FILTER
 
 DASHBOARDS = sorted(JSON_DIR.glob("loadbearing-*.json"))
@@ -53,9 +54,10 @@ def all_panels(panels: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def test_the_three_dashboards_are_committed() -> None:
+def test_the_four_dashboards_are_committed() -> None:
     names = [p.name for p in DASHBOARDS]
-    assert names == ["loadbearing-capacity.json", "loadbearing-endpoint.json", "loadbearing-overview.json"]
+    assert names == ["loadbearing-capacity.json", "loadbearing-compare.json", "loadbearing-endpoint.json",
+                     "loadbearing-overview.json"]
     assert any("overview" in n for n in names)
 
 
@@ -112,10 +114,13 @@ def test_every_datasource_reference_is_the_provisioned_datasource() -> None:
 def test_every_query_filters_on_the_run() -> None:
     for path in DASHBOARDS:
         board = load(path)
+        # The compare dashboard has two runs, each query reads one of them (or, for the endpoint list, both).
+        filters = ([compare.run_filter(compare.BASELINE), compare.run_filter(compare.RUN)]
+                   if board["uid"] == COMPARE_UID else [RUN_FILTER])
         for q in extract(board):
-            if q.kind == "variable" and q.title == "testid":
+            if q.kind == "variable" and q.title in ("testid", compare.BASELINE, compare.RUN):
                 continue
-            assert RUN_FILTER in q.text, f"{q.label} does not filter on testid: {q.text}"
+            assert any(f in q.text for f in filters), f"{q.label} does not filter on the run: {q.text}"
             if q.kind != "variable":
                 assert "$timeFilter" in q.text, q.label
             used = set(re.findall(r"\$(\w+)", q.text)) - {"timeFilter", "__interval", "__interval_ms"}
@@ -163,7 +168,7 @@ def test_influxql_targets_decode_through_the_sdk_runtime() -> None:
 
 def test_influx_annotations_round_trip() -> None:
     for path in DASHBOARDS:
-        for ann in load(path)["annotations"]["list"]:
+        for ann in (load(path).get("annotations") or {}).get("list") or []:
             decoded = InfluxAnnotationQuery.from_json(ann)
             assert json.loads(json.dumps(decoded, cls=JSONEncoder)) == ann
             assert ann["target"]["query"] == ann["query"] and ann["target"]["rawQuery"] is True
