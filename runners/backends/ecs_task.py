@@ -129,12 +129,25 @@ def task_shape(td: dict[str, Any], outputs: StackOutputs) -> TaskShape:
 
 # -- the task's command -----------------------------------------------------------------
 
+# What a module's script may read from `__ENV` inside a task: the plan's contract, nothing else.
+SCRIPT_ENV = ("BASE_URL",)
+
+
 def task_k6_args(spec: RunnerSpec, influx_out: str | None) -> list[str]:
     """`k6 run` arguments inside the task (the load shape is in the archive; the wrapper adds
-    `--address` and the archive path)."""
-    return k6.run_args(config_path=None, script=None, summary_path="summary.json",
+    `--address` and the archive path).
+
+    The task's environment holds the store's credentials (K6_INFLUXDB_*, which k6's output
+    reads from the process, not from `__ENV`): `--include-system-env-vars=false` keeps every
+    one of them from the script, which gets SCRIPT_ENV through `-e` instead."""
+    args = k6.run_args(config_path=None, script=None, summary_path="summary.json",
                        segment=segment(spec.index, spec.count), sequence=segment_sequence(spec.count),
                        tags=spec.tags, influx_out=influx_out, address=None)
+    args.append("--include-system-env-vars=false")
+    for name in SCRIPT_ENV:
+        if name in spec.env:
+            args += ["-e", f"{name}={spec.env[name]}"]
+    return args
 
 
 def wrapper_script(k6_args: list[str]) -> str:
