@@ -4,7 +4,9 @@ An EventBridge Scheduler schedule invokes the `runner_reaper` Lambda every
 `reaperIntervalMinutes`. It stops runner tasks older than `runnerMaxMinutes`, so a
 task outlives the maximum by at most one interval, and it caps the runner tasks
 running at once at `runnerCount`: the newest ones beyond it are stopped (the ecs
-backend should never plan more). With `budgetMonthlyUsd` set, an AWS Budget emails
+backend reads both limits from the stack outputs and refuses a plan beyond them). Its
+IAM policy lets it stop only tasks tagged `loadbearing-component=runner` (RUNNER_TAG,
+propagated from the runner task definition by RunTask), whatever its code does. With `budgetMonthlyUsd` set, an AWS Budget emails
 `budgetEmails` at 80 % of actual and 100 % of forecast spend; with `budgetScope: stack`
 it counts only resources tagged `loadbearing-stack=<stack>` (activate that cost
 allocation tag in the Billing console first, or the budget sees nothing), with
@@ -22,6 +24,7 @@ import pulumi_aws as aws
 
 from infra import iam_documents
 from infra.log_groups import log_group
+from infra.runner_fleet import RUNNER_TAG
 
 REAPER_SOURCE = Path(__file__).resolve().parent / "runner_reaper.py"
 REAPER_RUNTIME = "python3.12"
@@ -87,9 +90,14 @@ class CostGuard(pulumi.ComponentResource):
             ).apply(lambda v: iam_documents.document(
                 {"Sid": "ListRunnerTasks", "Effect": "Allow", "Action": "ecs:ListTasks", "Resource": "*",
                  "Condition": {"ArnEquals": {"ecs:cluster": v["cluster_arn"]}}},
-                {"Sid": "StopRunnerTasks", "Effect": "Allow", "Action": ["ecs:DescribeTasks", "ecs:StopTask"],
+                {"Sid": "DescribeTasks", "Effect": "Allow", "Action": "ecs:DescribeTasks",
                  "Resource": f"arn:{v['partition']}:ecs:{v['region']}:{v['account']}:task/{v['cluster_name']}/*",
                  "Condition": {"ArnEquals": {"ecs:cluster": v["cluster_arn"]}}},
+                # only runner tasks: the tag RunTask propagates from the runner task definition
+                {"Sid": "StopRunnerTasks", "Effect": "Allow", "Action": "ecs:StopTask",
+                 "Resource": f"arn:{v['partition']}:ecs:{v['region']}:{v['account']}:task/{v['cluster_name']}/*",
+                 "Condition": {"ArnEquals": {"ecs:cluster": v["cluster_arn"]},
+                               "StringEquals": {f"aws:ResourceTag/{RUNNER_TAG[0]}": RUNNER_TAG[1]}}},
                 {"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                  "Resource": f"{v['log_group']}:*"},
             )),

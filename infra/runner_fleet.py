@@ -39,6 +39,9 @@ RESULTS_PREFIX = "results/"
 GRAFANA_PREFIX = "grafana/"
 CONTAINER_NAME = "k6"
 STREAM_PREFIX = "k6"
+# On the task definition; RunTask propagates it to every runner task, and the cost guard's IAM
+# policy lets it stop only tasks that carry it.
+RUNNER_TAG = ("loadbearing-component", "runner")
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,7 @@ class RunnerFleet(pulumi.ComponentResource):
             influxdb_database=args.influxdb_database, influxdb_username=args.influxdb_username)
         task_definition = fargate.task_definition(
             name, family=self.task_family, cpu=args.cpu, memory=args.memory, execution_role=exec_role,
-            task_role=role, containers=containers, tags=tags, parent=self)
+            task_role=role, containers=containers, tags={**tags, RUNNER_TAG[0]: RUNNER_TAG[1]}, parent=self)
 
         self.cluster_arn = cluster.arn
         self.cluster_name = cluster.name

@@ -329,6 +329,8 @@ class EcsBackend:
             resp = self.ecs.run_task(
                 cluster=self.outputs.cluster_arn, taskDefinition=self.outputs.task_definition_arn, count=1,
                 startedBy=f"loadbearing/{spec.run_id}"[:128], clientToken=token,
+                # the task definition's tags (the stack's, and the one the cost guard may stop) on the task
+                propagateTags="TASK_DEFINITION",
                 capacityProviderStrategy=[{"capacityProvider": provider, "weight": 1}],
                 networkConfiguration={"awsvpcConfiguration": {
                     "subnets": self.outputs.subnet_ids, "securityGroups": self.outputs.security_group_ids,

@@ -17,6 +17,7 @@ from core.console import console
 from core.errors import BadInput
 from runners import cost, k6
 from runners.backends.ecs import RATE_PER_VCPU, EcsBackend
+from runners.strategies import Phase, phases
 
 if TYPE_CHECKING:
     from core.plan import Module, Plan
@@ -42,6 +43,38 @@ def plan_runners(plan: Plan, vus_per_task: int, rate_per_task: float = RATE_PER_
     return max(module_tasks(m, vus_per_task, rate_per_task) for m in plan.modules)
 
 
+def task_lifetime_s(module: Module, start_delay_s: float) -> float:
+    """How long a runner task of `module` lives: launch to the common start, the scenario,
+    k6's graceful stop and the teardown (what the cost guard's age limit is measured against)."""
+    return start_delay_s + module.duration_s + k6.parse_graceful_stop_s() + TEARDOWN_S
+
+
+def check_stack_limits(plan: Plan, plan_phases: list[Phase], runners: int, start_delay_s: float,
+                       runner_count: int | None, max_minutes: int | None) -> None:
+    """Refuse (BadInput, exit 2) a fleet the stack's cost guard would cut short: more runner tasks
+    at once than `runner_count` (it stops the newest beyond it) or a task living longer than
+    `max_minutes` (it stops older ones). Both are stack outputs; None skips the check."""
+    for phase in plan_phases:
+        at_once = len(phase.modules) * runners
+        if runner_count is not None and at_once > runner_count:
+            raise BadInput(
+                f"phase {phase.name} runs {len(phase.modules)} module(s) x {runners} runner(s) = {at_once} Fargate "
+                f"tasks at once; the stack allows {runner_count} (loadbearing:runnerCount, stack output "
+                f"runner_count), and its cost guard stops the newest tasks beyond it. Raise it (`pulumi config set "
+                f"runnerCount {at_once}` and `pulumi up`), use fewer runners, or bigger tasks (runnerCpu)")
+        if max_minutes is None:
+            continue
+        for name in phase.modules:
+            life = task_lifetime_s(plan.module(name), start_delay_s)
+            if life > max_minutes * 60:
+                raise BadInput(
+                    f"module {name}'s runner tasks would live {life / 60:.1f} min (start delay {start_delay_s:.0f} s + "
+                    f"{plan.module(name).duration_s:.0f} s of load + graceful stop and teardown); the stack's cost "
+                    f"guard stops runner tasks after {max_minutes} min (loadbearing:runnerMaxMinutes, stack output "
+                    f"runner_max_minutes). Raise it (`pulumi config set runnerMaxMinutes {math.ceil(life / 60) + 1}` "
+                    "and `pulumi up`) or shorten the module")
+
+
 @dataclass(frozen=True)
 class FleetEstimate:
     """A fleet's estimated cost in USD and the explanation printed before launch."""
@@ -53,8 +86,7 @@ class FleetEstimate:
 def fleet_estimate(backend: EcsBackend, plan: Plan, runners: int) -> FleetEstimate:
     """The cost of running every module of `plan` with `runners` tasks, and how it was computed."""
     graceful = k6.parse_graceful_stop_s()
-    overhead = backend.start_delay_s + graceful + TEARDOWN_S
-    per_module = [(m.name, cost.billed_seconds(m.duration_s + overhead)) for m in plan.modules]
+    per_module = [(m.name, cost.billed_seconds(task_lifetime_s(m, backend.start_delay_s))) for m in plan.modules]
     total = sum(cost.estimate(runners, backend.shape.vcpu, backend.shape.memory_gb, s, backend.region,
                               backend.spot) for _, s in per_module)
     p = cost.price(backend.region, backend.spot)
@@ -94,6 +126,8 @@ def plan_fleet(opts: RunOptions) -> RunOptions:
         console.print(f"[yellow]ecs: {runners} runner(s) per module is below the {needed} the plan needs at "
                       f"{backend.vus_per_task} VUs / {backend.rate_per_task:g} it/s per task; load generators "
                       "may saturate (use --runners auto)[/]")
+    check_stack_limits(plan, phases(plan, opts.strategy), runners, backend.start_delay_s,
+                       backend.outputs.runner_count, backend.outputs.runner_max_minutes)
     est = fleet_estimate(backend, plan, runners)
     console.print(est.text, markup=False)
     cost.check_max_cost(est.total_usd, backend.max_cost, est.text)

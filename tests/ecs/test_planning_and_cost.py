@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
 from core.errors import BadInput
 from core.plan import Module, Plan, Slo, Stage, Target
 from runners import cost
-from runners.backends.ecs_planning import module_tasks, plan_runners
+from runners.backends.ecs_planning import TEARDOWN_S, check_stack_limits, module_tasks, plan_runners
 from runners.backends.ecs_task import END_MARK, SUMMARY_MARK, parse_task_log
+from runners.strategies import phases
 
 VUS, RATE = 300, 200.0  # the defaults for a 1 vCPU / 2 GB task
 
@@ -105,3 +107,43 @@ def test_task_output_parsing() -> None:
 def test_cost_module_states_the_estimate() -> None:
     text = cost.price("eu-west-1", spot=True).describe()
     assert "Spot" in text and "eu-west-1" in text and cost.PRICING_URL in text
+
+
+def _plan(*modules: Module) -> Plan:
+    return Plan(name="p", target=Target(base_url="http://127.0.0.1:1", allow_hosts=["127.0.0.1"]),
+                slo=Slo(p95_ms=500, max_error_rate=0.01), modules=list(modules),
+                strategies={"hybrid": {"groups": [["a", "b"], ["c"]]}})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("strategy", "runners", "runner_count", "refused"), [
+    ("parallel", 2, 6, False),     # 3 modules x 2 = 6 tasks at once
+    ("parallel", 2, 5, True),
+    ("hybrid", 2, 4, False),       # at most 2 modules at once
+    ("hybrid", 3, 5, True),
+    ("sequential", 5, 5, False),   # one module at a time
+    ("parallel", 64, None, False),  # a stack without the output: not checked
+])
+def test_tasks_at_once_stay_within_runner_count(strategy: str, runners: int, runner_count: int | None,
+                                                refused: bool) -> None:
+    plan = _plan(*(Module(name=n, script=f"{n}.js", vus=10, duration="60s") for n in "abc"))
+    check = lambda: check_stack_limits(plan, phases(plan, strategy), runners, 150, runner_count, None)  # noqa: E731
+    if not refused:
+        check()
+        return
+    with pytest.raises(BadInput) as err:
+        check()
+    at_once = 3 * runners if strategy == "parallel" else 2 * runners
+    assert "loadbearing:runnerCount" in err.value.message and f"= {at_once} Fargate tasks at once" in err.value.message
+    assert f"the stack allows {runner_count}" in err.value.message
+
+
+def test_a_task_may_not_outlive_the_cost_guards_age_limit() -> None:
+    from runners.k6 import parse_graceful_stop_s
+
+    plan = _plan(Module(name="a", script="a.js", vus=1, duration="58m"))
+    life = 150 + 58 * 60 + parse_graceful_stop_s() + TEARDOWN_S
+    check_stack_limits(plan, phases(plan, "sequential"), 1, 150, None, math.ceil(life / 60))
+    with pytest.raises(BadInput) as err:
+        check_stack_limits(plan, phases(plan, "sequential"), 1, 150, None, 60)
+    assert f"would live {life / 60:.1f} min" in err.value.message
+    assert "loadbearing:runnerMaxMinutes" in err.value.message and "after 60 min" in err.value.message

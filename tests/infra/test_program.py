@@ -276,3 +276,17 @@ def test_the_controller_reaches_influxdb_through_the_load_balancer_from_operator
     # no operatorCidrs: nobody outside the VPC may reach InfluxDB, and nothing says otherwise
     assert not [r for r in variant_run.of_type("aws:lb/listener:Listener") if r.inputs["port"] == 8086]
     assert variant_run.exports["influxdb_controller_url"] is None
+
+
+def test_the_cost_guard_may_stop_runner_tasks_only(example_run: ProgramRun) -> None:
+    """Not only its code: its IAM policy allows StopTask only on tasks tagged as runners, and that
+    tag sits on the runner task definition (RunTask propagates it to every runner task)."""
+    policy = json.loads(example_run.named("cost-guard-reaper-policy").inputs["policy"])
+    stops = [s for s in policy["Statement"] if "ecs:StopTask" in json.dumps(s["Action"])]
+    assert len(stops) == 1 and stops[0]["Action"] == "ecs:StopTask"
+    assert stops[0]["Condition"]["StringEquals"] == {"aws:ResourceTag/loadbearing-component": "runner"}
+    assert stops[0]["Condition"]["ArnEquals"] == {"ecs:cluster": example_run.exports["cluster_arn"]}
+    tagged = [t.name for t in example_run.of_type(validators.TASK_DEFINITION)
+              if (t.inputs.get("tags") or {}).get("loadbearing-component") == "runner"]
+    assert tagged == ["runners-task"]
+    assert example_run.named("runners-task").inputs["tags"]["loadbearing-stack"] == "test"
