@@ -78,6 +78,8 @@ class StackOutputs(BaseModel):
     feedback_parameters: dict[str, str] | None = None
     feedback_scalable_targets: dict[str, str] | None = None
     cost_guard_function: str | None = None
+    # the IAM policy with exactly what the ecs backend calls: attach it to whoever runs loadbearing
+    controller_policy_arn: str | None = None
 
     @property
     def cluster_region(self) -> str | None:

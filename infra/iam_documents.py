@@ -65,3 +65,39 @@ def read_secrets(secret_arns: list[str]) -> dict[str, Any]:
 
 def _sid(prefix: str) -> str:
     return "".join(part.capitalize() for part in prefix.strip("/").replace("-", "/").split("/"))
+
+
+def controller_policy(*, cluster_arn: str, task_definition_arn: str, task_role_arn: str, execution_role_arn: str,
+                      bucket_arn: str, scripts_prefix: str, log_group_arn: str, secret_arn: str) -> str:
+    """What the `ecs` backend calls, and nothing else (the stack output `controller_policy_arn`).
+
+    Run the one runner task definition on the stack's cluster and tag the task it starts;
+    watch, list and stop tasks of that cluster; read the task definition (an action AWS does
+    not scope to a resource); pass the runner's two roles to ECS only; put the k6 archives
+    under `scripts_prefix` and read them back (the presigned URL the task fetches is signed
+    with the controller's rights); read the runner log group's streams; read the
+    controller's InfluxDB credential.
+    """
+    arn = cluster_arn.split(":")
+    partition, region, account, cluster_name = arn[1], arn[3], arn[4], arn[5].split("/", 1)[1]
+    tasks = f"arn:{partition}:ecs:{region}:{account}:task/{cluster_name}/*"
+    on_cluster = {"ArnEquals": {"ecs:cluster": cluster_arn}}
+    return document(
+        {"Sid": "RunRunnerTasks", "Effect": "Allow", "Action": "ecs:RunTask", "Resource": task_definition_arn,
+         "Condition": on_cluster},
+        {"Sid": "TagTheTasksItStarts", "Effect": "Allow", "Action": "ecs:TagResource", "Resource": tasks,
+         "Condition": {"StringEquals": {"ecs:CreateAction": "RunTask"}}},
+        {"Sid": "WatchAndStopTasks", "Effect": "Allow", "Action": ["ecs:DescribeTasks", "ecs:StopTask"],
+         "Resource": tasks, "Condition": on_cluster},
+        {"Sid": "ListTasks", "Effect": "Allow", "Action": "ecs:ListTasks", "Resource": "*", "Condition": on_cluster},
+        {"Sid": "ReadTaskDefinition", "Effect": "Allow", "Action": "ecs:DescribeTaskDefinition", "Resource": "*"},
+        {"Sid": "PassRunnerRoles", "Effect": "Allow", "Action": "iam:PassRole",
+         "Resource": [task_role_arn, execution_role_arn],
+         "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}},
+        {"Sid": "PutAndPresignArchives", "Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"],
+         "Resource": f"{bucket_arn}/{scripts_prefix}*"},
+        {"Sid": "ReadRunnerLogs", "Effect": "Allow", "Action": "logs:GetLogEvents",
+         "Resource": f"{log_group_arn}:log-stream:*"},
+        {"Sid": "ReadInfluxCredential", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+         "Resource": secret_arn},
+    )

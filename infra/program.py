@@ -20,7 +20,7 @@ import pulumi_aws as aws
 
 from core import stack_outputs
 from core.stack_outputs import CAPACITY_PROVIDERS
-from infra import grafana_provisioning, images
+from infra import grafana_provisioning, iam_documents, images
 from infra.config import StackConfig
 from infra.cost_guard import BudgetArgs, CostGuard, CostGuardArgs
 from infra.credentials import Credential, CredentialArgs, generated_password
@@ -119,6 +119,19 @@ def build(cfg: StackConfig, dashboards_root: Path = grafana_provisioning.DASHBOA
         log_retention_days=cfg.log_retention_days, region=region, account_id=identity.account_id,
         partition=partition, budget=budget))
 
+    controller_policy = aws.iam.Policy(
+        "controller-policy",
+        name=f"{prefix}-controller",
+        description="loadbearing controller: exactly what `loadbearing run --backend ecs` calls on this stack",
+        policy=pulumi.Output.all(
+            cluster_arn=fleet.cluster_arn, task_definition_arn=fleet.task_definition_arn,
+            task_role_arn=fleet.task_role_arn, execution_role_arn=fleet.execution_role_arn,
+            bucket_arn=fleet.bucket_arn, log_group_arn=fleet.log_group_arn,
+            secret_arn=influx_users.controller.secret_arn,
+        ).apply(lambda v: iam_documents.controller_policy(scripts_prefix=SCRIPTS_PREFIX, **v)),
+        tags=tags,
+    )
+
     exports = stack_outputs.exports({
         # the contract read by the ecs backend
         "cluster_arn": fleet.cluster_arn,
@@ -156,6 +169,7 @@ def build(cfg: StackConfig, dashboards_root: Path = grafana_provisioning.DASHBOA
         "feedback_parameters": feedback.parameters,
         "feedback_scalable_targets": feedback.scalable_targets,
         "cost_guard_function": cost_guard.reaper_function_name,
+        "controller_policy_arn": controller_policy.arn,
     })
     return Program(network=network, influxdb_users=influx_users, grafana_admin=grafana_admin, fleet=fleet,
                    grafana=grafana, influxdb=influxdb, feedback=feedback, cost_guard=cost_guard,

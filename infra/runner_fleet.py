@@ -81,6 +81,7 @@ class RunnerFleet(pulumi.ComponentResource):
     bucket_name: pulumi.Output[str]
     bucket_arn: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
+    log_group_arn: pulumi.Output[str]
     task_role_arn: pulumi.Output[str]
     execution_role_arn: pulumi.Output[str]
 
@@ -143,6 +144,7 @@ class RunnerFleet(pulumi.ComponentResource):
         self.bucket_name = bucket.bucket
         self.bucket_arn = bucket.arn
         self.log_group_name = logs.name
+        self.log_group_arn = logs.arn
         self.task_role_arn = role.arn
         self.execution_role_arn = exec_role.arn
         self.register_outputs({

@@ -52,7 +52,8 @@ class EcsStack:
         return path
 
 
-def register_task_definition(ecs: Any, family: str, log_group: str, **container: Any) -> str:
+def register_task_definition(ecs: Any, family: str, log_group: str, task_role_arn: str | None = None,
+                             execution_role_arn: str | None = None, **container: Any) -> str:
     definition = {"name": CONTAINER, "image": "grafana/k6:1.1.0", "essential": True, "cpu": 1024,
                   "memory": 2048, "entryPoint": ["sh", "-c"],
                   "logConfiguration": {"logDriver": "awslogs", "options": {
@@ -60,6 +61,7 @@ def register_task_definition(ecs: Any, family: str, log_group: str, **container:
                       "awslogs-stream-prefix": LOG_PREFIX}}}
     definition.update(container)
     definition = {k: v for k, v in definition.items() if v is not None}
+    roles = {k: v for k, v in (("taskRoleArn", task_role_arn), ("executionRoleArn", execution_role_arn)) if v}
     td = ecs.register_task_definition(family=family, networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
-                                      cpu="1024", memory="2048", containerDefinitions=[definition])
+                                      cpu="1024", memory="2048", containerDefinitions=[definition], **roles)
     return str(td["taskDefinition"]["taskDefinitionArn"])

@@ -82,6 +82,14 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["arn"] = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{inputs['family']}:1"
         elif args.typ == "aws:secretsmanager/secret:Secret":
             state["arn"] = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{args.name}-AbCdEf"
+        elif args.typ == "aws:ecs/cluster:Cluster":
+            state["arn"] = f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{inputs['name']}"
+        elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
+            state["arn"] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{inputs['name']}"
+        elif args.typ == "aws:iam/role:Role":
+            state["arn"] = f"arn:aws:iam::{ACCOUNT}:role/{args.name}"
+        elif args.typ == "aws:iam/policy:Policy":
+            state["arn"] = f"arn:aws:iam::{ACCOUNT}:policy/{inputs['name']}"
         elif args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = generated(args.name)
         elif args.typ == "aws:efs/fileSystem:FileSystem":

@@ -290,3 +290,21 @@ def test_the_cost_guard_may_stop_runner_tasks_only(example_run: ProgramRun) -> N
               if (t.inputs.get("tags") or {}).get("loadbearing-component") == "runner"]
     assert tagged == ["runners-task"]
     assert example_run.named("runners-task").inputs["tags"]["loadbearing-stack"] == "test"
+
+
+def test_the_controllers_policy_is_one_policy_a_team_attaches(example_run: ProgramRun) -> None:
+    """`controller_policy_arn`: an IAM policy holding infra.iam_documents.controller_policy for this
+    stack's ARNs (tests/ecs/test_controller_policy.py derives that document from the calls)."""
+    from infra.iam_documents import controller_policy
+
+    policy = example_run.named("controller-policy")
+    assert example_run.exports["controller_policy_arn"] == policy.state["arn"]
+    exports = example_run.exports
+    expected = controller_policy(
+        cluster_arn=exports["cluster_arn"], task_definition_arn=exports["task_definition_arn"],
+        task_role_arn=exports["runner_task_role_arn"], execution_role_arn=exports["runner_execution_role_arn"],
+        bucket_arn=example_run.named("runners-bucket").state["arn"], scripts_prefix=exports["scripts_prefix"],
+        log_group_arn=example_run.named("runners-logs").state["arn"],
+        secret_arn=exports["influxdb_controller_secret_arn"])
+    assert json.loads(policy.inputs["policy"]) == json.loads(expected)
+    assert validators.iam_s3_scope(policy.type, policy.inputs) == []
