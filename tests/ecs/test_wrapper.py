@@ -39,10 +39,10 @@ def test_sigterm_stops_k6_gracefully_and_the_summary_is_printed(ecs_stack: EcsSt
     url = ecs_stack.s3.generate_presigned_url("get_object", Params={"Bucket": ecs_stack.bucket,
                                                                     "Key": "runs/r/api.tar"}, ExpiresIn=600)
     spec = RunnerSpec(run_id="r", module="api", service="default", index=0, count=1, script=script, config={},
-                      tags={"testid": "r", "runner": "api-0"})
+                      tags={"testid": "r", "runner": "api-0"}, env={"BASE_URL": target.url})
     start_at = int(time.time()) + 5
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path),
-           "BASE_URL": target.url, "K6_NO_USAGE_REPORT": "true", "LB_ARCHIVE_URL": url,
+           "K6_NO_USAGE_REPORT": "true", "LB_ARCHIVE_URL": url,
            "LB_START_AT": str(start_at), "LB_K6_API": f"127.0.0.1:{free_port()}", "LB_WORK_DIR": str(tmp_path / "w")}
     proc = subprocess.Popen(["sh", "-c", wrapper_script(task_k6_args(spec, None))], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
