@@ -27,7 +27,6 @@ not inflate). Goal: seconds_1e6 <= 3 and growth 1e5 -> 1e6 under 10x.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import statistics
@@ -41,6 +40,9 @@ import psutil
 from bench.common import base_parser, emit, exit_on_term, load_now, log, machine, start_influx, workdir
 from core.influx import InfluxClient, line
 from core.percentile import nearest_rank
+from core.plan import load_plan
+from core.rundir import ModuleRecord, PhaseRecord, RunDir, RunRecord, StoreRecord, iso, runner_name
+from policies.inputs import load_run
 from policies.metrics import (
     TTL_CANDIDATES,
     Bucket,
@@ -51,7 +53,6 @@ from policies.metrics import (
     ModuleBucket,
 )
 from policies.recommend import analyze, dumps_document
-from policies.rundir import load_run
 
 EPOCH_S = 1_700_000_000
 RUN_SECONDS = 300
@@ -125,7 +126,8 @@ def sample_lines(testid: str, points: int, seed: int = 1) -> Iterator[list[str]]
 def write_run_dir(run_dir: Path, client: InfluxClient, testid: str, points: int) -> int:
     """run.json, plan and k6 summaries for the synthetic run; returns its request count."""
     requests = points // SAMPLES_PER_REQUEST
-    (run_dir / "k6").mkdir(parents=True, exist_ok=True)
+    rd = RunDir(run_dir)
+    rd.k6_dir.mkdir(parents=True, exist_ok=True)
     plan_dir = run_dir / "plan"
     plan_dir.mkdir(exist_ok=True)
     plan = ['name = "bench"', "[target]", 'base_url = "http://127.0.0.1:9"', 'allow_hosts = ["127.0.0.1"]',
@@ -133,24 +135,24 @@ def write_run_dir(run_dir: Path, client: InfluxClient, testid: str, points: int)
             "[services.profile-api]", "instances = 1", "db_pool_size = 2", "db_max_connections = 100",
             "[services.core-api]", "instances = 1", "db_pool_size = 10", "db_max_connections = 100"]
     modules = []
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(EPOCH_S))
-    end = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(EPOCH_S + RUN_SECONDS))
+    stamp, end = iso(EPOCH_S), iso(EPOCH_S + RUN_SECONDS)
     for module, share in MODULE_SHARE.items():
         n = int(requests * share)
         (plan_dir / f"{module}.js").write_text("export default function () {}\n")
         plan += ["[[modules]]", f'name = "{module}"', f'script = "{module}.js"', f'service = "{MODULES[module][0]}"',
                  f"rate = {n / RUN_SECONDS:.3f}", f'duration = "{RUN_SECONDS}s"']
-        (run_dir / "k6" / f"{module}-0.summary.json").write_text(json.dumps({"metrics": {
-            "http_reqs": {"count": n}, "iterations": {"count": n}, "dropped_iterations": {"count": 0}}}))
-        modules.append({"name": module, "service": MODULES[module][0], "runners": 1, "started_at": stamp + "Z",
-                        "ended_at": end + "Z", "exit_codes": [0]})
+        rd.write_summary(runner_name(module, 0), {"metrics": {
+            "http_reqs": {"count": n}, "iterations": {"count": n}, "dropped_iterations": {"count": 0}}})
+        modules.append(ModuleRecord(name=module, service=MODULES[module][0], runners=1, started_at=stamp,
+                                    ended_at=end, exit_codes=[0]))
     (plan_dir / "plan.toml").write_text("\n".join(plan) + "\n")
-    run = {"run_id": testid, "testid": testid, "strategy": "parallel", "status": "passed",
-           "started_at": stamp + "Z", "ended_at": end + "Z", "plan": str((plan_dir / "plan.toml").resolve()),
-           "slo": {"p95_ms": 500, "max_error_rate": 0.01}, "influx": {"url": client.public_url, "db": client.db},
-           "phases": [{"name": "parallel", "modules": list(MODULE_SHARE), "started_at": stamp + "Z",
-                       "ended_at": end + "Z"}], "modules": modules}
-    (run_dir / "run.json").write_text(json.dumps(run, indent=2))
+    loaded = load_plan(plan_dir / "plan.toml")
+    rd.write_plan(loaded)
+    rd.write_record(RunRecord(
+        run_id=testid, testid=testid, strategy="parallel", status="passed", started_at=stamp, ended_at=end,
+        plan=str(loaded.path), slo=loaded.slo, influx=StoreRecord(url=client.public_url, db=client.db),
+        phases=[PhaseRecord(name="parallel", modules=list(MODULE_SHARE), started_at=stamp, ended_at=end)],
+        modules=modules), complete=True)
     return sum(int(requests * s) for s in MODULE_SHARE.values())
 
 
@@ -290,7 +292,7 @@ def recommend_once(run_dir: Path, client: InfluxClient, reader_cls: type[Metrics
     c0, p0, t0 = cpu_s(influxd), time.process_time(), time.perf_counter()
     inputs = load_run(run_dir)
     analysis = analyze(inputs, reader_cls(client, inputs.testid, inputs.started_ms, inputs.ended_ms))
-    (run_dir / "recommendations.json").write_text(dumps_document(analysis.document))
+    RunDir(run_dir).write_recommendations(dumps_document(analysis.document))
     wall = time.perf_counter() - t0
     return wall, (cpu_s(influxd) - c0) + (time.process_time() - p0), analysis.document
 

@@ -42,6 +42,7 @@ import psutil
 
 from core.influx import InfluxClient, quote_literal
 from core.plan import load_plan
+from core.rundir import K6Summary, RunDir, RunRecord
 from core.state import free_port
 from runners import k6 as k6mod
 from runners.allowlist import k6_block_options
@@ -446,32 +447,43 @@ def cpu_seconds(pids: list[int]) -> float:
 class LbRun:
     code: int
     run_dir: Path | None
-    record: dict[str, Any]
+    record: RunRecord | None
     stderr_tail: str
     watch: Watch
     wall_s: float
     cpu_s: float  # controller + its k6 runners, user + system
 
-    def summaries(self) -> dict[str, dict[str, Any]]:
-        """Per runner: k6's own summary export."""
-        out: dict[str, dict[str, Any]] = {}
-        if self.run_dir is None:
-            return out
-        for p in sorted((self.run_dir / "k6").glob("*.summary.json")):
-            with contextlib.suppress(OSError, ValueError):
-                out[p.name.removesuffix(".summary.json")] = json.loads(p.read_text())
-        return out
+    def summaries(self) -> dict[str, K6Summary]:
+        """Per runner: k6's own numbers from its summary export."""
+        return RunDir(self.run_dir).summaries() if self.run_dir is not None else {}
 
-    def k6_count(self, metric: str = "http_reqs") -> int:
-        return sum(int(s.get("metrics", {}).get(metric, {}).get("count", 0)) for s in self.summaries().values())
+    @property
+    def k6_dropped(self) -> int:
+        """Iterations k6 itself dropped (every runner's summary)."""
+        return sum(s.dropped for s in self.summaries().values())
+
+    def require_record(self) -> RunRecord:
+        if self.record is None:
+            raise RuntimeError(f"loadbearing exited {self.code} without a run record:\n{self.stderr_tail}")
+        return self.record
 
     def require_numbers(self, ok_codes: tuple[int, ...] = (0, 1)) -> None:
         """Raise unless the run finished with stored and k6 counts: an exit code in `ok_codes`, or
         exit 4 whose only cause is metrics_incomplete (samples lost: a figure to report, not a crash)."""
-        errors = self.record.get("errors", [])
-        lost_only = bool(errors) and all(e.startswith("metrics_incomplete") for e in errors)
-        if not self.record.get("metrics") or (self.code not in ok_codes and not (self.code == 4 and lost_only)):
+        record = self.require_record()
+        lost_only = bool(record.errors) and all(e.startswith("metrics_incomplete") for e in record.errors)
+        if record.metrics is None or (self.code not in ok_codes and not (self.code == 4 and lost_only)):
             raise RuntimeError(f"loadbearing exited {self.code}:\n{self.stderr_tail}")
+
+    @property
+    def testid(self) -> str:
+        return self.require_record().testid
+
+    @property
+    def complete(self) -> bool:
+        """The stored samples hold every request k6 counted (within the merge tolerance)."""
+        metrics = self.record.metrics if self.record is not None else None
+        return bool(metrics and metrics.complete)
 
     @property
     def lost(self) -> int:
@@ -480,11 +492,13 @@ class LbRun:
 
     @property
     def stored(self) -> int:
-        return int(self.record.get("metrics", {}).get("stored_requests") or 0)
+        metrics = self.record.metrics if self.record is not None else None
+        return int(metrics.stored_requests or 0) if metrics else 0
 
     @property
     def k6_requests(self) -> int:
-        return int(self.record.get("metrics", {}).get("k6_requests") or 0)
+        metrics = self.record.metrics if self.record is not None else None
+        return int(metrics.k6_requests) if metrics else 0
 
 
 def run_loadbearing(plan: Path, strategy: str, runners: int, influx: InfluxClient, out_dir: Path,
@@ -507,9 +521,9 @@ def run_loadbearing(plan: Path, strategy: str, runners: int, influx: InfluxClien
     wall = time.monotonic() - t0
     lines = Path(f"{stem}.stdout").read_text(errors="replace").strip().splitlines()
     run_dir = Path(lines[-1]) if lines else None
-    record: dict[str, Any] = {}
-    if run_dir is not None and (run_dir / "run.json").exists():
-        record = json.loads((run_dir / "run.json").read_text())
+    record: RunRecord | None = None
+    if run_dir is not None and RunDir(run_dir).record_path.is_file():
+        record = RunDir(run_dir).read_record()
     tail = Path(f"{stem}.stderr").read_text(errors="replace")[-2000:]
     return LbRun(code, run_dir, record, tail, watch, wall, cpu)
 

@@ -40,11 +40,11 @@ def measure(rounds: int, seconds: int, rate: int, keep: bool = False) -> dict[st
                 run.require_numbers()
                 delivered[n] += run.k6_requests
                 stored[n] += run.stored
-                dropped[n] += run.k6_count("dropped_iterations")
+                dropped[n] += run.k6_dropped
                 requested[n] += rate * n * seconds
                 cpu_pct[n] += [c.mean_pct for c in run.watch.k6.values()]
                 log(f"round {i + 1}/{rounds} runners={n}: {run.k6_requests / seconds:,.0f} of "
-                    f"{rate * n:,} req/s requested (dropped {run.k6_count('dropped_iterations')})")
+                    f"{rate * n:,} req/s requested (dropped {run.k6_dropped})")
     share = {n: delivered[n] / requested[n] for n in FLEETS}
     eff = {n: share[n] / share[1] if share[1] else 0.0 for n in FLEETS}
     return {

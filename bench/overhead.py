@@ -27,7 +27,6 @@ per variant is total requests / total planned seconds.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import resource
 import time
@@ -55,10 +54,11 @@ from bench.common import (
 )
 from core.influx import InfluxClient
 from core.plan import load_plan
+from core.rundir import RunDir
 from runners import k6 as k6mod
 from runners.allowlist import k6_block_options
 from runners.backends import RunnerSpec
-from runners.backends.process import ProcessBackend, runner_files
+from runners.backends.process import ProcessBackend
 from runners.progress import LIVE_METRICS, TREND_EVERY
 
 VARIANTS = ("k6_no_output", "k6_same_output", "loadbearing")
@@ -82,7 +82,7 @@ def backend_run(plan_path: Path, client: InfluxClient, run_dir: Path, poll_s: fl
         config=k6mod.config(module, k6_block_options(plan.target.allow_hosts)),
         tags={"testid": testid, "strategy": "parallel", "module": "fast", "service": "default", "runner": "fast-0"},
         env=k6mod.runner_env(plan.base_url(module), client.k6_env()), influx_out=client.k6_output_url(),
-        run_dir=run_dir / testid)
+        run_dir=RunDir(run_dir / testid))
     backend = ProcessBackend()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     live = backend.initialize([spec])
@@ -102,9 +102,11 @@ def backend_run(plan_path: Path, client: InfluxClient, run_dir: Path, poll_s: fl
     finally:
         backend.stop(live)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    summary = json.loads(runner_files(spec)["summary"].read_text())
+    summary = spec.run_dir.summary(spec.name)
+    if summary is None:
+        raise RuntimeError(f"runner {spec.name} wrote no k6 summary ({spec.files.log})")
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    return int(summary["metrics"]["http_reqs"]["count"]), cpu
+    return summary.requests, cpu
 
 
 def measure(rounds: int, seconds: int, vus: int, keep: bool = False, components: bool = False) -> dict[str, Any]:
@@ -132,7 +134,7 @@ def measure(rounds: int, seconds: int, vus: int, keep: bool = False, components:
                     run.require_numbers()
                     n = run.k6_requests
                     stored["loadbearing"] += run.stored
-                    incomplete += 0 if run.record.get("metrics", {}).get("complete") else 1
+                    incomplete += 0 if run.complete else 1
                     cpu[variant] += run.cpu_s  # controller + k6, from the kernel
                     controller_cpu_s += run.watch.own_cpu_s
                 elif variant in COMPONENTS:

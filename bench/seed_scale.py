@@ -39,7 +39,7 @@ def judge_saturation(run: LbRun) -> tuple[bool, dict[str, Any]]:
     beside it as `machine_cpu_pegged`: then latencies include CPU queueing for all.
     """
     runners = list(run.watch.k6.values())
-    dropped = run.k6_count("dropped_iterations")
+    dropped = run.k6_dropped
     machine = run.watch.machine_cpu_mean()
     reasons = []
     hot = [c.name for c in runners if c.p90_pct >= K6_CPU_PEGGED_PCT]
@@ -79,16 +79,16 @@ def measure(seconds: int, vus_per_module: int | None, keep: bool = False) -> dic
                              vus_per_module=vus_per_module)
             log(f"parallel strategy, demo seed plan, {seconds}s per module")
             run = sess.run(plan, timeout_s=seconds + 300)
-        if run.run_dir is None or not run.record:
+        if run.run_dir is None or run.record is None:
             raise RuntimeError(f"loadbearing exited {run.code} without a run record:\n{run.stderr_tail}")
         saturated, evidence = judge_saturation(run)
         verdict = run_verdict(run.run_dir, sess.client)
         vus = sum(int(m.get("vus") or 0) for m in _plan_modules(plan))
-        modules = {m["name"]: {"requests": m.get("requests"), "k6_requests": m.get("k6_requests"),
-                               "p95_ms": m.get("p95_ms"), "error_rate": m.get("error_rate")}
-                   for m in run.record.get("modules", [])}
+        record = run.record
+        modules = {m.name: {"requests": m.requests, "k6_requests": m.k6_requests, "p95_ms": m.p95_ms,
+                            "error_rate": m.error_rate} for m in record.modules}
     k6_total = run.k6_requests
-    completed = run.record.get("status") in ("passed", "failed") and run.code in (0, 1)
+    completed = record.status in ("passed", "failed") and run.code in (0, 1)
     stored_ratio = run.stored / k6_total if k6_total else 0.0
     return {
         "bench": "seed_scale",
@@ -100,7 +100,7 @@ def measure(seconds: int, vus_per_module: int | None, keep: bool = False) -> dic
         "passed": completed and run.stored == k6_total and k6_total > 0,
         "completed": completed,
         "exit_code": run.code,
-        "status": run.record.get("status"),
+        "status": record.status,
         "seconds": seconds,
         "requests": {"k6": k6_total, "stored": run.stored},
         "rps": rnd(k6_total / seconds, 1),

@@ -25,7 +25,6 @@ Prints one JSON line:
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from bench.common import base_parser, demo_plan, demo_services, emit, exit_on_term, log, rnd, session
@@ -56,10 +55,10 @@ def measure(minutes: float, interval_s: float, profile_pool: int | None, keep: b
         plan = demo_plan(sess.root / "plan" / "plan.toml", "ci", core.url, profile.url, seconds, profile_pool=pool)
         log(f"soak: parallel strategy, demo ci plan, {seconds}s per module, profile pool {pool}")
         run = sess.run(plan, timeout_s=seconds + 300, watch_interval_s=interval_s)
-    runners = len(run.record.get("modules", [])) or 4
-    phases = run.record.get("phases") or [{}]
-    started = phases[0].get("started_at")
-    started_at = datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp() if started else None
+    record = run.require_record()
+    runners = len(record.modules) or 4
+    started_ms = record.phases[0].started_ms if record.phases else None
+    started_at = started_ms / 1000 if started_ms is not None else None
     window = load_window(run.watch.samples, runners, started_at, interval_s)
     if len(window) < 2:
         raise RuntimeError(f"too few samples in the load window ({len(window)}); exit {run.code}:\n{run.stderr_tail}")
@@ -85,7 +84,7 @@ def measure(minutes: float, interval_s: float, profile_pool: int | None, keep: b
         "goal": f"RSS within {RSS_TOLERANCE:.0%}, no fd growth, stored == k6",
         "passed": memory_flat and fds_flat and stored == k6 and k6 > 0 and run.code in (0, 1),
         "exit_code": run.code,
-        "status": run.record.get("status"),
+        "status": record.status,
         "profile_pool": pool,
         "samples": len(window),
         "rss_mb_series": [rnd(v, 1) for v in rss[::max(1, len(rss) // 20)]],

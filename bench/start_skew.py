@@ -49,10 +49,11 @@ from bench.common import (
 from core.errors import RunError
 from core.influx import InfluxClient, quote_literal
 from core.plan import load_plan
+from core.rundir import RunDir
 from runners import k6 as k6mod
 from runners.allowlist import k6_block_options
 from runners.backends import Runner, RunnerSpec
-from runners.backends.process import ProcessBackend, runner_files
+from runners.backends.process import ProcessBackend
 from runners.fleet import segment, segment_sequence
 
 GOAL_MS = 50.0
@@ -95,7 +96,7 @@ def _specs(plan_path: Path, client: InfluxClient, runners: int, run_dir: Path, t
                 script=plan.script_path(module), config=k6mod.config(module, block),
                 tags={"testid": testid, "strategy": "parallel", "module": module.name,
                       "service": module.service or "default", "runner": f"{module.name}-{i}"},
-                env=env, influx_out=client.k6_output_url(), run_dir=run_dir))
+                env=env, influx_out=client.k6_output_url(), run_dir=RunDir(run_dir)))
     return specs
 
 
@@ -128,11 +129,11 @@ def shell_background_run(plan_path: Path, client: InfluxClient, runners: int,
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for spec in _specs(plan_path, client, runners, run_dir, testid):
-            files = runner_files(spec)
-            files["config"].parent.mkdir(parents=True, exist_ok=True)
-            files["config"].write_text(json.dumps(spec.config))
-            args = k6mod.run_args(config_path=str(files["config"]), script=str(spec.script),
-                                  summary_path=str(files["summary"]), segment=segment(spec.index, spec.count),
+            files = spec.files
+            files.config.parent.mkdir(parents=True, exist_ok=True)
+            files.config.write_text(json.dumps(spec.config))
+            args = k6mod.run_args(config_path=str(files.config), script=str(spec.script),
+                                  summary_path=str(files.summary), segment=segment(spec.index, spec.count),
                                   sequence=segment_sequence(spec.count), tags=spec.tags,
                                   influx_out=spec.influx_out, address=None, paused=False)
             env = {k: v for k, v in os.environ.items() if not k.startswith("K6_")}
@@ -170,7 +171,7 @@ def _one_run(variant: str, plan: Path, client: InfluxClient, runners: int, root:
     if variant == "together":
         run = run_loadbearing(plan, "parallel", runners, client, root / "runs", env)
         run.require_numbers()
-        return first_samples(client, run.record["testid"])
+        return first_samples(client, run.testid)
     if variant == "sequential":
         return sequential_run(plan, client, runners, root / "seq" / f"{i}-{time.time_ns()}")[1]
     return shell_background_run(plan, client, runners, root / "shell" / f"{i}-{time.time_ns()}")[1]

@@ -25,12 +25,12 @@ from core.console import console
 from core.errors import BadInput, ExitCode, LoadbearingError
 from core.influx import InfluxClient
 from core.plan import Plan, load_plan
+from core.rundir import RunDir, new_run_id
 from core.state import free_port
 from demo.launcher import ServiceHandle, start_service
 from demo.plan import SCALES, write_plan
 from runners.controller import RunOptions
 from runners.controller import run as run_strategy
-from runners.records import new_run_id
 
 SERVICES = ("core-api", "profile-api")
 ENV_KNOBS = ("DB_POOL_SIZE", "CACHE_TTL_S")
@@ -105,23 +105,16 @@ def _run(demo: Demo, plan_path: Path, strategy: str, label: str) -> Path:
     run_dir, code = run_strategy(RunOptions(plan_path=plan_path, strategy=strategy, out_dir=demo.out, run_id=run_id),
                                  demo.influx)
     if code not in (ExitCode.PASSED, ExitCode.SLO_FAILED):
-        raise LoadbearingError(f"the {strategy} run ended with exit {int(code)}; see {run_dir}/run.json")
-    return run_dir
+        raise LoadbearingError(f"the {strategy} run ended with exit {int(code)}; see {run_dir.record_path}")
+    return run_dir.path
 
 
 def _module_rows(run_dir: Path) -> dict[str, dict[str, Any]]:
-    import json
-
-    rec = json.loads((run_dir / "run.json").read_text())
     rows = {}
-    for m in rec["modules"]:
-        secs = 0.0
-        if m.get("started_at") and m.get("ended_at"):
-            secs = (datetime.fromisoformat(m["ended_at"].replace("Z", "+00:00"))
-                    - datetime.fromisoformat(m["started_at"].replace("Z", "+00:00"))).total_seconds()
-        rows[m["name"]] = {"p95_ms": m.get("p95_ms"), "error_rate": m.get("error_rate"),
-                           "rps": (m.get("requests") or 0) / secs if secs else None,
-                           "ok": m.get("thresholds_ok")}
+    for m in RunDir.open(run_dir).read_record().modules:
+        secs = m.seconds
+        rows[m.name] = {"p95_ms": m.p95_ms, "error_rate": m.error_rate,
+                        "rps": (m.requests or 0) / secs if secs else None, "ok": m.thresholds_ok}
     return rows
 
 

@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from core.console import console
 from core.errors import ExitCode, LoadbearingError
+from core.rundir import RunDir
 
 app = typer.Typer(
     name="loadbearing",
@@ -118,7 +119,7 @@ def recommend(
         sys.stdout.flush()
     else:
         console.print(render_summary(doc), markup=False, highlight=False)
-        _out(str(run_dir / "recommendations.json"))
+        _out(str(RunDir(run_dir).recommendations))
 
 
 @app.command()

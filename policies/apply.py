@@ -27,11 +27,10 @@ from ruamel.yaml.comments import CommentedMap
 
 from core.console import console
 from core.errors import BadInput
-from core.plan import load_plan
+from core.rundir import RunDir
 from core.targets import AUTOSCALING_KEYS, TARGETS_KEY, TargetsError, parse_targets
 from policies.config_edit import replace_file, set_env_values
 from policies.recommend import load_recommendations, require_valid
-from runners.records import load_record
 
 ENV_KEYS = {
     "db_pool_size": "DB_POOL_SIZE",
@@ -178,8 +177,13 @@ def apply_run(run_dir: Path, *, stack: str | None = None, env_file: Path | None 
 
 
 def _ecs_services(run_dir: Path) -> dict[str, str]:
+    """Each service's ECS service name, from the run's plan (none when the plan is unknown)."""
+    rd = RunDir(run_dir)
     try:
-        plan = load_plan(load_record(run_dir)["plan"])
-    except Exception:
+        record = rd.read_record()
+    except BadInput:  # recommendations without their run: ECS service names default to the service's
+        return {}
+    plan, _ = rd.read_plan(record)
+    if plan is None:
         return {}
     return {name: svc.ecs_service for name, svc in plan.services.items() if svc.ecs_service}

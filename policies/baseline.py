@@ -27,7 +27,7 @@ from typing import Any
 from core.errors import BadInput
 from core.influx import InfluxClient
 from policies.compare_profile import RunProfile, read_profile
-from policies.rundir import load_run
+from policies.inputs import load_run
 
 FILE_NAME = "baseline.json"
 VERSION = 1

@@ -44,10 +44,10 @@ import math
 from typing import Any
 
 from policies.findings import r
+from policies.inputs import RunInputs
 from policies.metrics import TTL_CANDIDATES, EndpointKey, KeySpace, Measurements, MetricsReader
 from policies.pool import PoolDecision
 from policies.queueing import erlang_c
-from policies.rundir import RunInputs
 from policies.workload import unloaded_ms
 
 MIN_HIT_RATIO = 0.5

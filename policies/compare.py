@@ -45,6 +45,7 @@ from typing import Any
 from core.errors import BadInput
 from core.influx import InfluxClient, line
 from core.plan import Compare
+from core.rundir import RunDir
 from policies import compare_render
 from policies.baseline import baseline_for
 from policies.compare_profile import PERCENTILES, EndpointProfile, RunProfile, count_at_or_below, read_profile
@@ -61,9 +62,9 @@ from policies.compare_stats import (
     per_test_alpha,
     rate_test,
 )
+from policies.inputs import load_run
 from policies.metrics import EndpointKey
 from policies.recommend import client_for
-from policies.rundir import load_run
 
 # Grafana's compare dashboard reads this measurement: one point per run, endpoint and time
 # bucket at RELATIVE_ORIGIN + seconds since the run started (tags testid, module, service,
@@ -320,8 +321,5 @@ def compare_runs(run_dir: Path, baseline_dir: Path | None = None, *, baseline_fi
     counts = count_at_or_below(run, thresholds(base, run), client)
     document = compare(base, run, counts, force=force)
     write_relative_series(client, base, run)
-    json_path = run_dir / "comparison.json"
-    md_path = run_dir / "comparison.md"
-    json_path.write_text(dumps(document), encoding="utf-8")
-    md_path.write_text(compare_render.markdown(document), encoding="utf-8")
+    json_path, md_path = RunDir(run_dir).write_comparison(dumps(document), compare_render.markdown(document))
     return Outcome(document, json_path, md_path)

@@ -24,9 +24,9 @@ from typing import Any
 
 from core.errors import BadInput
 from core.influx import InfluxClient, quote_ident, quote_literal
+from policies.inputs import RunInputs, load_run
 from policies.metrics import EndpointKey, MetricsReader
 from policies.recommend import client_for
-from policies.rundir import RunInputs, load_run
 
 PERCENTILES = (50.0, 95.0, 99.0)
 # The percentile ladder kept per endpoint: it bounds how many of the run's requests took at most
@@ -129,11 +129,10 @@ class RunProfile:
 
 
 def _check_finished(inputs: RunInputs) -> None:
-    marker = inputs.run_dir / "INCOMPLETE"
-    if marker.exists():
+    if not inputs.run_dir.complete:
         raise BadInput(f"{inputs.run_dir}: the run did not finish (INCOMPLETE marker); compare finished runs")
     if inputs.status in UNFINISHED:
-        raise BadInput(f"{inputs.run_dir}/run.json: status {inputs.status or 'missing'!r}: its samples are partial; "
+        raise BadInput(f"{inputs.run_dir.record_path}: status {inputs.status or 'missing'!r}: its samples are partial; "
                        "compare runs whose status is passed or failed")
 
 
@@ -186,9 +185,9 @@ def read_profile(run_dir: Path, influx: InfluxClient | None = None) -> RunProfil
                        f"{inputs.testid}; was it written to another database?")
     return RunProfile(
         run_id=inputs.run_id, testid=inputs.testid, strategy=inputs.strategy, status=inputs.status,
-        started_at=str(inputs.run.get("started_at")), ended_at=str(inputs.run.get("ended_at")),
+        started_at=str(inputs.record.started_at), ended_at=str(inputs.record.ended_at),
         started_ms=inputs.started_ms, ended_ms=inputs.ended_ms, bucket_s=step,
-        run_dir=str(inputs.run_dir.resolve()), influx={"url": client.public_url, "db": client.db},
+        run_dir=str(inputs.run_dir.path.resolve()), influx={"url": client.public_url, "db": client.db},
         plan=_plan_json(inputs), endpoints=endpoints)
 
 

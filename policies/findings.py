@@ -18,8 +18,8 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from policies.inputs import RunInputs
 from policies.metrics import Measurements
-from policies.rundir import RunInputs
 from policies.workload import ServiceBucket, service_buckets, service_offered
 
 QUEUEING_RATIO = 3.0        # mean latency / unloaded latency that counts as queueing

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from policies.findings import Plateau, r
+from policies.inputs import RunInputs
 from policies.metrics import Measurements, PoolStats
 from policies.queueing import erlang_c, smallest_pool, wait_quantile_s
-from policies.rundir import RunInputs
 from policies.workload import service_keys, service_offered, unloaded_ms
 
 TARGET_FRACTION = 0.1

@@ -21,10 +21,11 @@ from typing import Any
 
 from core.errors import BadInput
 from core.influx import InfluxClient, line
+from core.rundir import RunDir
 from policies import cache, pool, scaling
 from policies.findings import Finding, Plateau, error_findings, r, slo_breaches, throughput_limits
+from policies.inputs import RunInputs, load_run
 from policies.metrics import Measurements, MetricsReader
-from policies.rundir import RunInputs, load_run
 from policies.validity import Validity, judge, short_modules
 from runners.results import near_coincidences
 
@@ -48,7 +49,7 @@ class Analysis:
 
 def client_for(inputs: RunInputs) -> InfluxClient:
     if not inputs.influx_url:
-        raise BadInput(f"{inputs.run_dir}/run.json: no influx.url; the run did not record its metrics store")
+        raise BadInput(f"{inputs.run_dir.record_path}: no influx.url; the run did not record its metrics store")
     return InfluxClient.from_url(inputs.influx_url, db=inputs.influx_db or None)
 
 
@@ -203,7 +204,7 @@ def recommend_run(run_dir: Path, influx: InfluxClient | None = None) -> dict[str
     analysis = analyze_run(Path(run_dir), influx)
     doc = analysis.document
     inputs = analysis.inputs
-    (inputs.run_dir / "recommendations.json").write_text(dumps_document(doc), encoding="utf-8")
+    inputs.run_dir.write_recommendations(dumps_document(doc))
     client = influx or client_for(inputs)
     client.write(event_lines(doc, inputs.testid, inputs.strategy, inputs.ended_ms))
     return doc
@@ -225,14 +226,8 @@ def render_summary(document: dict[str, Any]) -> str:
 
 def load_recommendations(run_dir: Path) -> dict[str, Any]:
     """RUN_DIR/recommendations.json, computed (and written) first when the run has none."""
-    path = run_dir / "recommendations.json"
-    if not path.exists():
-        return recommend_run(run_dir)
-    try:
-        doc: dict[str, Any] = json.loads(path.read_text())
-    except ValueError as exc:
-        raise BadInput(f"{path}: not valid JSON ({exc}); run 'loadbearing recommend {run_dir}' again") from None
-    return doc
+    doc = RunDir(run_dir).read_recommendations()
+    return recommend_run(run_dir) if doc is None else doc
 
 
 def require_valid(doc: dict[str, Any], run_dir: Path) -> None:

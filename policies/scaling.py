@@ -24,10 +24,10 @@ import math
 from typing import Any
 
 from policies.findings import Plateau, r
+from policies.inputs import RunInputs
 from policies.metrics import Measurements
 from policies.pool import PoolDecision, reserve
 from policies.queueing import max_rate
-from policies.rundir import RunInputs
 from policies.workload import service_buckets, service_offered
 
 HEADROOM = 0.7

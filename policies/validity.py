@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from policies.findings import Finding, r
+from policies.inputs import RunInputs
 from policies.metrics import Measurements
-from policies.rundir import RunInputs
 from runners.results import allowed_missing
 
 MIN_REQUESTS = 30
@@ -55,8 +55,7 @@ def short_modules(inputs: RunInputs, m: Measurements) -> list[str]:
 def judge(inputs: RunInputs, m: Measurements) -> Validity:
     v = Validity()
     status = inputs.status
-    marker = inputs.run_dir / "INCOMPLETE"
-    if marker.exists() or status not in ("passed", "failed"):
+    if not inputs.run_dir.complete or status not in ("passed", "failed"):
         why = f"run status is {status!r}" if status not in ("passed", "failed") else "the run directory is marked INCOMPLETE"
         v.invalid(Finding("metrics_incomplete", None, None,
                           f"{why}; the run did not finish, so its samples are partial"))

@@ -8,7 +8,6 @@ no applied setting). Writes AFTER_DIR/verification.json.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from core.console import console
-from core.errors import BadInput
-from core.plan import load_plan
+from core.plan import Slo
+from core.rundir import RunDir, RunRecord
 from policies.recommend import load_recommendations, recommend_run, require_valid
-from runners.records import load_record
 
 P95_TOLERANCE = 0.5          # measured p95 may exceed the prediction by 50% ...
 P95_SLACK_MS = 50.0          # ... or by 50 ms, whichever is larger
@@ -35,11 +33,52 @@ TOLERANCES = (f"p95 <= max(predicted x {1 + P95_TOLERANCE:g}, predicted + {P95_S
               f"{REGRESSION_RATIO:.0%} or {REGRESSION_SLACK_MS:g} ms")
 
 
-def _service_measure(record: dict[str, Any], doc: dict[str, Any], service: str) -> dict[str, Any]:
-    mods = [m for m in record.get("modules", []) if m.get("service") == service]
+def p95_bound(predicted_p95_ms: float, slo_p95_ms: float, meets_slo: bool = True) -> float:
+    """The highest p95 that still delivers a prediction: the prediction with P95_TOLERANCE or
+    P95_SLACK_MS (whichever is larger), and no more than the SLO when the prediction met it."""
+    bound = max(predicted_p95_ms * (1 + P95_TOLERANCE), predicted_p95_ms + P95_SLACK_MS)
+    if meets_slo and predicted_p95_ms <= slo_p95_ms:
+        bound = min(bound, slo_p95_ms)
+    return bound
+
+
+def prediction_problems(predicted: dict[str, Any], measured: dict[str, Any], slo: Slo) -> list[str]:
+    """What the after run's measured p95, error rate and throughput say against a prediction
+    (empty: delivered, within TOLERANCES)."""
+    problems = []
+    p_p95 = predicted.get("p95_ms")
+    if p_p95 is not None and measured.get("p95_ms") is not None:
+        bound = p95_bound(p_p95, slo.p95_ms, predicted.get("meets_slo", True))
+        if measured["p95_ms"] > bound:
+            problems.append(f"p95 {measured['p95_ms']:.0f} ms > {bound:.0f} ms allowed")
+    if measured.get("error_rate") is not None and measured["error_rate"] > slo.max_error_rate:
+        problems.append(f"error rate {measured['error_rate']:.2%} > {slo.max_error_rate:.2%}")
+    p_rps = predicted.get("throughput_rps")
+    if p_rps and measured.get("throughput_rps") is not None \
+            and measured["throughput_rps"] < p_rps * (1 - THROUGHPUT_TOLERANCE):
+        problems.append(f"throughput {measured['throughput_rps']:.1f}/s < {p_rps * (1 - THROUGHPUT_TOLERANCE):.1f}/s")
+    return problems
+
+
+def hit_ratio_problem(service: str, measured: float | None, expected: float | None) -> str | None:
+    """A cache's measured hit ratio against the expected one (HIT_RATIO_TOLERANCE points)."""
+    if measured is None:
+        return f"no cache counters from {service} (app_cache) in the after run: the hit ratio cannot be verified"
+    if expected is not None and abs(measured - expected) > HIT_RATIO_TOLERANCE:
+        return f"{service} cache hit ratio {measured:.2f} vs expected {expected:.2f}"
+    return None
+
+
+def regression_bound(before_p95_ms: float) -> float:
+    """The highest p95 a module may have after the change: REGRESSION_RATIO or REGRESSION_SLACK_MS worse."""
+    return max(before_p95_ms * (1 + REGRESSION_RATIO), before_p95_ms + REGRESSION_SLACK_MS)
+
+
+def _service_measure(record: RunRecord, doc: dict[str, Any], service: str) -> dict[str, Any]:
+    mods = [m for m in record.modules if m.service == service]
     eps = [e for e in doc.get("endpoints", []) if e.get("service") == service]
     reqs = sum(int(e.get("requests") or 0) for e in eps)
-    p95s = [m["p95_ms"] for m in mods if m.get("p95_ms") is not None]
+    p95s = [m.p95_ms for m in mods if m.p95_ms is not None]
     return {
         "p95_ms": max(p95s) if p95s else None,
         "error_rate": (sum(float(e.get("error_rate") or 0) * int(e.get("requests") or 0) for e in eps) / reqs)
@@ -69,14 +108,12 @@ def verify_runs(before_dir: Path, after_dir: Path) -> bool:
     """
     before_doc = load_recommendations(before_dir)
     require_valid(before_doc, before_dir)
-    before_rec = load_record(before_dir)
-    after_rec = load_record(after_dir)
+    before_run, after_run = RunDir.open(before_dir), RunDir.open(after_dir)
+    before_rec = before_run.read_record()
+    after_rec = after_run.read_record()
     after_doc = recommend_run(after_dir)
-    try:
-        after_plan = load_plan(after_rec["plan"])
-    except BadInput:
-        after_plan = None
-    slo = after_rec.get("slo") or before_rec.get("slo") or {}
+    after_plan, _ = after_run.read_plan(after_rec)
+    slo = after_rec.slo
     checks: list[dict[str, Any]] = []
     if not after_doc.get("valid"):
         checks.append({"check": "after run valid", "ok": False,
@@ -93,43 +130,25 @@ def verify_runs(before_dir: Path, after_dir: Path) -> bool:
             continue
         predicted = rec.get("predicted") or {}
         measured = _service_measure(after_rec, after_doc, svc)
-        problems = []
-        p_p95 = predicted.get("p95_ms")
-        if p_p95 is not None and measured["p95_ms"] is not None:
-            bound = max(p_p95 * (1 + P95_TOLERANCE), p_p95 + P95_SLACK_MS)
-            if predicted.get("meets_slo", True) and slo.get("p95_ms"):
-                bound = min(bound, float(slo["p95_ms"])) if p_p95 <= float(slo["p95_ms"]) else bound
-            if measured["p95_ms"] > bound:
-                problems.append(f"p95 {measured['p95_ms']:.0f} ms > {bound:.0f} ms allowed")
-        if measured["error_rate"] is not None and slo.get("max_error_rate") is not None \
-                and measured["error_rate"] > float(slo["max_error_rate"]):
-            problems.append(f"error rate {measured['error_rate']:.2%} > {float(slo['max_error_rate']):.2%}")
-        p_rps = predicted.get("throughput_rps")
-        if p_rps and measured["throughput_rps"] is not None \
-                and measured["throughput_rps"] < p_rps * (1 - THROUGHPUT_TOLERANCE):
-            problems.append(f"throughput {measured['throughput_rps']:.1f}/s < {p_rps * (1 - THROUGHPUT_TOLERANCE):.1f}/s")
+        problems = prediction_problems(predicted, measured, slo)
         if rec["kind"] == "cache":
             hit = _measured_hit_ratio(after_doc, svc)
             exp = _expected_hit_ratio(before_doc, svc)
             measured["hit_ratio"] = hit
             predicted = {**predicted, "service_hit_ratio": exp}
-            if hit is None:
-                problems.append(f"no cache counters from {svc} (app_cache) in the after run: the hit ratio "
-                                "cannot be verified")
-            elif exp is not None and abs(hit - exp) > HIT_RATIO_TOLERANCE:
-                problems.append(f"{svc} cache hit ratio {hit:.2f} vs expected {exp:.2f}")
+            if (problem := hit_ratio_problem(svc, hit, exp)) is not None:
+                problems.append(problem)
         checks.append({"check": label, "ok": not problems, "applied": True, "predicted": predicted,
                        "measured": measured, "detail": "; ".join(problems) or "delivered"})
-    before_mods = {m["name"]: m for m in before_rec.get("modules", [])}
-    for m in after_rec.get("modules", []):
-        b = before_mods.get(m["name"])
-        if not b or b.get("p95_ms") is None or m.get("p95_ms") is None:
+    before_mods = {m.name: m for m in before_rec.modules}
+    for m in after_rec.modules:
+        b = before_mods.get(m.name)
+        if not b or b.p95_ms is None or m.p95_ms is None:
             continue
-        bound = max(b["p95_ms"] * (1 + REGRESSION_RATIO), b["p95_ms"] + REGRESSION_SLACK_MS)
-        ok = m["p95_ms"] <= bound
-        checks.append({"check": f"no regression {m['name']}", "ok": ok,
-                       "measured": {"before_p95_ms": b["p95_ms"], "after_p95_ms": m["p95_ms"]},
-                       "detail": f"p95 {b['p95_ms']:.0f} -> {m['p95_ms']:.0f} ms (allowed <= {bound:.0f})"})
+        bound = regression_bound(b.p95_ms)
+        checks.append({"check": f"no regression {m.name}", "ok": m.p95_ms <= bound,
+                       "measured": {"before_p95_ms": b.p95_ms, "after_p95_ms": m.p95_ms},
+                       "detail": f"p95 {b.p95_ms:.0f} -> {m.p95_ms:.0f} ms (allowed <= {bound:.0f})"})
     material, new_ideas = _material_changes(after_doc, after_plan)
     checks.append({"check": "converged", "ok": not material,
                    "detail": "recommending again changes no applied setting materially" if not material
@@ -139,11 +158,10 @@ def verify_runs(before_dir: Path, after_dir: Path) -> bool:
                        "detail": "with the fix in place the after run suggests more: " + "; ".join(new_ideas)
                        + " (apply and run again)"})
     ok_all = all(c["ok"] is not False for c in checks)
-    result = {"before": before_rec.get("run_id"), "after": after_rec.get("run_id"), "delivered": ok_all,
+    result = {"before": before_rec.run_id, "after": after_rec.run_id, "delivered": ok_all,
               "tolerances": TOLERANCES, "checks": checks}
-    out = after_dir / "verification.json"
-    out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-    table = Table(title=f"verify {escape(str(before_rec.get('run_id')))} -> {escape(str(after_rec.get('run_id')))}: "
+    out = after_run.write_verification(result)
+    table = Table(title=f"verify {escape(before_rec.run_id)} -> {escape(after_rec.run_id)}: "
                         f"{'delivered' if ok_all else 'NOT delivered'}", title_justify="left")
     for col in ("check", "result", "detail"):
         table.add_column(col)

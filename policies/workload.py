@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from policies.inputs import ModuleRun, RunInputs
 from policies.metrics import EndpointKey, EndpointStats, Measurements
-from policies.rundir import ModuleRun, RunInputs
 
 MIN_UNLOADED_MS = 0.1
 

@@ -24,6 +24,17 @@ from core.console import console
 from core.errors import BadInput, ExitCode, RunError
 from core.influx import InfluxClient
 from core.plan import Plan, check_strategy, load_plan
+from core.rundir import (
+    RUN_ID_PATTERN,
+    MetricsRecord,
+    ModuleRecord,
+    PhaseRecord,
+    RunDir,
+    RunRecord,
+    StoreRecord,
+    iso,
+    new_run_id,
+)
 from runners import k6
 from runners.allowlist import check_plan_hosts, k6_block_options
 from runners.backends import Backend, Runner, RunnerSpec, get_backend
@@ -31,16 +42,6 @@ from runners.events import EventLog
 from runners.generator import GeneratorMonitor
 from runners.k6_entry import write_entry
 from runners.progress import Progress, final_table
-from runners.records import (
-    RUN_ID_PATTERN,
-    ModuleRecord,
-    PhaseRecord,
-    RunRecord,
-    iso,
-    new_run_id,
-    prepare_run_dir,
-    write_record,
-)
 from runners.results import compute_results
 from runners.scrape import Scraper
 from runners.strategies import Phase, phases
@@ -84,7 +85,7 @@ def prepare(opts: RunOptions) -> tuple[Plan, list[Phase]]:
     return plan, phases(plan, opts.strategy)
 
 
-def run(opts: RunOptions, influx: InfluxClient) -> tuple[Path, ExitCode]:
+def run(opts: RunOptions, influx: InfluxClient) -> tuple[RunDir, ExitCode]:
     """Run a strategy. Returns (run_dir, exit code). Raises LoadbearingError before any load."""
     if opts.backend == "ecs":  # --runners auto, cost estimate, --max-cost refusal (exit 2): before anything
         from runners.backends.ecs_planning import plan_fleet
@@ -101,15 +102,16 @@ def run(opts: RunOptions, influx: InfluxClient) -> tuple[Path, ExitCode]:
 
     started = time.time()
     run_id = opts.run_id or new_run_id(opts.strategy, started)
-    run_dir = prepare_run_dir(opts.out_dir, run_id)
+    run_dir = RunDir.create(opts.out_dir, run_id)
+    run_dir.write_plan(plan)  # what recommend, verify and report read: later edits of the file change nothing
     record = RunRecord(
         run_id=run_id, testid=run_id, strategy=opts.strategy, plan=str(plan.path),
-        slo=plan.slo.model_dump(), influx={"url": influx.public_url, "db": influx.db}, backend=backend.name,
+        slo=plan.slo, influx=StoreRecord(url=influx.public_url, db=influx.db), backend=backend.name,
         started_at=iso(started), k6=used.to_json(),
         modules=[ModuleRecord(name=m.name, service=m.service or "default", runners=opts.runners)
                  for m in plan.modules],
     )
-    write_record(run_dir, record)
+    run_dir.write_record(record)
     owner = _claim(run_id)
     events = EventLog(influx, run_id, opts.strategy)
     monitor = GeneratorMonitor(influx, run_id)
@@ -137,22 +139,24 @@ def run(opts: RunOptions, influx: InfluxClient) -> tuple[Path, ExitCode]:
                 for name in phase.modules:
                     record.module(name).started_at = iso(t0)
                     events.emit("module", "start", name, f"phase {phase.name}", t0)
-                write_record(run_dir, record)
+                run_dir.write_record(record)
                 progress.set_state(phase.modules, "running")
                 _watch(backend, live, plan, phase, progress, record, monitor)
                 _finish_phase(backend, live, phase, phase_rec, record, events)
                 live = []
-                write_record(run_dir, record)
+                run_dir.write_record(record)
         _stop_scraper(scraper)
         record.status = "running"
         compute_results(record, plan, influx, run_dir)
         failed_slo = any(m.thresholds_ok is False for m in record.modules)
-        if not record.metrics.get("complete"):
+        metrics = record.metrics
+        if metrics is None or not metrics.complete:
             # The store lost samples (or is gone): the numbers cannot be trusted for a verdict.
             record.status = "error"
-            record.errors.append(f"metrics_incomplete: {record.metrics.get('incomplete_reason')}; "
+            record.errors.append(f"metrics_incomplete: {metrics.incomplete_reason if metrics else None}; "
                                  "numbers in run.json come from "
-                                 f"{record.metrics.get('source')} and the run cannot be used for recommendations")
+                                 f"{metrics.source if metrics else None} and the run cannot be used for "
+                                 "recommendations")
             code = ExitCode.RUN_ERROR
         else:
             record.status = "failed" if failed_slo else "passed"
@@ -178,8 +182,9 @@ def run(opts: RunOptions, influx: InfluxClient) -> tuple[Path, ExitCode]:
         record.ended_at = iso(time.time())
         events.emit("run", "end", run_id, f"status {record.status}")
         if influx.retries:  # the store dropped or refused a request and a retry got through (or not)
-            record.metrics["store_retries"] = [r.to_json() for r in influx.retries]
-        write_record(run_dir, record, complete=True)
+            record.metrics = record.metrics or MetricsRecord()
+            record.metrics.store_retries = [r.to_json() for r in influx.retries]
+        run_dir.write_record(record, complete=True)
         owner.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             owner.parent.rmdir()
@@ -199,7 +204,7 @@ def _stop_scraper(scraper: Scraper) -> None:
         console.print(f"[{colour}]metrics_url {stats.summary(service)}[/]", highlight=False)
 
 
-def _specs(plan: Plan, phase: Phase, opts: RunOptions, run_id: str, run_dir: Path,
+def _specs(plan: Plan, phase: Phase, opts: RunOptions, run_id: str, run_dir: RunDir,
            influx: InfluxClient, block: dict[str, list[str]]) -> list[RunnerSpec]:
     specs = []
     for name in phase.modules:
@@ -282,7 +287,7 @@ def _finish_phase(backend: Backend, live: list[Runner], phase: Phase, phase_rec:
     events.emit("phase", "end", phase.name, f"modules: {', '.join(phase.modules)}", end)
 
 
-def _safe_results(record: RunRecord, plan: Plan, influx: InfluxClient, run_dir: Path) -> None:
+def _safe_results(record: RunRecord, plan: Plan, influx: InfluxClient, run_dir: RunDir) -> None:
     try:
         compute_results(record, plan, influx, run_dir)
     except RunError as exc:

@@ -27,6 +27,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from core.rundir import RunDir
+
 KEY_TAG = "key"
 KEYED_METHODS = ("GET", "HEAD")
 
@@ -105,13 +107,9 @@ def entry_script(script: Path, module: str) -> str:
                             methods=json.dumps(list(KEYED_METHODS)), key=KEY_TAG)
 
 
-def entry_path(run_dir: Path, module: str) -> Path:
-    return run_dir / "k6" / f"{module}.entry.js"
-
-
-def write_entry(run_dir: Path, module: str, script: Path) -> Path:
+def write_entry(run_dir: RunDir, module: str, script: Path) -> Path:
     """Write `RUN_DIR/k6/<module>.entry.js` for `script`; returns its path."""
-    path = entry_path(run_dir, module)
+    path = run_dir.entry_script(module)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(entry_script(script, module), encoding="utf-8")
     return path

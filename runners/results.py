@@ -9,15 +9,12 @@ record says where they came from.
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
-from typing import Any
 
 from core.errors import RunError
 from core.influx import InfluxClient, quote_literal
 from core.plan import Plan
-from runners.records import RunRecord
+from core.rundir import K6Summary, MetricsRecord, RunDir, RunRecord, runner_module
 
 COLLISION_TOLERANCE = 1e-3  # same-timestamp points InfluxDB merges; see allowed_missing
 NEAR_NS = 25                # "near-coincident": two samples of one series at most this far apart
@@ -61,25 +58,10 @@ def _by_tag(influx: InfluxClient, select: str, measurement: str, testid: str, ta
     return out
 
 
-def summary_counts(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """Per runner name: k6's own numbers from its summary export."""
-    out: dict[str, dict[str, Any]] = {}
-    for path in sorted((run_dir / "k6").glob("*.summary.json")):
-        try:
-            metrics = json.loads(path.read_text()).get("metrics", {})
-        except (OSError, ValueError):
-            continue
-        out[path.name.removesuffix(".summary.json")] = {
-            "requests": int(metrics.get("http_reqs", {}).get("count", 0)),
-            "p95_ms": metrics.get("http_req_duration", {}).get("p(95)"),
-            "error_rate": metrics.get("http_req_failed", {}).get("value"),
-        }
-    return out
-
-
-def compute_results(record: RunRecord, plan: Plan, influx: InfluxClient, run_dir: Path) -> None:
+def compute_results(record: RunRecord, plan: Plan, influx: InfluxClient, run_dir: RunDir) -> None:
+    """Fill each module's numbers and `record.metrics` from the stored samples (else k6's summaries)."""
     testid = record.testid
-    summaries = summary_counts(run_dir)
+    summaries = run_dir.summaries()
     try:
         counts = _by_tag(influx, 'count("value")', "http_reqs", testid, "module")
         p95 = _by_tag(influx, 'percentile("value", 95)', "http_req_duration", testid, "module")
@@ -93,19 +75,19 @@ def compute_results(record: RunRecord, plan: Plan, influx: InfluxClient, run_dir
     stored_total = 0
     k6_total = 0
     for mod in record.modules:
-        mine = {k: v for k, v in summaries.items() if k.rsplit("-", 1)[0] == mod.name}
-        mod.k6_requests = sum(v["requests"] for v in mine.values()) if mine else None
+        mine: dict[str, K6Summary] = {k: v for k, v in summaries.items() if runner_module(k) == mod.name}
+        mod.k6_requests = sum(v.requests for v in mine.values()) if mine else None
         if source == "influxdb":
             mod.requests = int(counts.get(mod.name, 0))
             mod.p95_ms = _round(p95.get(mod.name))
             mod.error_rate = _round(errors.get(mod.name), 6)
             mod.runner_requests = {k: int(v) for k, v in sorted(per_runner.items())
-                                   if k.rsplit("-", 1)[0] == mod.name}
+                                   if runner_module(k) == mod.name}
         elif mine:
             mod.requests = mod.k6_requests
-            mod.p95_ms = _round(max((v["p95_ms"] or 0.0) for v in mine.values()))
-            reqs = sum(v["requests"] for v in mine.values())
-            mod.error_rate = _round(sum((v["error_rate"] or 0.0) * v["requests"] for v in mine.values())
+            mod.p95_ms = _round(max((v.p95_ms or 0.0) for v in mine.values()))
+            reqs = sum(v.requests for v in mine.values())
+            mod.error_rate = _round(sum((v.error_rate or 0.0) * v.requests for v in mine.values())
                                     / reqs, 6) if reqs else None
         if mod.requests is not None and mod.p95_ms is not None and mod.error_rate is not None and mod.requests > 0:
             mod.thresholds_ok = mod.p95_ms <= plan.slo.p95_ms and mod.error_rate <= plan.slo.max_error_rate
@@ -122,18 +104,13 @@ def compute_results(record: RunRecord, plan: Plan, influx: InfluxClient, run_dir
         except RunError:
             near = None
     complete = source == "influxdb" and stored_total >= k6_total - allowed_missing(k6_total, near or 0)
-    record.metrics = {
-        "source": source,
-        "stored_requests": stored_total if source == "influxdb" else None,
-        "k6_requests": k6_total,
-        "complete": complete,
-    }
-    if near is not None:
-        record.metrics["near_coincident_pairs"] = near
+    metrics = MetricsRecord(source=source, stored_requests=stored_total if source == "influxdb" else None,
+                            k6_requests=k6_total, complete=complete, near_coincident_pairs=near)
+    record.metrics = metrics
     if complete and stored_total < k6_total:
-        record.metrics["collapsed_points"] = k6_total - stored_total
+        metrics.collapsed_points = k6_total - stored_total
     if not complete:
-        record.metrics["incomplete_reason"] = (
+        metrics.incomplete_reason = (
             f"stored {stored_total} of k6's {k6_total} requests"
             + (f" (more than the {near} same-series pairs within {NEAR_NS} ns that same-nanosecond merges "
                "could explain)" if near is not None else "")

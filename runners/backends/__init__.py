@@ -10,7 +10,6 @@ One protocol, split by lifecycle phase the way k6-operator splits its runners:
 - `poll(runners)`      non-blocking: each runner's exit code, or None while running.
 - `stop(runners)`      graceful stop (k6 gets SIGINT and writes its summary), then a
   hard kill after a grace period. Idempotent; safe to call on runners that ended.
-- `collect(runner)`    the runner's k6 summary export (dict) or None if it wrote none.
 - `cleanup_stale()`    find and remove runners left by a controller that died
   (pid files, container labels, tagged tasks); returns a description of each.
 
@@ -23,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+from core.rundir import RunDir, RunnerFiles, runner_name
 
 
 @dataclass(frozen=True)
@@ -39,13 +40,17 @@ class RunnerSpec:
     tags: dict[str, str]         # per-sample tags (testid, strategy, module, service, runner)
     env: dict[str, str] = field(repr=False, default_factory=dict)  # BASE_URL, output creds
     influx_out: str | None = None  # `--out influxdb=` value, without credentials
-    run_dir: Path = Path(".")      # where this runner's files go (config, summary, log)
+    run_dir: RunDir = field(default_factory=lambda: RunDir("."))  # where this runner's files go (config, summary, log)
     scripts_root: Path | None = None  # the plan's directory: scripts may import files from anywhere in it
     entry: Path | None = None      # the generated entry script that imports `script` (runners.k6_entry)
 
     @property
     def name(self) -> str:
-        return f"{self.module}-{self.index}"
+        return runner_name(self.module, self.index)
+
+    @property
+    def files(self) -> RunnerFiles:
+        return self.run_dir.runner_files(self.name)
 
     @property
     def k6_script(self) -> Path:
@@ -78,8 +83,6 @@ class Backend(Protocol):
     def poll(self, runners: list[Runner]) -> list[int | None]: ...
 
     def stop(self, runners: list[Runner], grace_s: float = 10.0) -> None: ...
-
-    def collect(self, runner: Runner) -> dict[str, Any] | None: ...
 
     def cleanup_stale(self) -> list[str]: ...
 

@@ -43,13 +43,13 @@ import docker
 import docker.errors
 
 from core.errors import RunError
+from core.rundir import RunDir
 from core.state import free_api_port
 from runners import images
 from runners.backends import Runner, RunnerSpec
-from runners.backends.process import pid_dir, resume_together, runner_files, wait_until_paused
+from runners.backends.process import pid_dir, resume_together, wait_until_paused
 from runners.influxd import pid_alive
 
-READY_TIMEOUT_S = 120.0
 ENGINE_TIMEOUT_S = 60
 POOL_SIZE = 160
 LABEL = "loadbearing"
@@ -93,7 +93,7 @@ def runner_labels(spec: RunnerSpec) -> dict[str, str]:
         ROLE: "runner",
         RUN_ID: spec.run_id,
         RUNNER: spec.name,
-        RUN_DIR: str(spec.run_dir.resolve()),
+        RUN_DIR: str(spec.run_dir.path.resolve()),
         CONTROLLER_PID: str(os.getpid()),
         CONTROLLER_PIDFILE: str((pid_dir(spec.run_id) / "controller.pid").resolve()),
         HOST: socket.gethostname(),
@@ -111,12 +111,12 @@ def container_spec(spec: RunnerSpec, image: str, port: int, user: str | None) ->
     from runners import k6
     from runners.fleet import segment, segment_sequence
 
-    files = runner_files(spec)
+    files = spec.files
     script = spec.script.resolve()
-    k6_dir = files["config"].parent.resolve()
+    k6_dir = files.config.parent.resolve()
     args = k6.run_args(
-        config_path=str(k6_dir / files["config"].name), script=str(spec.k6_script.resolve()),
-        summary_path=str(k6_dir / files["summary"].name),
+        config_path=str(k6_dir / files.config.name), script=str(spec.k6_script.resolve()),
+        summary_path=str(k6_dir / files.summary.name),
         segment=segment(spec.index, spec.count), sequence=segment_sequence(spec.count),
         tags=spec.tags, influx_out=spec.influx_out, address=f"127.0.0.1:{port}")
     root = script.parent
@@ -209,9 +209,9 @@ class DockerBackend:
         return runners
 
     def _spawn(self, spec: RunnerSpec, image: str) -> Runner:
-        files = runner_files(spec)
-        files["config"].parent.mkdir(parents=True, exist_ok=True)
-        files["config"].write_text(json.dumps(spec.config, indent=2, sort_keys=True))
+        files = spec.files
+        files.config.parent.mkdir(parents=True, exist_ok=True)
+        files.config.write_text(json.dumps(spec.config, indent=2, sort_keys=True))
         port = free_api_port()
         kwargs = container_spec(spec, image, port, self.user)
         try:
@@ -227,7 +227,7 @@ class DockerBackend:
             runner.failure = f"container did not start: {exc.explanation or exc}"
             self._remove(runner)
             raise RunError(f"runner {spec.name}: {runner.failure}") from None
-        follower = _Follower(container, files["log"])
+        follower = _Follower(container, files.log)
         follower.start()
         runner.info["follower"] = follower
         return runner
@@ -239,7 +239,7 @@ class DockerBackend:
     def start(self, runners: list[Runner]) -> float:
         return resume_together(runners)
 
-    # -- poll / stop / collect ---------------------------------------------------------
+    # -- poll / stop ---------------------------------------------------------
     def _code(self, r: Runner) -> int | None:
         """The runner's exit code once its container ended, else None (no engine call)."""
         if r.exit_code is not None:
@@ -337,14 +337,6 @@ class DockerBackend:
                 except docker.errors.DockerException:
                     pass
 
-    def collect(self, runner: Runner) -> dict[str, Any] | None:
-        path = runner_files(runner.spec)["summary"]
-        try:
-            data: dict[str, Any] = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return None
-        return data
-
     def cleanup_stale(self) -> list[str]:
         return cleanup_stale_containers(self.client)
 
@@ -404,19 +396,11 @@ def cleanup_stale_containers(client: docker.DockerClient | None = None) -> list[
         done.append(f"removed stale runner container {c.name} ({labels.get(RUNNER)}) of run {run_id}")
         if labels.get(RUN_DIR):
             run_dirs[run_id] = labels[RUN_DIR]
-    from runners.records import mark_abandoned
-
     for run_id, run_dir in sorted(run_dirs.items()):
         try:
-            if mark_abandoned(Path(run_dir)):
+            if RunDir(run_dir).mark_abandoned():
                 done.append(f"marked run {run_id} as error (its controller died): {run_dir}")
         except (OSError, ValueError):
             pass
     return done
 
-
-def _tail(path: Path, chars: int = 1500) -> str:
-    try:
-        return path.read_text(errors="replace")[-chars:]
-    except OSError:
-        return "(no log)"

@@ -123,7 +123,6 @@ DEFAULT_SUMMARY_WAIT_S = 30.0
 READY_MARGIN_S = 2.0             # every task must be RUNNING this long before LB_START_AT
 VUS_PER_VCPU = 300
 RATE_PER_VCPU = 200.0
-TASKS_RECORD = "ecs-tasks.json"
 CREDENTIAL_ENV = frozenset({"K6_INFLUXDB_USERNAME", "K6_INFLUXDB_PASSWORD"})
 
 
@@ -267,7 +266,7 @@ class EcsBackend:
     def _archive_url(self, spec: RunnerSpec) -> str:
         key = f"runs/{spec.run_id}/{spec.module}.tar"
         if (spec.run_id, spec.module) not in self._archives:
-            local = spec.run_dir / "k6" / f"{spec.module}.archive.tar"
+            local = spec.run_dir.archive(spec.module)
             self._build_archive(spec, local)
             try:
                 self.s3.put_object(Bucket=self.outputs.scripts_bucket, Key=key, Body=local.read_bytes(),
@@ -286,7 +285,7 @@ class EcsBackend:
 
     def _build_archive(self, spec: RunnerSpec, out: Path) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        cfg = out.with_name(f"{spec.module}.archive-config.json")
+        cfg = spec.run_dir.archive_config(spec.module)
         cfg.write_text(json.dumps(spec.config, indent=2, sort_keys=True))
         env = {k: v for k, v in os.environ.items() if not k.startswith("K6_")}
         env.update({"K6_NO_USAGE_REPORT": "true", "BASE_URL": spec.env.get("BASE_URL", "")})
@@ -492,9 +491,7 @@ class EcsBackend:
         })
         tid = _task_id(r.handle)
         if log.summary is not None:
-            path = r.spec.run_dir / "k6" / f"{r.spec.name}.summary.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(log.summary, indent=2))
+            r.spec.run_dir.write_summary(r.spec.name, log.summary)
             if code in OK_EXIT_CODES:
                 r.exit_code = code
                 return
@@ -588,23 +585,6 @@ class EcsBackend:
             console.print(f"[red]ecs:[/] {escape(msg)}")
         self._write_record(runners)
 
-    # -- collect ----------------------------------------------------------------------
-    def collect(self, runner: Runner) -> dict[str, Any] | None:
-        """The runner's k6 summary (written by poll/stop), read from its log stream if needed."""
-        path = runner.spec.run_dir / "k6" / f"{runner.spec.name}.summary.json"
-        try:
-            data: dict[str, Any] = json.loads(path.read_text())
-            return data
-        except (OSError, ValueError):
-            pass
-        if runner.handle is None:
-            return None
-        log = self._logs.get(runner.handle) or self._read_log(runner)
-        if log.summary is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(log.summary, indent=2))
-        return log.summary
-
     # -- records ------------------------------------------------------------------------
     def _write_record(self, runners: list[Runner]) -> None:
         """RUN_DIR/ecs-tasks.json: every task of the run, its outcome and its start skew."""
@@ -612,12 +592,8 @@ class EcsBackend:
         if not started:
             return
         run_dir = started[0].spec.run_dir
-        path = run_dir / TASKS_RECORD
-        try:
-            doc = json.loads(path.read_text())
-        except (OSError, ValueError):
-            doc = {"run_id": started[0].spec.run_id, "cluster_arn": self.outputs.cluster_arn,
-                   "region": self.region, "tasks": []}
+        doc = run_dir.read_ecs_tasks() or {"run_id": started[0].spec.run_id,
+                                           "cluster_arn": self.outputs.cluster_arn, "region": self.region, "tasks": []}
         by_arn = {t["task_arn"]: t for t in doc.get("tasks", [])}
         keys = ("capacity_provider", "start_at", "running_at", "ready_at", "go_at", "skew_s", "last_status",
                 "stopped_reason", "stop_code", "container_reason", "exit_code", "summary", "stop_cause")
@@ -629,9 +605,7 @@ class EcsBackend:
         skews = [t["skew_s"] for t in doc["tasks"] if t.get("skew_s") is not None]
         doc["start_skew"] = None if not skews else {
             "tasks": len(skews), "min_s": min(skews), "max_s": max(skews), "spread_s": round(max(skews) - min(skews), 3)}
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(doc, indent=2) + "\n")
-        os.replace(tmp, path)
+        run_dir.write_ecs_tasks(doc)
         start_at = started[0].info.get("start_at")
         phase_skews = [r.info["skew_s"] for r in started if r.info.get("skew_s") is not None]
         if isinstance(start_at, int) and phase_skews and start_at not in self._reported \

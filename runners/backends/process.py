@@ -18,11 +18,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from core.errors import RunError
+from core.rundir import RunDir
 from core.state import free_api_port, state_dir
 from runners import k6
 from runners.backends import Runner, RunnerSpec
@@ -33,12 +33,6 @@ READY_TIMEOUT_S = 120.0
 PAUSED_BEFORE_RUN = 4  # k6's execution status once VUs are initialised and it waits (--paused)
 def pid_dir(run_id: str) -> Path:
     return state_dir() / "runners" / run_id
-
-
-def runner_files(spec: RunnerSpec) -> dict[str, Path]:
-    base = spec.run_dir / "k6"
-    return {"config": base / f"{spec.name}.config.json", "summary": base / f"{spec.name}.summary.json",
-            "log": base / f"{spec.name}.log"}
 
 
 class ProcessBackend:
@@ -60,19 +54,19 @@ class ProcessBackend:
         return runners
 
     def _spawn(self, spec: RunnerSpec) -> Runner:
-        files = runner_files(spec)
-        files["config"].parent.mkdir(parents=True, exist_ok=True)
-        files["config"].write_text(json.dumps(spec.config, indent=2, sort_keys=True))
+        files = spec.files
+        files.config.parent.mkdir(parents=True, exist_ok=True)
+        files.config.write_text(json.dumps(spec.config, indent=2, sort_keys=True))
         port = free_api_port()
         from runners.fleet import segment, segment_sequence
 
         args = k6.run_args(
-            config_path=str(files["config"]), script=str(spec.k6_script), summary_path=str(files["summary"]),
+            config_path=str(files.config), script=str(spec.k6_script), summary_path=str(files.summary),
             segment=segment(spec.index, spec.count), sequence=segment_sequence(spec.count),
             tags=spec.tags, influx_out=spec.influx_out, address=f"127.0.0.1:{port}")
         env = {k: v for k, v in os.environ.items() if not k.startswith("K6_")}
         env.update(spec.env)
-        log = open(files["log"], "ab")  # noqa: SIM115 - owned by the child
+        log = open(files.log, "ab")  # noqa: SIM115 - owned by the child
         proc = subprocess.Popen([self.k6_path, *args], stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env, cwd=spec.script.parent,
                                 start_new_session=True, preexec_fn=die_with_parent)
@@ -81,7 +75,7 @@ class ProcessBackend:
         pids.mkdir(parents=True, exist_ok=True)
         me = ProcessIdentity.of(proc.pid)
         (pids / f"{proc.pid}.json").write_text(json.dumps(
-            {"pid": proc.pid, "runner": spec.name, "run_dir": str(spec.run_dir), "testid": spec.tags.get("testid"),
+            {"pid": proc.pid, "runner": spec.name, "run_dir": str(spec.run_dir.path), "testid": spec.tags.get("testid"),
              "name": me.name, "create_time": me.create_time}))
         return Runner(spec=spec, handle=proc, api=f"http://127.0.0.1:{port}")
 
@@ -92,7 +86,7 @@ class ProcessBackend:
     def start(self, runners: list[Runner]) -> float:
         return resume_together(runners)
 
-    # -- poll / stop / collect ---------------------------------------------------------
+    # -- poll / stop ---------------------------------------------------------
     def poll(self, runners: list[Runner]) -> list[int | None]:
         codes: list[int | None] = []
         for r in runners:
@@ -129,14 +123,6 @@ class ProcessBackend:
         if runners:
             with contextlib.suppress(OSError):
                 pid_dir(runners[0].spec.run_id).rmdir()
-
-    def collect(self, runner: Runner) -> dict[str, Any] | None:
-        path = runner_files(runner.spec)["summary"]
-        try:
-            data: dict[str, Any] = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return None
-        return data
 
     def cleanup_stale(self) -> list[str]:
         return cleanup_stale_processes()
@@ -177,11 +163,8 @@ def cleanup_stale_processes() -> list[str]:
                 found.append(f"killed stale k6 runner {info.get('runner')} (pid {pid}) of run {run.name}")
             pidfile.unlink(missing_ok=True)
         owner.unlink(missing_ok=True)
-        if run_dir:
-            from runners.records import mark_abandoned
-
-            if mark_abandoned(Path(run_dir)):
-                found.append(f"marked run {run.name} as error (its controller died): {run_dir}")
+        if run_dir and RunDir(run_dir).mark_abandoned():
+            found.append(f"marked run {run.name} as error (its controller died): {run_dir}")
         with contextlib.suppress(OSError):
             run.rmdir()
     return found
@@ -214,7 +197,7 @@ def wait_until_paused(runners: list[Runner], exit_code: Callable[[Runner], int |
                     if on_exit is not None:
                         on_exit(r)
                     raise RunError(f"runner {r.spec.name} exited with code {code} before the start:\n"
-                                   f"{_tail(runner_files(r.spec)['log'])}")
+                                   f"{_tail(r.spec.files.log)}")
                 try:
                     status = client.get(f"{r.api}/v1/status").json()["data"]["attributes"]
                 except (httpx.HTTPError, ValueError, KeyError):

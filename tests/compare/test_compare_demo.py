@@ -70,7 +70,7 @@ def _run(root: Path, influx: InfluxClient, name: str, pool: int, slow: str | Non
     finally:
         core.stop()
         profile.stop()
-    return run_dir
+    return run_dir.path
 
 
 @pytest.fixture(scope="module")

@@ -163,10 +163,11 @@ def _dead_pid() -> int:
 def test_stack_status_removes_containers_of_a_dead_controller(tmp_path: Path, dockerd: PrivateDockerd,
                                                               docker_env: dict[str, str],
                                                               target: Target) -> None:
+    from core.plan import Slo
+    from core.rundir import RunDir, RunRecord
     from runners.backends import RunnerSpec
     from runners.backends.docker import DockerBackend
     from runners.backends.process import pid_dir
-    from runners.records import INCOMPLETE
 
     script = tmp_path / "modules" / "a.js"
     script.parent.mkdir()
@@ -176,10 +177,9 @@ def test_stack_status_removes_containers_of_a_dead_controller(tmp_path: Path, do
     runners = []
     try:
         for run_id, owner in (("dead-run", _dead_pid()), ("live-run", os.getpid())):
-            run_dir = tmp_path / run_id
-            run_dir.mkdir()
-            (run_dir / "run.json").write_text(json.dumps({"run_id": run_id, "status": "running"}))
-            (run_dir / INCOMPLETE).write_text("running\n")
+            run_dir = RunDir.create(tmp_path, run_id)  # INCOMPLETE until the run ends
+            run_dir.write_record(RunRecord(run_id=run_id, testid=run_id, strategy="parallel", plan="plan.toml",
+                                           slo=Slo(p95_ms=500, max_error_rate=0.01)))
             pid_dir(run_id).mkdir(parents=True, exist_ok=True)
             (pid_dir(run_id) / "controller.pid").write_text(str(owner))
             spec = RunnerSpec(run_id=run_id, module="a", service="s", index=0, count=1, script=script,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from core.rundir import RunDir
 from runners import images
 from runners.backends import RunnerSpec
 from runners.backends.docker import container_spec
@@ -111,7 +112,7 @@ def test_runner_spec_host_network_read_only_script_paused_segment(tmp_path: Path
     script.write_text("export default function () {}\n")
     spec = RunnerSpec(run_id="parallel-x", module="a", service="svc", index=1, count=2, script=script,
                       config={}, tags={"testid": "parallel-x", "runner": "a-1"}, env={"BASE_URL": "http://127.0.0.1:1"},
-                      influx_out="http://127.0.0.1:8086/db", run_dir=tmp_path / "run")
+                      influx_out="http://127.0.0.1:8086/db", run_dir=RunDir(tmp_path / "run"))
     kwargs = container_spec(spec, "loadbearing/k6:1.1.0-local", 6565, "1000:1000")
     assert kwargs["network_mode"] == "host"
     assert kwargs["entrypoint"] == ["/usr/bin/k6"]
@@ -126,7 +127,7 @@ def test_runner_spec_host_network_read_only_script_paused_segment(tmp_path: Path
     assert mounts[str(tmp_path / "run" / "k6")]["ReadOnly"] is False
     assert kwargs["name"].startswith("lb-parallel-x-a-1-")
     odd = RunnerSpec(run_id="my run/1", module="a", service="s", index=0, count=1, script=script, config={},
-                     tags={}, run_dir=tmp_path / "run")
+                     tags={}, run_dir=RunDir(tmp_path / "run"))
     assert re.fullmatch(r"lb-my-run-1-a-0-[0-9a-f]{4}", container_spec(odd, "k6", 1, None)["name"])
     labels = kwargs["labels"]
     assert labels["loadbearing.role"] == "runner"

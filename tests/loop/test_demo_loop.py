@@ -133,7 +133,7 @@ def _parallel_with_pool(loop: Loop, pool: int, tmp_path: Path, plan_pool: int | 
     finally:
         core.stop()
         profile.stop()
-    return run_dir
+    return run_dir.path
 
 
 def _profile_p95(run_dir: Path) -> float:

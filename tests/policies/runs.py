@@ -12,11 +12,12 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from core.influx import InfluxClient
+from core.plan import load_plan
+from core.rundir import ModuleRecord, PhaseRecord, RunDir, RunRecord, StoreRecord, iso, runner_name
 
 SCRIPTS = {
     "profile": """
@@ -39,10 +40,6 @@ export default function () {
 }
 """,
 }
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def k6_binary() -> str:
@@ -104,17 +101,19 @@ def run_modules(run_dir: Path, influx: InfluxClient, testid: str, services: list
                 modules: list[ModuleSpec], slo_p95_ms: float, strategy: str = "parallel") -> RunResult:
     """Run every module at once with the real k6 binary; record the run like the controller does."""
     plan = write_plan(run_dir / "plan", services, modules, slo_p95_ms)
-    (run_dir / "k6").mkdir(parents=True, exist_ok=True)
+    rd = RunDir(run_dir)
+    rd.k6_dir.mkdir(parents=True, exist_ok=True)
     procs = []
     t_start = time.time()
     for m in modules:
-        cfg = run_dir / "k6" / f"{m.name}-0.config.json"
+        files = rd.runner_files(runner_name(m.name, 0))
+        cfg = files.config
         cfg.write_text(json.dumps({"scenarios": {"load": {
             "executor": "constant-arrival-rate", "rate": m.rate, "timeUnit": "1s", "duration": f"{m.duration_s}s",
             "preAllocatedVUs": min(10, m.max_vus), "maxVUs": m.max_vus, "gracefulStop": "5s"}}}))
         cmd = [k6_binary(), "run", "-q", "--no-usage-report", "--config", str(cfg),
                "--out", f"influxdb={influx.k6_output_url()}", "--summary-export",
-               str(run_dir / "k6" / f"{m.name}-0.summary.json")]
+               str(files.summary)]
         for k, v in (("testid", testid), ("module", m.name), ("service", m.service), ("strategy", strategy),
                      ("runner", f"{m.name}-0")):
             cmd += ["--tag", f"{k}={v}"]
@@ -122,22 +121,23 @@ def run_modules(run_dir: Path, influx: InfluxClient, testid: str, services: list
         env = {"PATH": "/usr/bin:/bin", "BASE_URL": m.base_url, "K6_NO_USAGE_REPORT": "true",
                "K6_INFLUXDB_TAGS_AS_FIELDS": "vu:int,iter:int,url,key", "HOME": str(run_dir)}
         started = time.time()
-        with open(run_dir / "k6" / f"{m.name}-0.log", "wb") as log:
+        with open(files.log, "wb") as log:
             procs.append((m, started, subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)))
-    records: list[dict[str, Any]] = []
+    records: list[ModuleRecord] = []
     for m, started, proc in procs:
         code = proc.wait(timeout=m.duration_s + 60)
         ended = time.time()
-        records.append({"name": m.name, "service": m.service, "runners": 1, "started_at": iso(started),
-                        "ended_at": iso(ended), "exit_codes": [code], "requests": None, "p95_ms": None,
-                        "error_rate": None, "thresholds_ok": None})
+        records.append(ModuleRecord(name=m.name, service=m.service, runners=1, started_at=iso(started),
+                                    ended_at=iso(ended), exit_codes=[code]))
     t_end = time.time()
-    run = {"run_id": testid, "testid": testid, "strategy": strategy, "status": "passed",
-           "started_at": iso(t_start), "ended_at": iso(t_end), "plan": str(plan.resolve()),
-           "slo": {"p95_ms": slo_p95_ms, "max_error_rate": 0.01},
-           "influx": {"url": influx.public_url, "db": influx.db}, "backend": "process",
-           "phases": [{"name": strategy, "modules": [m.name for m in modules], "started_at": iso(t_start),
-                       "ended_at": iso(t_end)}],
-           "modules": records}
-    (run_dir / "run.json").write_text(json.dumps(run, indent=2))
-    return RunResult(run_dir, testid, {r["name"]: r for r in records})
+    loaded = load_plan(plan)
+    record = RunRecord(run_id=testid, testid=testid, strategy=strategy, status="passed",
+                       started_at=iso(t_start), ended_at=iso(t_end), plan=str(loaded.path), slo=loaded.slo,
+                       influx=StoreRecord(url=influx.public_url, db=influx.db), backend="process",
+                       phases=[PhaseRecord(name=strategy, modules=[m.name for m in modules],
+                                           started_at=iso(t_start), ended_at=iso(t_end))],
+                       modules=records)
+    rd = RunDir(run_dir)
+    rd.write_plan(loaded)
+    rd.write_record(record, complete=True)
+    return RunResult(run_dir, testid, {r.name: r.model_dump(mode="json") for r in records})

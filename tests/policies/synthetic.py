@@ -9,21 +9,17 @@ state the full counts. Deterministic: fixed epoch, seeded random.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from core.influx import InfluxClient, line
+from core.plan import load_plan
+from core.rundir import ModuleRecord, PhaseRecord, RunDir, RunRecord, StoreRecord, iso, runner_name
 
 EPOCH_S = 1_700_000_000
-
-
-def iso_s(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -62,15 +58,15 @@ def write_run(run_dir: Path, influx: InfluxClient, testid: str, modules: list[Mo
               *, slo_p95_ms: float = 500, max_error_rate: float = 0.01, keep: float = 1.0,
               seed: int = 7, missing_summaries: tuple[str, ...] = (), status: str = "passed") -> Path:
     rnd = random.Random(seed)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "k6").mkdir(exist_ok=True)
+    rd = RunDir(run_dir)
+    rd.k6_dir.mkdir(parents=True, exist_ok=True)
     lines: list[str] = []
     records = []
     for mod in modules:
         start = EPOCH_S + mod.offset_s
         n = int(mod.rate * mod.seconds)
         total_ms = 0.0
-        runner = f"{mod.name}-0"
+        runner = runner_name(mod.name, 0)
         base = {"testid": testid, "strategy": "parallel", "module": mod.name, "service": mod.service,
                 "runner": runner}
         weights = [e.share for e in mod.endpoints]
@@ -103,16 +99,15 @@ def write_run(run_dir: Path, influx: InfluxClient, testid: str, modules: list[Mo
                 dropped += 1
         n += sum(mod.twins)
         if runner not in missing_summaries:
-            (run_dir / "k6" / f"{runner}.summary.json").write_text(json.dumps({"metrics": {
+            rd.write_summary(runner, {"metrics": {
                 "http_reqs": {"count": n, "rate": mod.rate},
                 "iterations": {"count": n, "rate": mod.rate},
                 "dropped_iterations": {"count": dropped},
                 "iteration_duration": {"avg": total_ms / n if n else 0},
                 "http_req_duration": {"avg": total_ms / n if n else 0},
-                "vus_max": {"value": mod.vus, "max": mod.vus}}}))
-        records.append({"name": mod.name, "service": mod.service, "runners": 1, "started_at": iso_s(start),
-                        "ended_at": iso_s(start + mod.seconds), "exit_codes": [0], "requests": n,
-                        "p95_ms": None, "error_rate": None, "thresholds_ok": None})
+                "vus_max": {"value": mod.vus, "max": mod.vus}}})
+        records.append(ModuleRecord(name=mod.name, service=mod.service, runners=1, started_at=iso(start),
+                                    ended_at=iso(start + mod.seconds), exit_codes=[0], requests=n))
     for svc in services:
         if svc.app_pool is None:
             continue
@@ -125,14 +120,14 @@ def write_run(run_dir: Path, influx: InfluxClient, testid: str, modules: list[Mo
     for i in range(0, len(lines), 20_000):
         influx.write(lines[i:i + 20_000])
     end = max(EPOCH_S + m.offset_s + m.seconds for m in modules)
-    plan = write_plan(run_dir / "plan", modules, services, slo_p95_ms, max_error_rate)
-    run = {"run_id": testid, "testid": testid, "strategy": "parallel", "status": status,
-           "started_at": iso_s(EPOCH_S), "ended_at": iso_s(end), "plan": str(plan),
-           "slo": {"p95_ms": slo_p95_ms, "max_error_rate": max_error_rate},
-           "influx": {"url": influx.public_url, "db": influx.db},
-           "phases": [{"name": "parallel", "modules": [m.name for m in modules], "started_at": iso_s(EPOCH_S),
-                       "ended_at": iso_s(end)}], "modules": records}
-    (run_dir / "run.json").write_text(json.dumps(run, indent=2))
+    plan = load_plan(write_plan(run_dir / "plan", modules, services, slo_p95_ms, max_error_rate))
+    record = RunRecord(run_id=testid, testid=testid, strategy="parallel", status=status, started_at=iso(EPOCH_S),
+                       ended_at=iso(end), plan=str(plan.path), slo=plan.slo,
+                       influx=StoreRecord(url=influx.public_url, db=influx.db),
+                       phases=[PhaseRecord(name="parallel", modules=[m.name for m in modules],
+                                           started_at=iso(EPOCH_S), ended_at=iso(end))], modules=records)
+    rd.write_plan(plan)
+    rd.write_record(record, complete=True)
     return run_dir
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +9,10 @@ import pytest
 
 from core.errors import BadInput, RunError
 from core.influx import InfluxClient
+from core.rundir import RunDir
 from policies import recommend_run, write_report
+from policies.inputs import load_run
 from policies.metrics import MetricsReader
-from policies.rundir import load_run
 from runners.results import allowed_missing, near_coincidences
 from tests.policies.synthetic import Endpoint, Module, Service, write_run
 
@@ -171,8 +171,9 @@ def test_bad_run_dir_and_unreachable_store(tmp_path: Path, influx: InfluxClient)
         recommend_run(tmp_path)
     run_dir = write_run(tmp_path / "run", influx, "gone", [Module("items", "shop-api", 50, 10, [FAST])],
                         [Service("shop-api")])
-    run = json.loads((run_dir / "run.json").read_text())
-    run["influx"]["url"] = "http://127.0.0.1:9"
-    (run_dir / "run.json").write_text(json.dumps(run))
+    rd = RunDir(run_dir)
+    record = rd.read_record()
+    record.influx.url = "http://127.0.0.1:9"
+    rd.write_record(record, complete=True)
     with pytest.raises(RunError, match="unreachable"):
         recommend_run(run_dir)

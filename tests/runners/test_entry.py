@@ -17,6 +17,7 @@ from typing import ClassVar
 import pytest
 
 from core.influx import InfluxClient, quote_literal
+from core.rundir import RunDir
 from runners import k6
 from runners.k6_entry import write_entry
 
@@ -92,7 +93,7 @@ def test_entry_keys_gets_and_heads_and_changes_no_request(tmp_path: Path, record
     (user / "script.js").write_text(USER_SCRIPT)
     (user / "lib" / "helper.js").write_text(HELPER)
     (user / "lib" / "ids.txt").write_text("42,43\n")
-    entry = write_entry(tmp_path / "run", "shop", user / "script.js")
+    entry = write_entry(RunDir(tmp_path / "run"), "shop", user / "script.js")
     assert entry == tmp_path / "run" / "k6" / "shop.entry.js"
 
     _run(user / "script.js", recorder, influx, "bare", user)
@@ -124,7 +125,7 @@ def test_entry_reexports_options_and_lifecycle(tmp_path: Path) -> None:
     script.write_text("export const options = { thresholds: { http_req_failed: ['rate<0.5'] } };\n"
                       "export function setup() {}\nexport function teardown() {}\n"
                       "export function handleSummary() { return {}; }\nexport default function () {}\n")
-    entry = write_entry(tmp_path / "run", "m", script)
+    entry = write_entry(RunDir(tmp_path / "run"), "m", script)
     res = subprocess.run([k6.k6_binary(), "inspect", str(entry)], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "K6_NO_USAGE_REPORT": "true"})
     assert res.returncode == 0, res.stderr
