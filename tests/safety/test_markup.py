@@ -11,6 +11,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from core.plan import Slo
+from core.rundir import ModuleRecord, RunDir, RunRecord
 from demo.loop import _before_after, _changes_table
 from runners.influxd import Influxd
 from tests.fixtures.runs import run_cli, write_plan
@@ -72,9 +74,10 @@ def _text(renderable: object) -> str:
 
 def test_demo_tables_show_names_as_they_are(tmp_path: Path) -> None:
     for name in ("before", "after"):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "run.json").write_text(json.dumps({"modules": [
-            {"name": NASTY, "p95_ms": 12.0, "error_rate": 0.0, "requests": 10, "thresholds_ok": True}]}))
+        RunDir.create(tmp_path, name).write_record(RunRecord(
+            run_id=name, testid=name, strategy="parallel", plan="plan.toml", slo=Slo(p95_ms=500, max_error_rate=0.01),
+            modules=[ModuleRecord(name=NASTY, service="s", runners=1, p95_ms=12.0, error_rate=0.0, requests=10,
+                                  thresholds_ok=True)]), complete=True)
     assert NASTY in _text(_before_after(tmp_path / "before", tmp_path / "after", 500))
     text = _text(_changes_table([(BOLD, "DB_POOL_SIZE", "[2]", "5")]))
     assert BOLD in text and "[2]" in text
