@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from core.errors import BadInput
 from core.influx import InfluxClient, line
 from core.plan import Compare
@@ -148,7 +150,11 @@ def _show(value: Any) -> str:
 def tolerances(run: RunProfile) -> Compare:
     """The run's plan `[compare]` table (the plan under test sets its own tolerances), else the defaults."""
     raw = (run.plan or {}).get("compare")
-    return Compare.model_validate(raw) if raw else Compare()
+    try:
+        return Compare.model_validate(raw) if raw else Compare()
+    except ValidationError as exc:
+        raise BadInput(f"{run.run_dir}: the plan's [compare] table is invalid ({exc.errors()[0]['msg']}); "
+                       "fix the plan and run again") from None
 
 
 def _side(e: EndpointProfile) -> dict[str, Any]:
