@@ -67,7 +67,8 @@ def markdown(doc: dict[str, Any]) -> str:
                 "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
         for e in doc["endpoints"]:
             b, r = e["baseline"], e["run"]
-            out.append(f"| {VERDICT_MD[e['verdict']]} | {e['module']} {e['method']} {e['name']} "
+            name = f"{e['module']} {e['method']} {e['name']}".replace("|", "\\|")
+            out.append(f"| {VERDICT_MD[e['verdict']]} | {name} "
                        f"| {_arrow(b['p95_ms'], r['p95_ms'])} | {_change(e)} | {_slower_share(e)} "
                        f"| {_arrow(b['p50_ms'], r['p50_ms'])} | {_arrow(b['p99_ms'], r['p99_ms'])} "
                        f"| {_arrow(b['error_rate'], r['error_rate'], _pct)} "
