@@ -76,8 +76,9 @@ RELATIVE_ORIGIN_NS = 0  # 1970-01-01T00:00:00Z: the dashboard's fixed time axis 
 # Plan keys that describe the load: a difference here makes two runs incomparable.
 LOAD_KEYS = ("name", "modules", "strategies")
 METHOD = {
-    "latency": "control quantile test (exact): how many of the run's requests took at most the baseline's "
-               "p50/p95/p99, against the distribution-free law of that count when nothing changed",
+    "latency": "control quantile test (exact, distribution-free): slower when too few of the run's requests took "
+               "at most the baseline's p50/p95/p99 (counted by InfluxDB), faster when too few of the baseline's "
+               "took at most the run's (bounded from the baseline's percentile ladder)",
     "errors": "Fisher's exact test on failed/succeeded requests",
     "gate": "an endpoint regressed when its p95 or error rate changed significantly (Bonferroni over all "
             "endpoints and metrics, two-sided) and by more than the tolerance and the floor",
@@ -217,7 +218,7 @@ def compare(baseline: RunProfile, run: RunProfile, counts: dict[EndpointKey, dic
     both, only_base, only_run = pairs(baseline, run)
     tests = 2 * len(both)  # p95 and error rate per endpoint
     alpha_1 = per_test_alpha(tol.alpha, tests)
-    endpoints = [_endpoint(p, counts.get(p.key, {}), tol, alpha_1) for p in both]
+    endpoints = [_endpoint(p, counts[p.key], tol, alpha_1) for p in both]
     endpoints.sort(key=lambda e: (ORDER[e["verdict"]], -abs(e["p95"]["change_ms"]), e["module"], e["name"],
                                   e["method"]))
     regressed = [f"{e['module']} {e['method']} {e['name']}" for e in endpoints if e["verdict"] == REGRESSED]
@@ -254,7 +255,7 @@ def _endpoint(p: Pair, counts: dict[float, int], tol: Compare, alpha_1: float) -
                            "method": p.key.method, "baseline": _side(b), "run": _side(n)}
     for pct in PERCENTILES:
         base_ms, run_ms = b.percentile_ms(pct), n.percentile_ms(pct)
-        below = min(n.requests, counts.get(base_ms, 0))
+        below = min(n.requests, counts[base_ms])
         test = latency_test(b.requests, n.requests, below, at_or_below_bound(b.ladder, b.requests, run_ms), pct)
         entry: dict[str, Any] = {
             "change_ms": _r(run_ms - base_ms), "change": _r((run_ms - base_ms) / base_ms, 4) if base_ms else None,

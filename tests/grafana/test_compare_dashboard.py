@@ -154,3 +154,16 @@ def test_writing_the_same_run_again_changes_nothing(recorded_runs: RecordedRuns,
     before = runs.solo.rows(count)
     runs.solo.write(relative_lines(runs.a.testid, relative[runs.a.testid]))
     assert runs.solo.rows(count) == before
+
+
+def test_the_dashboard_opens_on_the_relative_axis_and_links_do_not_carry_time() -> None:
+    board = load()
+    assert default_range(board) == TimeRange(0, 600_000)      # the first ten minutes after each run's start
+    assert board["timezone"] == "utc"                         # so the axis reads as elapsed time
+    assert board["links"] and not any(link["keepTime"] for link in board["links"])
+    for other in JSON_DIR.glob("loadbearing-*.json"):
+        links = json.loads(other.read_text())["links"]
+        to_compare = [link for link in links if link["url"] == "/d/loadbearing-compare"]
+        assert all(not link["keepTime"] for link in to_compare), other.name
+        assert all(link["keepTime"] for link in links if link not in to_compare
+                   and other.stem != "loadbearing-compare"), other.name
