@@ -187,7 +187,7 @@ def compare(
     if not baseline and len(runs) != 2:
         raise BadInput(f"give BASELINE_RUN and RUN ({len(runs)} given), or RUN alone with --baseline")
     outcome = compare_runs(runs[-1], None if baseline else runs[0], baseline_file=baseline_file, force=force)
-    console.print(terminal(outcome.document), markup=False, highlight=False, end="")
+    console.print(terminal(outcome.document), markup=False, highlight=False, end="", soft_wrap=True)
     if json_out:
         _out(outcome.json_path.read_text(encoding="utf-8").rstrip("\n"))
     elif markdown:
