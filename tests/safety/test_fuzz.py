@@ -102,7 +102,8 @@ flags = st.sampled_from(["run", "sequential", "hybrid", "parallel", "chaos", "--
                          "--influx-url", "--out-dir", "recommend", "report", "apply", "--stack", "--env-file",
                          "verify", "stack", "up", "down", "status", "--provider", "-1", "0", "99999999999",
                          "auto", "nope.toml", "http://127.0.0.1:9", "docker", "ecs", "process", "--json",
-                         "--help", "", "\x00"])
+                         "--help", "", "\x00", "compare", "baseline", "set", "show", "--markdown", "--baseline",
+                         "--force", "--file", "--baseline-file"])
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
