@@ -6,7 +6,7 @@ output writes (11 samples per request: http_reqs, http_req_duration,
 http_req_waiting, http_req_failed, http_req_blocked, http_req_connecting,
 http_req_sending, http_req_receiving, http_req_tls_handshaking, iterations,
 iteration_duration; plus vus each second), over a 300 s run of three modules on
-two services, with app_pool points for the pool-bound one. A "sample" is one
+two services, with scraped pool metrics (OpenTelemetry names) for the pool-bound one. A "sample" is one
 stored point, k6's own unit.
 
 Measured side by side in the same process and store:
@@ -44,6 +44,7 @@ from core.plan import load_plan
 from core.rundir import ModuleRecord, PhaseRecord, RunDir, RunRecord, StoreRecord, iso, runner_name
 from policies.inputs import load_run
 from policies.metrics import (
+    PERCENTILE_GRID,
     TTL_CANDIDATES,
     Bucket,
     EndpointKey,
@@ -53,6 +54,7 @@ from policies.metrics import (
     ModuleBucket,
 )
 from policies.recommend import analyze, dumps_document
+from runners.scrape import SCRAPE_MEASUREMENT
 
 EPOCH_S = 1_700_000_000
 RUN_SECONDS = 300
@@ -113,12 +115,23 @@ def sample_lines(testid: str, points: int, seed: int = 1) -> Iterator[list[str]]
                 batch = []
         for s in range(RUN_SECONDS):
             batch.append(line("vus", base, {"value": 20.0}, int((EPOCH_S + s) * 1e9)))
+    # profile-api's pool as a scrape of its metrics_url stores it (OpenTelemetry names, counters cumulative).
+    pool_tags = {"service": "profile-api", "instance": "127.0.0.1:8001", "testid": testid,
+                 "db_client_connection_pool_name": "main"}
+    waited_s = 0.0
     for s in range(RUN_SECONDS):
         slow = s > RUN_SECONDS / 2
-        batch.append(line("app_pool", {"service": "profile-api", "instance": "8001", "testid": testid}, {
-            "size": 2, "checked_out": 2 if slow else 1, "waiting": 12 if slow else 0, "waiting_max": 15 if slow else 0,
-            "checkouts": 50, "timeouts": 0, "checkout_wait_ms_p95": 400.0 if slow else 0.0,
-            "checkout_wait_ms_mean": 200.0 if slow else 0.0, "hold_ms_mean": 40.0}, int((EPOCH_S + s + 1) * 1e9)))
+        waited_s += 50 * (0.2 if slow else 0.0)
+        ts = int((EPOCH_S + s + 1) * 1e9)
+        batch.append(line(SCRAPE_MEASUREMENT, pool_tags, {
+            "db_client_connection_max": 2.0, "db_client_connection_pending_requests": 12.0 if slow else 0.0,
+            "db_client_connection_timeouts_total": 0.0,
+            "db_client_connection_use_time_seconds_sum": 0.04 * 50 * (s + 1),
+            "db_client_connection_use_time_seconds_count": 50.0 * (s + 1),
+            "db_client_connection_wait_time_seconds_sum": waited_s,
+            "db_client_connection_wait_time_seconds_count": 50.0 * (s + 1)}, ts))
+        batch.append(line(SCRAPE_MEASUREMENT, {**pool_tags, "db_client_connection_state": "used"},
+                          {"db_client_connection_count": 2.0 if slow else 1.0}, ts))
     if batch:
         yield batch
 
@@ -262,9 +275,16 @@ class NaiveReader(MetricsReader):
             out[key] = ks
         return dict(sorted(out.items()))
 
-    def duration_percentile(self, key: EndpointKey, pct: float) -> float | None:
-        rows = self._by_key("http_req_duration").get(key, [])
-        return nearest_rank([float(r["value"]) for r in rows], pct)
+    def percentile_grid(self) -> dict[EndpointKey, dict[float, float]]:
+        out: dict[EndpointKey, dict[float, float]] = {}
+        for key, rows in self._by_key("http_req_duration").items():
+            if key.method != "GET":
+                continue
+            values = [float(r["value"]) for r in rows]
+            grid = {p: v for p in PERCENTILE_GRID if (v := nearest_rank(values, p)) is not None}
+            if grid:
+                out[key] = grid
+        return out
 
 
 # -- measuring -----------------------------------------------------------------------------

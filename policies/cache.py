@@ -2,10 +2,10 @@
 
 GET endpoints only; never writes. Per endpoint, from InfluxDB:
 
-- `n` requests and `K` distinct keys (the `key` field k6 stores when scripts tag
-  requests with `key` and `K6_INFLUXDB_TAGS_AS_FIELDS` includes it, else `url`;
-  when k6 replaced `url` with the request's `name`, the key space is unknown and
-  no cache is recommended). `K / n` bounds the hit ratio: every key's first
+- `n` requests and `K` distinct keys, counted in InfluxDB (`count(distinct)`): the
+  `key` field (loadbearing's entry script tags every GET with its path and query; a
+  script's own `key` tag wins), else `url` (when k6 replaced `url` with the request's
+  `name` and no `key` was stored, the key space is unknown and no cache is recommended). `K / n` bounds the hit ratio: every key's first
   request misses.
 - Per-key Poisson model (uniform keys, a lower bound for skewed popularity): a
   key read at lambda_k = rps / K with TTL T hits lambda_k T / (1 + lambda_k T);
@@ -45,9 +45,10 @@ from typing import Any
 
 from policies.findings import r
 from policies.inputs import RunInputs
-from policies.metrics import TTL_CANDIDATES, EndpointKey, KeySpace, Measurements, MetricsReader
+from policies.metrics import TTL_CANDIDATES, EndpointKey, KeySpace, Measurements
 from policies.pool import PoolDecision
 from policies.queueing import erlang_c
+from policies.recommendations import Basis, Cache
 from policies.workload import unloaded_ms
 
 MIN_HIT_RATIO = 0.5
@@ -106,17 +107,18 @@ def _write_rate_per_key(inputs: RunInputs, m: Measurements, service: str) -> tup
     return rate, sorted(k.label for k, _ in writes)
 
 
-def recommend(inputs: RunInputs, m: Measurements, reader: MetricsReader,
+def recommend(inputs: RunInputs, m: Measurements, queries: dict[str, str],
               pools: dict[str, PoolDecision] | None = None,
-              max_ttl_s: int = MAX_TTL_S) -> tuple[list[dict[str, Any]], list[str]]:
+              max_ttl_s: int = MAX_TTL_S) -> tuple[list[Cache], list[str]]:
     """Cache recommendations and notes (why an endpoint got none). `pools`: the pool policy's view per service."""
-    recs: list[dict[str, Any]] = []
+    recs: list[Cache] = []
     notes: list[str] = []
     for key in sorted(k for k in m.endpoints if k.method == "GET"):
         ks = m.keyspaces.get(key, KeySpace(None, 0, 0))
         if ks.source is None:
-            notes.append(f"cache {key.service}/{key.name}: key space unknown (requests are name-tagged); tag "
-                         "requests with `key` and add it to K6_INFLUXDB_TAGS_AS_FIELDS")
+            notes.append(f"cache {key.service}/{key.name}: key space unknown (the stored requests carry no key and "
+                         "their url is the request's name); runs made by loadbearing store each GET's path and "
+                         "query as `key`, so run it through `loadbearing run`, or tag requests with `key`")
             continue
         if ks.requests < MIN_REQUESTS or ks.distinct == 0:
             notes.append(f"cache {key.service}/{key.name}: {ks.requests} requests are too few to judge")
@@ -126,7 +128,7 @@ def recommend(inputs: RunInputs, m: Measurements, reader: MetricsReader,
             notes.append(f"cache {key.service}/{key.name}: {unique:.0%} of requests had a unique key; "
                          "a cache would not hit")
             continue
-        rec = _endpoint(inputs, m, reader, key, ks, max_ttl_s, (pools or {}).get(key.service))
+        rec = _endpoint(inputs, m, queries, key, ks, max_ttl_s, (pools or {}).get(key.service))
         if isinstance(rec, str):
             notes.append(rec)
         else:
@@ -151,8 +153,8 @@ def pooled_p95_ms(h: float, r0_ms: float, pool: PoolDecision, get_share: float,
     return r0_ms + 1000.0 * math.log(tail / 0.05) / (c / s - lam)
 
 
-def _endpoint(inputs: RunInputs, m: Measurements, reader: MetricsReader, key: EndpointKey, ks: KeySpace,
-              max_ttl_s: int, pool: PoolDecision | None) -> dict[str, Any] | str:
+def _endpoint(inputs: RunInputs, m: Measurements, queries: dict[str, str], key: EndpointKey, ks: KeySpace,
+              max_ttl_s: int, pool: PoolDecision | None) -> Cache | str:
     st = m.endpoints[key]
     seconds = _seconds(inputs, key.module)
     rps = ks.requests / seconds if seconds > 0 else 0.0
@@ -206,7 +208,7 @@ def _endpoint(inputs: RunInputs, m: Measurements, reader: MetricsReader, key: En
         method = "hits only (h >= 0.95)"
     else:
         pct = 100.0 * (1.0 - 0.05 / (1.0 - h))
-        miss = reader.duration_percentile(key, pct)
+        miss = m.percentile(key, pct)
         after = max(hit_ms, miss if miss is not None else st.p95_ms)
         method = f"today's p{pct:.1f} (misses keep today's latency)"
     gain = baseline - after
@@ -221,27 +223,26 @@ def _endpoint(inputs: RunInputs, m: Measurements, reader: MetricsReader, key: En
               f"p95 drops from {baseline:.0f} ms to about {after:.0f} ms ({method}).")
     if writers:
         reason += f" Invalidate entries on writes ({', '.join(writers)}); the hit ratio already allows for them."
-    return {
-        "kind": "cache", "service": key.service, "endpoint": key.name, "module": key.module, "method": "GET",
-        "current_ttl_s": settings.cache_ttl_s if settings else None,
-        "ttl_s": ttl, "expected_hit_ratio": round(h, 2), "reason": reason,
-        "evidence": {
+    basis = Basis("black_box", f"replay of the run's own key stream ({ks.source} field, counted in InfluxDB)",
+                  "high" if ks.requests >= 1000 else "medium")
+    return Cache(
+        service=key.service, endpoint=key.name, module=key.module, ttl_s=ttl, expected_hit_ratio=round(h, 2),
+        current_ttl_s=settings.cache_ttl_s if settings else None, reason=reason, basis=basis,
+        evidence={
             "requests": ks.requests, "distinct_keys": ks.distinct, "key_source": ks.source,
             "distinct_ratio": r(ks.distinct / ks.requests, 4), "rps": r(rps, 3), "rate_per_key": r(per_key, 4),
             "write_rps": r(write_rps, 3), "write_rate_per_key": r(write_per_key, 5), "ttl_table": table,
             "p95_ms_now": r(st.p95_ms), "hit_latency_ms": r(hit_ms), "p95_after_method": method,
             "miss_percentile": r(pct, 2), "get_share_of_service": r(get_share, 4),
-            "app_cache": _app_cache(m, key.service),
-            "queries": [{"label": k, "query": q} for k, q in sorted(reader.queries.items())
-                        if k.startswith("cache_keys") or (pct is not None and k == f"percentile_{pct:g}:{key.service}/{key.name}")],
+            "cache_metrics": _cache_metrics(m, key.service),
+            "queries": [{"label": k, "query": q} for k, q in sorted(queries.items())
+                        if k.startswith("cache_keys") or (pct is not None and k == "percentiles")],
         },
-        "predicted": {"p95_ms": r(after), "hit_ratio": round(h, 2),
-                      "reads_from_database_rps": r(rps * (1 - h), 2)},
-    }
+        predicted={"p95_ms": r(after), "hit_ratio": round(h, 2), "reads_from_database_rps": r(rps * (1 - h), 2)})
 
 
-def _app_cache(m: Measurements, service: str) -> dict[str, Any] | None:
+def _cache_metrics(m: Measurements, service: str) -> dict[str, Any] | None:
     c = m.caches.get(service)
     if c is None:
         return None
-    return {"hits": r(c.hits, 0), "misses": r(c.misses, 0), "hit_ratio": r(c.hit_ratio, 4), "ttl_s": c.ttl_s}
+    return {"metric": c.metric, "hits": r(c.hits, 0), "misses": r(c.misses, 0), "hit_ratio": r(c.hit_ratio, 4)}

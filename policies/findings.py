@@ -1,12 +1,19 @@
 """Findings: what the run showed, each with the numbers that show it.
 
-- `throughput_limit` (per service): in a run of buckets, requests spent most of
-  their time queueing (mean latency >= 3x the unloaded latency of the same request
-  mix, and >= max(5 ms, 10 % of the SLO p95) more) while completed requests/s stayed
-  flat (coefficient of variation <= 0.25) below 90 % of the load the plan offered
-  (when the plan's load shape is unknown: while in-flight requests rose >= 1.5x). Attribution: the service's own pool when its `app_pool`
-  shows waiting; its own resources when another service stayed fast in the same
+- `throughput_limit` (per service): in a run of buckets the service was saturated
+  (requests spent most of their time queueing: mean latency >= 3x the unloaded latency
+  of the same request mix, and >= max(5 ms, 10 % of the SLO p95) more; or more than
+  5 % of them failed) while its goodput (successful responses per second: failures
+  are completions, not throughput) stayed flat (coefficient of variation <= 0.25)
+  below 90 % of the load the plan offered (when the plan's load shape is unknown:
+  while in-flight requests rose >= 1.5x), whatever its error rate. The finding gives
+  the concurrency the service sustained (Little's law, `policies.inference`) and any
+  errors clamped at a timeout. Attribution: the service's own pool when its scraped
+  pool metrics show waiting, or when the plan's `db_pool_size` matches the inferred
+  concurrency; else its own resources when another service stayed fast in the same
   buckets; shared resources when every concurrently loaded service queued.
+- `timeout_errors` (per endpoint): many failures with nearly the same duration, a
+  timeout (`policies.inference.clamps`): names the clamp and the status.
 - `slo_breach` (per endpoint): p95 over the SLO's p95.
 - `error_rate` (per endpoint): error rate over the budget, or a rate that climbs
   (second half >= 2x the first half and >= half the budget).
@@ -18,13 +25,15 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from policies.inference import Clamp, Concurrency, clamps, concurrency
 from policies.inputs import RunInputs
 from policies.metrics import Measurements
-from policies.workload import ServiceBucket, service_buckets, service_offered
+from policies.workload import ServiceBucket, service_buckets, service_offered, service_unloaded_ms
 
 QUEUEING_RATIO = 3.0        # mean latency / unloaded latency that counts as queueing
 MIN_QUEUEING_MS = 5.0       # ... and at least this much absolute queueing
 MIN_QUEUEING_SLO_SHARE = 0.1  # ... and at least this share of the SLO p95
+ERROR_SATURATION = 0.05   # a bucket where more than this share failed is saturated too
 PLATEAU_CV = 0.25
 INFLIGHT_RISE = 1.5
 SHORTFALL = 0.9
@@ -54,10 +63,15 @@ def r(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
-def saturated(b: ServiceBucket, slo_p95_ms: float) -> bool:
+def queued(b: ServiceBucket, slo_p95_ms: float) -> bool:
     """Requests in this bucket spent most of their time queueing, and materially so."""
     floor = max(MIN_QUEUEING_MS, MIN_QUEUEING_SLO_SHARE * slo_p95_ms)
     return b.queueing_ratio >= QUEUEING_RATIO and (b.mean_ms - b.unloaded_ms) >= floor
+
+
+def saturated(b: ServiceBucket, slo_p95_ms: float, error_budget: float = 0.0) -> bool:
+    """Queueing, or failing beyond the budget (a service that sheds load or times out)."""
+    return queued(b, slo_p95_ms) or b.error_rate > max(ERROR_SATURATION, error_budget)
 
 
 @dataclass
@@ -65,18 +79,25 @@ class Plateau:
     service: str
     buckets: list[ServiceBucket]
     saturated: list[ServiceBucket]
-    throughput: float
+    throughput: float              # goodput at the plateau (successful responses/s), all instances
     offered: float
     attribution: str
     finding: Finding
+    concurrency: Concurrency | None = None
+    clamps: list[Clamp] = field(default_factory=list)
+    declared_pool_matches: bool = False
 
 
 def _attribution(inputs: RunInputs, m: Measurements, service: str, sat: list[ServiceBucket],
-                 per_service: dict[str, list[ServiceBucket]]) -> tuple[str, str]:
+                 per_service: dict[str, list[ServiceBucket]], n: Concurrency | None) -> tuple[str, str]:
     pool = m.pools.get(service)
     if pool is not None and pool.waited:
-        return "db_pool", (f"its connection pool had up to {pool.waiting_max:g} requests waiting "
-                           f"(checkout wait p95 up to {pool.wait_p95_max_ms:.1f} ms, app_pool)")
+        return "db_pool", (f"its connection pool had up to {pool.pending_max:g} requests waiting and "
+                           f"{pool.timeouts:g} checkout timeouts ({pool.convention}, scraped from metrics_url)")
+    settings = inputs.service_settings(service)
+    if n is not None and settings is not None and settings.db_pool_size and n.matches(settings.db_pool_size):
+        return "db_pool", (f"the concurrency it sustained, {n.describe()}, matches the plan's db_pool_size "
+                           f"{settings.db_pool_size}")
     times = {b.t_ms for b in sat}
     fast: list[str] = []
     slow: list[str] = []
@@ -86,8 +107,8 @@ def _attribution(inputs: RunInputs, m: Measurements, service: str, sat: list[Ser
         overlap = [b for b in buckets if b.t_ms in times]
         if len(overlap) < max(1, len(times) // 2):
             continue
-        queued = sum(1 for b in overlap if saturated(b, inputs.slo_p95_ms) or b.p95_max_ms > inputs.slo_p95_ms)
-        (slow if queued > len(overlap) / 2 else fast).append(other)
+        n_slow = sum(1 for b in overlap if queued(b, inputs.slo_p95_ms) or b.p95_max_ms > inputs.slo_p95_ms)
+        (slow if n_slow > len(overlap) / 2 else fast).append(other)
     if fast and not slow:
         return "own_resource", (f"{', '.join(fast)} stayed fast in the same buckets, so the limit is "
                                 f"{service}'s own resource (e.g. its DB pool), not shared CPU or network")
@@ -104,13 +125,13 @@ def throughput_limits(inputs: RunInputs, m: Measurements) -> list[Plateau]:
     per_service = {s: service_buckets(inputs, m, s) for s in inputs.services()}
     out: list[Plateau] = []
     for service, buckets in sorted(per_service.items()):
-        sat = [b for b in buckets if saturated(b, inputs.slo_p95_ms)]
+        sat = [b for b in buckets if saturated(b, inputs.slo_p95_ms, inputs.slo_error_rate)]
         if len(sat) < MIN_SATURATED_BUCKETS or len(sat) < 0.25 * len(buckets):
             continue
-        xs = [b.throughput for b in sat]
+        xs = [b.goodput for b in sat]
         x_med = statistics.median(xs)
         cv = statistics.pstdev(xs) / x_med if x_med > 0 else 0.0
-        if cv > PLATEAU_CV:
+        if cv > PLATEAU_CV or x_med <= 0:
             continue
         l_lo = min(b.inflight for b in sat)
         l_hi = max(b.inflight for b in sat)
@@ -122,23 +143,50 @@ def throughput_limits(inputs: RunInputs, m: Measurements) -> list[Plateau]:
         # in-flight count also swings with latency jitter while throughput stays on target.
         if not (short if known else rising):
             continue
-        attribution, why = _attribution(inputs, m, service, sat, per_service)
+        settings = inputs.service_settings(service)
+        instances = settings.instances if settings and settings.instances else 1
+        r0 = service_unloaded_ms(m, service)
+        n = concurrency(xs, r0, instances) if r0 is not None else None
+        clamped = clamps(m, service)
+        attribution, why = _attribution(inputs, m, service, sat, per_service, n)
         keys = [k for k in m.endpoints if k.service == service]
         worst = max(keys, key=lambda k: (m.endpoints[k].requests, k))     # the service's main endpoint
         mean_ms = statistics.mean(b.mean_ms for b in sat)
-        r0 = statistics.mean(b.unloaded_ms for b in sat)
-        detail = (f"{service}: completed requests plateaued at {x_med:.1f}/s (offered {offered.rps:.1f}/s) while "
-                  f"in-flight requests were {l_lo:.1f}-{l_hi:.1f}; mean latency {mean_ms:.0f} ms vs "
-                  f"{r0:.0f} ms unloaded, so requests queued. Attribution: {why}.")
+        r0_mean = statistics.mean(b.unloaded_ms for b in sat)
+        failed = sum(b.failed for b in sat)
+        completed = sum(b.requests for b in sat)
+        detail = (f"{service}: successful responses plateaued at {x_med:.1f}/s (offered {offered.rps:.1f}/s"
+                  + (f"; {failed} of {completed} completions in those buckets were errors" if failed else "")
+                  + f") while in-flight requests were {l_lo:.1f}-{l_hi:.1f}; mean latency {mean_ms:.0f} ms vs "
+                  f"{r0_mean:.0f} ms unloaded.")
+        if n is not None:
+            detail += f" It sustained a concurrency of {n.describe()}."
+        for c in clamped:
+            detail += f" {c.describe()}."
+        detail += f" Attribution: {why}."
+        if attribution != "db_pool" and n is not None:
+            detail += (f" A concurrency limit of about {n.point:.0f} per instance (workers, threads, pool?)"
+                       + (" that the plan's db_pool_size does not explain" if settings and settings.db_pool_size
+                          else "") + ".")
         evidence = {
-            "throughput_rps": r(x_med), "throughput_cv": r(cv, 3), "offered_rps": r(offered.rps),
-            "inflight_min": r(l_lo), "inflight_max": r(l_hi), "mean_ms": r(mean_ms), "unloaded_ms": r(r0),
+            "goodput_rps": r(x_med), "throughput_rps": r(x_med), "goodput_cv": r(cv, 3),
+            "completed_rps": r(statistics.median(b.throughput for b in sat)), "offered_rps": r(offered.rps),
+            "inflight_min": r(l_lo), "inflight_max": r(l_hi), "mean_ms": r(mean_ms), "unloaded_ms": r(r0_mean),
             "saturated_buckets": len(sat), "buckets": len(buckets), "bucket_s": m.interval_s,
             "attribution": attribution, "offered": offered.derivation,
+            "concurrency": n.to_json() if n is not None else None,
+            "clamped_errors": [c.to_json() for c in clamped],
         }
         finding = Finding("throughput_limit", service, worst.name, detail, evidence=evidence)
-        out.append(Plateau(service, buckets, sat, x_med, offered.rps, attribution, finding))
+        matches = bool(n is not None and settings and settings.db_pool_size and n.matches(settings.db_pool_size))
+        out.append(Plateau(service, buckets, sat, x_med, offered.rps, attribution, finding, n, clamped, matches))
     return out
+
+
+def timeout_findings(m: Measurements) -> list[Finding]:
+    """`timeout_errors`: endpoints whose failures ended at a clamped latency."""
+    return [Finding("timeout_errors", c.key.service, c.key.name, c.describe() + "; a saturation signal",
+                    module=c.key.module, evidence=c.to_json()) for c in clamps(m)]
 
 
 def slo_breaches(inputs: RunInputs, m: Measurements) -> list[Finding]:

@@ -14,6 +14,7 @@ averages of per-runner percentiles).
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 from collections.abc import Callable, Iterable
@@ -23,12 +24,58 @@ from functools import partial
 from typing import Any
 
 from core.influx import InfluxClient, quote_ident, quote_literal
+from runners.scrape import SCRAPE_HEALTH_MEASUREMENT, SCRAPE_MEASUREMENT
 
 # Candidate cache TTLs (seconds) replayed against the run's own key stream.
 TTL_CANDIDATES = (1, 5, 10, 30, 60)
+# Percentiles of each GET endpoint read for the cache policy (misses keep today's latency).
+PERCENTILE_GRID = (50.0, 55.0, 60.0, 65.0, 70.0, 75.0, 80.0, 85.0, 90.0, 92.0, 94.0, 95.0, 96.0, 97.0, 98.0, 99.0)
 # Slack around the run window for runner clocks (remote runners).
 WINDOW_SLACK_MS = 60_000
 _GROUP = ("module", "service", "name", "method")
+
+
+@dataclass(frozen=True)
+class PoolConvention:
+    """Where a convention puts a pool's numbers, as Prometheus names them (scraped field names).
+
+    `used` is (metric, label, value) selecting the connections in use; times are histograms or
+    timers (`_sum` / `_count`) in `unit_ms` milliseconds per unit."""
+
+    name: str
+    size: str
+    used: tuple[str, str, str]
+    pending: str | None
+    timeouts: str | None
+    use_sum: str | None
+    use_count: str | None
+    wait_sum: str | None
+    wait_count: str | None
+    unit_ms: float
+
+
+POOL_CONVENTIONS = (
+    PoolConvention("OpenTelemetry db.client.connection.*", "db_client_connection_max",
+                   ("db_client_connection_count", "db_client_connection_state", "used"),
+                   "db_client_connection_pending_requests", "db_client_connection_timeouts_total",
+                   "db_client_connection_use_time_seconds_sum", "db_client_connection_use_time_seconds_count",
+                   "db_client_connection_wait_time_seconds_sum", "db_client_connection_wait_time_seconds_count",
+                   1000.0),
+    PoolConvention("OpenTelemetry db.client.connections.* (semconv <= 1.24)", "db_client_connections_max",
+                   ("db_client_connections_usage", "state", "used"),
+                   "db_client_connections_pending_requests", "db_client_connections_timeouts_total",
+                   "db_client_connections_use_time_milliseconds_sum",
+                   "db_client_connections_use_time_milliseconds_count",
+                   "db_client_connections_wait_time_milliseconds_sum",
+                   "db_client_connections_wait_time_milliseconds_count", 1.0),
+    PoolConvention("HikariCP (Micrometer) hikaricp_connections_*", "hikaricp_connections_max",
+                   ("hikaricp_connections_active", "", ""), "hikaricp_connections_pending",
+                   "hikaricp_connections_timeout_total", "hikaricp_connections_usage_seconds_sum",
+                   "hikaricp_connections_usage_seconds_count", "hikaricp_connections_acquire_seconds_sum",
+                   "hikaricp_connections_acquire_seconds_count", 1000.0),
+)
+# Micrometer's cache metrics (`cache.gets`, tag `result` = hit | miss), as Prometheus names them.
+CACHE_GETS = "cache_gets_total"
 
 
 def bucket_seconds(run_seconds: float, target_buckets: int = 120) -> int:
@@ -60,6 +107,7 @@ class EndpointStats:
     p95_ms: float
     p99_ms: float
     min_ok_ms: float | None = None
+    p1_ok_ms: float | None = None     # 1st percentile of successful requests (R0's upper bound)
     wait_p50_ms: float | None = None
     wait_p95_ms: float | None = None
     failed: int = 0
@@ -98,30 +146,36 @@ class KeySpace:
 
 @dataclass
 class PoolStats:
-    """The target's own connection-pool metrics (`app_pool`) over its service's active window."""
+    """A service's connection pool, from the metrics its `metrics_url` exposed (white box).
 
+    `convention` names the metric names it came from (OpenTelemetry's `db.client.connection.*`,
+    their older `db.client.connections.*`, or HikariCP's Micrometer `hikaricp_connections_*`).
+    Sizes and gauges are per instance (the largest instance's); counts are summed over instances."""
+
+    convention: str
+    metrics: dict[str, str]              # role -> the metric name read (size, used, pending, timeouts, hold, wait)
+    instances: int
     size: float | None
-    max_overflow: float | None
-    checked_out_mean: float | None
-    waiting_max: float
-    wait_p95_max_ms: float
-    wait_mean_ms: float | None
-    hold_ms: float | None
-    checkouts: float
+    used_mean: float | None
+    pending_max: float
     timeouts: float
-    matched_by: str                       # "testid" | "time window"
+    hold_ms: float | None                # mean time a connection was held (use_time / usage)
+    uses: float                          # connections returned in the window (use_time count)
+    wait_mean_ms: float | None
     series: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def waited(self) -> bool:
-        return self.waiting_max > 0 or self.wait_p95_max_ms >= 1.0 or self.timeouts > 0
+        return self.pending_max > 0 or self.timeouts > 0 or (self.wait_mean_ms or 0.0) >= 1.0
 
 
 @dataclass
 class CacheStats:
+    """A service's cache counters (Micrometer's `cache_gets_total{result="hit"|"miss"}`), over the run."""
+
     hits: float
     misses: float
-    ttl_s: float | None
+    metric: str = "cache_gets_total"
 
     @property
     def hit_ratio(self) -> float | None:
@@ -130,11 +184,24 @@ class CacheStats:
 
 
 @dataclass
-class AppEndpoint:
-    count: float
-    errors: float
-    server_ms_mean: float | None
-    server_ms_p95: float | None
+class ScrapeHealth:
+    """How the scrapes of a service's metrics_url went (`loadbearing_scrape_health`)."""
+
+    attempts: int
+    failed: int
+    last_error: str | None
+
+
+@dataclass
+class FailureGroup:
+    """Failed requests of one endpoint with one status: how many, and how long they took."""
+
+    status: str
+    count: int
+    p10_ms: float
+    p50_ms: float
+    p90_ms: float
+    error_code: str = ""
 
 
 @dataclass
@@ -145,11 +212,29 @@ class Measurements:
     stored: dict[str, dict[str, int]] = field(default_factory=dict)   # module -> measurement -> count
     modules: dict[str, list[ModuleBucket]] = field(default_factory=dict)
     keyspaces: dict[EndpointKey, KeySpace] = field(default_factory=dict)
-    pools: dict[str, PoolStats] = field(default_factory=dict)
-    caches: dict[str, CacheStats] = field(default_factory=dict)
-    app_endpoints: dict[tuple[str, str], AppEndpoint] = field(default_factory=dict)
+    pools: dict[str, PoolStats] = field(default_factory=dict)       # white box, per service
+    caches: dict[str, CacheStats] = field(default_factory=dict)     # white box, per service
+    scrapes: dict[str, ScrapeHealth] = field(default_factory=dict)  # per service with a metrics_url
+    failures: dict[EndpointKey, list[FailureGroup]] = field(default_factory=dict)
+    unanswered: dict[str, dict[str, int]] = field(default_factory=dict)  # module -> error_code -> status-0 requests
+    # GET endpoint -> percentile (PERCENTILE_GRID) -> ms: what the cache policy reads misses' latency from
+    percentiles: dict[EndpointKey, dict[float, float]] = field(default_factory=dict)
     runner_cpu: dict[str, dict[str, float]] = field(default_factory=dict)
     near_pairs: dict[str, int] = field(default_factory=dict)   # module -> same-series samples <= 25 ns apart
+
+    def percentile(self, key: EndpointKey, pct: float) -> float | None:
+        """The endpoint's `pct` percentile, interpolated linearly between the grid's points
+        (below the grid: its lowest point; above it: its highest)."""
+        grid = self.percentiles.get(key) or {}
+        if not grid:
+            return None
+        points = sorted(grid)
+        if pct <= points[0]:
+            return grid[points[0]]
+        for lo, hi in itertools.pairwise(points):
+            if lo <= pct <= hi:
+                return grid[lo] + (grid[hi] - grid[lo]) * (pct - lo) / (hi - lo)
+        return grid[points[-1]]
 
 
 def _num(value: Any) -> float | None:
@@ -233,7 +318,7 @@ class MetricsReader:
         counts, ok, failed = self.multi("endpoints", [
             f'SELECT count("value") AS "requests", mean("value") AS "mean", percentile("value", 50) AS "p50", '
             f'percentile("value", 95) AS "p95", percentile("value", 99) AS "p99" {src}',
-            'SELECT min("value") AS "min_ok" FROM "http_req_duration" '
+            'SELECT min("value") AS "min_ok", percentile("value", 1) AS "p1_ok" FROM "http_req_duration" '
             f"WHERE {self.where} AND \"expected_response\" = 'true' GROUP BY {self._group()}",
             'SELECT count("value") AS "n", sum("value") AS "failed" '
             f'FROM "http_req_failed" WHERE {self.where} GROUP BY {self._group()}',
@@ -247,6 +332,7 @@ class MetricsReader:
         for row in ok:
             if (st := out.get(_key(row))) is not None:
                 st.min_ok_ms = _num(row.get("min_ok"))
+                st.p1_ok_ms = _num(row.get("p1_ok"))
         for row in failed:
             if (st := out.get(_key(row))) is not None:
                 n = int(row.get("n") or 0)
@@ -311,13 +397,40 @@ class MetricsReader:
             b.dropped = _num(row.get("dropped")) or 0.0
         return {m: [v[t] for t in sorted(v)] for m, v in sorted(out.items())}
 
-    def duration_percentile(self, key: EndpointKey, pct: float) -> float | None:
-        """One percentile (0-100) of an endpoint's http_req_duration."""
-        cond = " AND ".join(f"{quote_ident(t)} = {quote_literal(getattr(key, t))}" for t in _GROUP)
-        label = f"percentile_{pct:g}:{key.service}/{key.name}"
-        rows = self.rows(label, f'SELECT percentile("value", {pct:.4g}) AS "p" FROM "http_req_duration" '
-                                f"WHERE {self.where} AND {cond}")
-        return _num(rows[0].get("p")) if rows else None
+    def percentile_grid(self) -> dict[EndpointKey, dict[float, float]]:
+        """PERCENTILE_GRID of every GET endpoint's http_req_duration (one scan per endpoint)."""
+        cols = ", ".join(f'percentile("value", {p:g}) AS "p{p:g}"' for p in PERCENTILE_GRID)
+        (rows,) = self.multi("percentiles", [f'SELECT {cols} FROM "http_req_duration" WHERE {self.where} '
+                                             f"AND \"method\" = 'GET' GROUP BY {self._group()}"])
+        out: dict[EndpointKey, dict[float, float]] = {}
+        for row in rows:
+            grid = {p: v for p in PERCENTILE_GRID if (v := _num(row.get(f"p{p:g}"))) is not None}
+            if grid:
+                out[_key(row)] = grid
+        return out
+
+    def failure_groups(self) -> dict[EndpointKey, list[FailureGroup]]:
+        """Failed requests per endpoint and status: count and the spread of their durations."""
+        (rows,) = self.multi("failures", [
+            'SELECT count("value") AS "n", percentile("value", 10) AS "p10", percentile("value", 50) AS "p50", '
+            f'percentile("value", 90) AS "p90" FROM "http_req_duration" WHERE {self.where} '
+            f"AND \"expected_response\" = 'false' GROUP BY {self._group()}, \"status\", \"error_code\""])
+        out: dict[EndpointKey, list[FailureGroup]] = {}
+        for row in rows:
+            out.setdefault(_key(row), []).append(FailureGroup(
+                status=str(row.get("status") or ""), count=int(row.get("n") or 0),
+                p10_ms=_num(row.get("p10")) or 0.0, p50_ms=_num(row.get("p50")) or 0.0,
+                p90_ms=_num(row.get("p90")) or 0.0, error_code=str(row.get("error_code") or "")))
+        return {k: sorted(v, key=lambda g: (-g.count, g.status)) for k, v in sorted(out.items())}
+
+    def unanswered_requests(self) -> dict[str, dict[str, int]]:
+        """Per module: requests k6 stored without any HTTP status (timeouts, resets), by k6 error code."""
+        (rows,) = self.multi("unanswered", [f'SELECT count("value") AS "n" FROM "http_reqs" WHERE {self.where} '
+                                            "AND \"status\" = '0' GROUP BY \"module\", \"error_code\""])
+        out: dict[str, dict[str, int]] = {}
+        for row in rows:
+            out.setdefault(str(row.get("module") or ""), {})[str(row.get("error_code") or "")] = int(row.get("n") or 0)
+        return out
 
     # -- key spaces (cache policy) -------------------------------------------------------
 
@@ -386,78 +499,107 @@ class MetricsReader:
             out.setdefault(k, KeySpace(None, 0, 0))
         return dict(sorted(out.items()))
 
-    # -- the target's own metrics (app_*) ------------------------------------------------
+    # -- the services' own metrics, scraped from metrics_url (white box) ----------------------
 
-    def _app_rows(self, label: str, select: str, measurement: str, service: str, window: tuple[int, int],
-                  group: str = "") -> tuple[list[dict[str, Any]], str]:
-        """Rows of an app_* aggregate for one service in its active window: points tagged with this
-        run's testid, else points with no testid at all (never another run's)."""
+    def _scraped(self, label: str, select: str, service: str, window: tuple[int, int], cond: str = "",
+                 group: str = "") -> list[dict[str, Any]]:
         lo, hi = window
-        span = f"time >= {lo}ms AND time <= {hi}ms"
-        svc = f'"service" = {quote_literal(service)}'
+        where = (f'"testid" = {quote_literal(self.testid)} AND "service" = {quote_literal(service)} '
+                 f"AND time >= {lo}ms AND time <= {hi}ms" + (f" AND {cond}" if cond else ""))
         tail = f" GROUP BY {group}" if group else ""
-        by_id = self.rows(f"{label}:{service}", f'SELECT {select} FROM "{measurement}" WHERE {svc} AND '
-                                                f'"testid" = {quote_literal(self.testid)} AND {span}{tail}')
-        if by_id:
-            return by_id, "testid"
-        # Points without a testid tag (a target not told the run's id), inside the service's window.
-        return self.rows(f"{label}:{service}", f'SELECT {select} FROM "{measurement}" WHERE {svc} AND '
-                                               f"\"testid\" = '' AND {span}{tail}"), "time window"
+        return self.rows(f"{label}:{service}", f'SELECT {select} FROM "{SCRAPE_MEASUREMENT}" WHERE {where}{tail}')
 
-    def pool_stats(self, service: str, window: tuple[int, int]) -> PoolStats | None:
-        rows, matched = self._app_rows(
-            "app_pool", 'max("size") AS "size", max("max_overflow") AS "max_overflow", '
-            'mean("checked_out") AS "checked_out", max("waiting") AS "waiting", max("waiting_max") AS "waiting_max", '
-            'max("checkout_wait_ms_p95") AS "wait_p95", mean("checkout_wait_ms_mean") AS "wait_mean", '
-            'sum("checkouts") AS "checkouts", sum("timeouts") AS "timeouts"', "app_pool", service, window)
-        if not rows:
+    def scraped_fields(self) -> set[str]:
+        (rows,) = self.multi("scraped_fields", [f'SHOW FIELD KEYS FROM "{SCRAPE_MEASUREMENT}"'])
+        return {str(r.get("fieldKey")) for r in rows}
+
+    def pool_stats(self, service: str, window: tuple[int, int], fields: set[str]) -> PoolStats | None:
+        """The first pool convention whose metrics the service exposed (see `pool_conventions`)."""
+        for conv in POOL_CONVENTIONS:
+            if conv.size not in fields and conv.used[0] not in fields:
+                continue
+            stats = self._pool_stats(conv, service, window, fields)
+            if stats is not None:
+                return stats
+        return None
+
+    def _pool_stats(self, conv: PoolConvention, service: str, window: tuple[int, int],
+                    fields: set[str]) -> PoolStats | None:
+        def has(name: str | None) -> bool:
+            return name is not None and name in fields
+
+        sel = []
+        if has(conv.size):
+            sel.append(f'max({quote_ident(conv.size)}) AS "size"')
+        if has(conv.pending):
+            sel.append(f'max({quote_ident(conv.pending or "")}) AS "pending"')
+        for alias, name in (("timeouts", conv.timeouts), ("use_sum", conv.use_sum), ("use_n", conv.use_count),
+                            ("wait_sum", conv.wait_sum), ("wait_n", conv.wait_count)):
+            if has(name):
+                sel.append(f'spread({quote_ident(name or "")}) AS "{alias}"')
+        per_instance = self._scraped(f"pool_{conv.name}", ", ".join(sel), service, window,
+                                     group='"instance"') if sel else []
+        used_name, state_tag, state = conv.used
+        used_cond = f"{quote_ident(state_tag)} = {quote_literal(state)}" if state_tag else ""
+        used_rows = self._scraped(f"pool_{conv.name}_used", f'mean({quote_ident(used_name)}) AS "used"', service,
+                                  window, used_cond, group='"instance"') if has(used_name) else []
+        if not per_instance and not used_rows:
             return None
-        r = rows[0]
-        lo, hi = window
-        cond = f'"service" = {quote_literal(service)} AND time >= {lo}ms AND time <= {hi}ms'
-        cond += f' AND "testid" = {quote_literal(self.testid if matched == "testid" else "")}'
-        weighted = self.rows(f"app_pool_hold:{service}",
-                             'SELECT sum("w") AS "hold_x_checkouts" FROM (SELECT "hold_ms_mean" * "checkouts" AS "w" '
-                             f'FROM "app_pool" WHERE {cond}) WHERE time >= {lo}ms AND time <= {hi}ms')
-        checkouts = _num(r.get("checkouts")) or 0.0
-        hold_sum = _num(weighted[0].get("hold_x_checkouts")) if weighted else None
+        sizes = [v for r in per_instance if (v := _num(r.get("size"))) is not None]
+        use_sum = sum(_num(r.get("use_sum")) or 0.0 for r in per_instance)
+        uses = sum(_num(r.get("use_n")) or 0.0 for r in per_instance)
+        wait_sum = sum(_num(r.get("wait_sum")) or 0.0 for r in per_instance)
+        waits = sum(_num(r.get("wait_n")) or 0.0 for r in per_instance)
+        used = [v for r in used_rows if (v := _num(r.get("used"))) is not None]
         step = f"time({self.interval_s}s)"
-        series = self.rows(f"app_pool_series:{service}",
-                           'SELECT mean("checked_out") AS "checked_out", max("waiting") AS "waiting", '
-                           'max("checkout_wait_ms_p95") AS "wait_p95_ms", max("size") AS "size" '
-                           f'FROM "app_pool" WHERE {cond} GROUP BY {step} fill(none)')
+        series_sel = [f'mean({quote_ident(used_name)}) AS "used"'] if has(used_name) else []
+        series = self._scraped(f"pool_{conv.name}_series", ", ".join(series_sel), service, window, used_cond,
+                               group=f"{step} fill(none)") if series_sel else []
+        pending_series = self._scraped(f"pool_{conv.name}_pending_series",
+                                       f'max({quote_ident(conv.pending or "")}) AS "pending"', service, window,
+                                       group=f"{step} fill(none)") if has(conv.pending) else []
+        pending_at = {int(r["time"]): _num(r.get("pending")) for r in pending_series}
+        instances = len({str(r.get("instance")) for r in [*per_instance, *used_rows]})
         return PoolStats(
-            size=_num(r.get("size")),
-            max_overflow=_num(r.get("max_overflow")),
-            checked_out_mean=_num(r.get("checked_out")),
-            waiting_max=max(_num(r.get("waiting")) or 0.0, _num(r.get("waiting_max")) or 0.0),
-            wait_p95_max_ms=_num(r.get("wait_p95")) or 0.0,
-            wait_mean_ms=_num(r.get("wait_mean")),
-            hold_ms=(hold_sum / checkouts) if hold_sum is not None and checkouts > 0 else None,
-            checkouts=checkouts,
-            timeouts=_num(r.get("timeouts")) or 0.0,
-            matched_by=matched,
-            series=[{"t_ms": int(s["time"]), "checked_out": _num(s.get("checked_out")),
-                     "waiting": _num(s.get("waiting")), "wait_p95_ms": _num(s.get("wait_p95_ms")),
-                     "size": _num(s.get("size"))} for s in series],
+            convention=conv.name,
+            metrics={role: name or "" for role, name in (("size", conv.size), ("used", used_name),
+                                                         ("pending", conv.pending), ("timeouts", conv.timeouts),
+                                                         ("hold", conv.use_sum), ("wait", conv.wait_sum))
+                     if has(name)},
+            instances=max(1, instances),
+            size=max(sizes) if sizes else None,
+            used_mean=sum(used) / len(used) if used else None,
+            pending_max=max((_num(r.get("pending")) or 0.0 for r in per_instance), default=0.0),
+            timeouts=sum(_num(r.get("timeouts")) or 0.0 for r in per_instance),
+            hold_ms=use_sum / uses * conv.unit_ms if uses > 0 else None,
+            uses=uses,
+            wait_mean_ms=wait_sum / waits * conv.unit_ms if waits > 0 else None,
+            series=[{"t_ms": int(r["time"]), "used": _num(r.get("used")),
+                     "pending": pending_at.get(int(r["time"]))} for r in series],
         )
 
-    def cache_stats(self, service: str, window: tuple[int, int]) -> CacheStats | None:
-        rows, _ = self._app_rows("app_cache", 'sum("hits") AS "hits", sum("misses") AS "misses", '
-                                 'max("ttl_s") AS "ttl_s"', "app_cache", service, window)
-        if not rows:
+    def cache_stats(self, service: str, window: tuple[int, int], fields: set[str]) -> CacheStats | None:
+        if CACHE_GETS not in fields:
             return None
-        r = rows[0]
-        return CacheStats(hits=_num(r.get("hits")) or 0.0, misses=_num(r.get("misses")) or 0.0,
-                          ttl_s=_num(r.get("ttl_s")))
+        lo, hi = window
+        inner = (f'SELECT spread({quote_ident(CACHE_GETS)}) AS "n" FROM "{SCRAPE_MEASUREMENT}" WHERE '
+                 f'"testid" = {quote_literal(self.testid)} AND "service" = {quote_literal(service)} '
+                 f"AND time >= {lo}ms AND time <= {hi}ms GROUP BY *")
+        rows = self.rows(f"cache_gets:{service}", f'SELECT sum("n") AS "n" FROM ({inner}) GROUP BY "result"')
+        counts = {str(r.get("result") or ""): _num(r.get("n")) or 0.0 for r in rows}
+        if not counts:
+            return None
+        return CacheStats(hits=counts.get("hit", 0.0), misses=counts.get("miss", 0.0))
 
-    def app_endpoint_stats(self, service: str, window: tuple[int, int]) -> dict[tuple[str, str], AppEndpoint]:
-        rows, _ = self._app_rows("app_endpoint", 'sum("count") AS "count", sum("errors") AS "errors", '
-                                 'mean("server_ms_mean") AS "mean", max("server_ms_p95") AS "p95"',
-                                 "app_endpoint", service, window, group='"name"')
-        return {(service, str(r.get("name") or "")): AppEndpoint(
-            count=_num(r.get("count")) or 0.0, errors=_num(r.get("errors")) or 0.0,
-            server_ms_mean=_num(r.get("mean")), server_ms_p95=_num(r.get("p95"))) for r in rows}
+    def scrape_health(self) -> dict[str, ScrapeHealth]:
+        total, failed = self.multi("scrape_health", [
+            f'SELECT count("ms") AS "n" FROM "{SCRAPE_HEALTH_MEASUREMENT}" WHERE {self.where} GROUP BY "service"',
+            f'SELECT count("ms") AS "n", last("error") AS "error" FROM "{SCRAPE_HEALTH_MEASUREMENT}" '
+            f'WHERE {self.where} AND "ok" = false GROUP BY "service"'])
+        bad = {str(r.get("service")): r for r in failed}
+        return {str(r.get("service")): ScrapeHealth(
+            attempts=int(r.get("n") or 0), failed=int((bad.get(str(r.get("service"))) or {}).get("n") or 0),
+            last_error=(bad.get(str(r.get("service"))) or {}).get("error")) for r in total}
 
     def runner_cpu(self) -> dict[str, dict[str, float]]:
         """Per runner: max and p90 of `loadbearing_runner.cpu_percent`, when the controller wrote it."""
@@ -478,11 +620,16 @@ class MetricsReader:
             "modules": self.module_series,
             "cpu": self.runner_cpu,
             "keyspaces": self.keyspaces,
+            "percentiles": self.percentile_grid,
+            "failures": self.failure_groups,
+            "unanswered": self.unanswered_requests,
+            "scrapes": self.scrape_health,
         }
+        fields = self.scraped_fields()
         for svc, window in sorted(services.items()):
-            jobs[f"pool:{svc}"] = partial(self.pool_stats, svc, window)
-            jobs[f"cache:{svc}"] = partial(self.cache_stats, svc, window)
-            jobs[f"app_endpoint:{svc}"] = partial(self.app_endpoint_stats, svc, window)
+            if fields:
+                jobs[f"pool:{svc}"] = partial(self.pool_stats, svc, window, fields)
+                jobs[f"cache:{svc}"] = partial(self.cache_stats, svc, window, fields)
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             futures = {name: pool.submit(fn) for name, fn in jobs.items()}
             results = {name: f.result() for name, f in futures.items()}
@@ -491,11 +638,14 @@ class MetricsReader:
         m.stored = results["stored"]
         m.modules = results["modules"]
         m.runner_cpu = results["cpu"]
+        m.percentiles = results["percentiles"]
+        m.failures = results["failures"]
+        m.unanswered = results["unanswered"]
+        m.scrapes = results["scrapes"]
         for svc in sorted(services):
-            if (p := results[f"pool:{svc}"]) is not None:
+            if (p := results.get(f"pool:{svc}")) is not None:
                 m.pools[svc] = p
-            if (c := results[f"cache:{svc}"]) is not None:
+            if (c := results.get(f"cache:{svc}")) is not None:
                 m.caches[svc] = c
-            m.app_endpoints.update(results[f"app_endpoint:{svc}"])
         m.keyspaces = {k: v for k, v in results["keyspaces"].items() if k in m.endpoints}
         return m

@@ -23,15 +23,24 @@ from core.errors import BadInput
 from core.influx import InfluxClient, line
 from core.rundir import RunDir
 from policies import cache, pool, scaling
-from policies.findings import Finding, Plateau, error_findings, r, slo_breaches, throughput_limits
+from policies.findings import (
+    Finding,
+    Plateau,
+    error_findings,
+    r,
+    slo_breaches,
+    throughput_limits,
+    timeout_findings,
+)
 from policies.inputs import RunInputs, load_run
 from policies.metrics import Measurements, MetricsReader
+from policies.recommendations import Recommendation
 from policies.validity import Validity, judge, short_modules
 from runners.results import near_coincidences
 
 EVENTS = "loadbearing_events"
 FINDING_ORDER = ("metrics_incomplete", "metrics_inconsistent", "generator_saturated", "too_little_data",
-                 "throughput_limit", "slo_breach", "error_rate")
+                 "no_response", "throughput_limit", "timeout_errors", "slo_breach", "error_rate")
 REC_ORDER = ("db_pool", "cache", "autoscaling")
 
 
@@ -58,34 +67,43 @@ def make_reader(inputs: RunInputs, client: InfluxClient) -> MetricsReader:
 
 
 def analyze(inputs: RunInputs, reader: MetricsReader) -> Analysis:
-    """Findings and recommendations for a loaded run, using `reader` for every number."""
+    """Findings and recommendations for a loaded run: one read of the store, then pure decisions."""
     try:
-        return _analyze(inputs, reader)
+        m = read_snapshot(inputs, reader)
     finally:
         reader.close()
+    return decide(inputs, m, dict(reader.queries))
 
 
-def _analyze(inputs: RunInputs, reader: MetricsReader) -> Analysis:
+def read_snapshot(inputs: RunInputs, reader: MetricsReader) -> Measurements:
+    """Everything the policies use, read once from InfluxDB (aggregates only)."""
     m = reader.read({s: inputs.service_window(s) for s in inputs.services()})
     if short_modules(inputs, m):
         m.near_pairs = near_coincidences(reader.client, inputs.testid)
+    return m
+
+
+def decide(inputs: RunInputs, m: Measurements, queries: dict[str, str]) -> Analysis:
+    """The policies, as pure functions of the run's facts and its measurement snapshot."""
     validity = judge(inputs, m)
     plateaus = throughput_limits(inputs, m)
-    findings: list[Finding] = [*validity.findings, *(p.finding for p in plateaus),
+    findings: list[Finding] = [*validity.findings, *(p.finding for p in plateaus), *timeout_findings(m),
                                *slo_breaches(inputs, m), *error_findings(inputs, m)]
-    notes = list(inputs.notes)
-    recs: list[dict[str, Any]] = []
+    notes = [*inputs.notes, *scrape_notes(m)]
+    recs: list[Recommendation] = []
     if validity.valid:
+        silent = {f.service for f in findings if f.kind == "no_response"}
         by_service = {p.service: p for p in plateaus}
         decisions: dict[str, pool.PoolDecision] = {}
         for service in inputs.services():
+            if service in silent:
+                continue
             plateau = by_service.get(service)
-            decision = pool.decide(inputs, m, service, plateau, reader.queries)
-            scale, note = scaling.recommend(inputs, m, service, plateau, decision, reader.queries)
+            decision = pool.decide(inputs, m, service, plateau, queries)
+            scale, note = scaling.recommend(inputs, m, service, plateau, decision, queries)
             if scale is not None and decision.recommendation is not None:
                 # Joint cap: the pool must fit max_instances x pool in the database's budget.
-                decision = pool.decide(inputs, m, service, plateau, reader.queries,
-                                       max_instances=scale["max_instances"])
+                decision = pool.decide(inputs, m, service, plateau, queries, max_instances=scale.max_instances)
             decisions[service] = decision
             if decision.recommendation is not None:
                 recs.append(decision.recommendation)
@@ -95,13 +113,28 @@ def _analyze(inputs: RunInputs, reader: MetricsReader) -> Analysis:
                 recs.append(scale)
             elif note:
                 notes.append(note)
-        cache_recs, cache_notes = cache.recommend(inputs, m, reader, decisions)
+        cache_recs, cache_notes = cache.recommend(inputs, m, queries, decisions)
         recs.extend(cache_recs)
         notes.extend(cache_notes)
     else:
         notes.append("run invalid: no recommendations (see invalid_reasons)")
-    document = build_document(inputs, m, validity, findings, recs, notes)
-    return Analysis(inputs, m, validity, plateaus, document, dict(reader.queries))
+    document = build_document(inputs, m, validity, findings, [rec.to_json() for rec in recs], notes)
+    return Analysis(inputs, m, validity, plateaus, document, queries)
+
+
+def scrape_notes(m: Measurements) -> list[str]:
+    """What failed scrapes of a metrics_url mean for the evidence."""
+    out = []
+    for service, health in sorted(m.scrapes.items()):
+        if not health.failed:
+            continue
+        if health.failed >= health.attempts:
+            out.append(f"metrics_url of {service}: all {health.attempts} scrapes failed (last: {health.last_error}); "
+                       "no white-box evidence for it, the policies used k6's samples alone")
+        else:
+            out.append(f"metrics_url of {service}: {health.failed} of {health.attempts} scrapes failed (last: "
+                       f"{health.last_error}); its white-box numbers cover the other scrapes")
+    return out
 
 
 def _finding_sort(f: dict[str, Any]) -> tuple[Any, ...]:
@@ -145,13 +178,16 @@ def build_document(inputs: RunInputs, m: Measurements, validity: Validity, findi
 
 
 def app_section(m: Measurements) -> dict[str, Any]:
-    """The target's own metrics over the run, per service (what `verify` measures caches by)."""
-    caches = [{"service": svc, "hits": r(c.hits, 0), "misses": r(c.misses, 0), "hit_ratio": r(c.hit_ratio, 4),
-               "ttl_s": c.ttl_s} for svc, c in sorted(m.caches.items())]
-    pools = [{"service": svc, "size": p.size, "checked_out_mean": r(p.checked_out_mean), "waiting_max": p.waiting_max,
-              "wait_p95_max_ms": r(p.wait_p95_max_ms), "timeouts": p.timeouts}
-             for svc, p in sorted(m.pools.items())]
-    return {"caches": caches, "pools": pools}
+    """The services' own metrics over the run (scraped from metrics_url), per service: what
+    `verify` measures a cache's hit ratio by."""
+    caches = [{"service": svc, "metric": c.metric, "hits": r(c.hits, 0), "misses": r(c.misses, 0),
+               "hit_ratio": r(c.hit_ratio, 4)} for svc, c in sorted(m.caches.items())]
+    pools = [{"service": svc, "convention": p.convention, "size": p.size, "used_mean": r(p.used_mean),
+              "pending_max": p.pending_max, "timeouts": p.timeouts, "hold_ms": r(p.hold_ms, 3),
+              "wait_mean_ms": r(p.wait_mean_ms, 3)} for svc, p in sorted(m.pools.items())]
+    scrapes = [{"service": svc, "attempts": h.attempts, "failed": h.failed, "last_error": h.last_error}
+               for svc, h in sorted(m.scrapes.items())]
+    return {"caches": caches, "pools": pools, "scrapes": scrapes}
 
 
 def dumps_document(document: dict[str, Any]) -> str:

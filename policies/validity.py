@@ -14,7 +14,16 @@ A run is invalid (`"valid": false`, each reason in `invalid_reasons`) when:
   controller records it), or it dropped iterations while the target was fast
   (dropped in buckets whose p95 was within the SLO). Drops caused by a slow target
   exhausting `max_vus` (in buckets over the SLO) do not count.
-- `too_little_data`: a module with fewer than MIN_REQUESTS stored requests.
+- `too_little_data`: a module with fewer than MIN_REQUESTS stored requests, unless
+  its service never answered at all.
+
+Not a reason to distrust the run but a finding about the target: `no_response`, a
+module whose requests were sent and never answered (k6 stores nothing for an
+iteration it interrupted at the end of the run, and stores a request that timed out
+or was reset without an HTTP status, `status` 0). Sent is at least the stored
+requests plus the interrupted iterations: for an arrival rate, the iterations it
+scheduled (rate x duration) less those it dropped and those that completed; for
+constant VUs that completed nothing, one per VU.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from policies.findings import Finding, r
-from policies.inputs import RunInputs
+from policies.inputs import ModuleRun, RunInputs
 from policies.metrics import Measurements
 from runners.results import allowed_missing
 
@@ -84,7 +93,10 @@ def judge(inputs: RunInputs, m: Measurements) -> Validity:
                         evidence={"measurement": meas, "stored": have, "k6_count": k6}))
                     break
         total = stored.get("http_reqs", 0)
-        if total < MIN_REQUESTS:
+        silent = no_response(mod, total, sum(m.unanswered.get(mod.name, {}).values()))
+        if silent is not None:
+            v.findings.append(silent)
+        elif total < MIN_REQUESTS:
             v.invalid(Finding("too_little_data", mod.service, None,
                               f"module {mod.name}: {total} stored requests (< {MIN_REQUESTS}); run it longer "
                               "or harder before trusting any recommendation", module=mod.name,
@@ -99,6 +111,41 @@ def judge(inputs: RunInputs, m: Measurements) -> Validity:
                               "generator, not the target, set the pace", module=module,
                               evidence={"runner": runner, "cpu_p90": r(cpu["p90"]), "cpu_max": r(cpu["max"])}))
     return v
+
+
+def interrupted_iterations(mod: ModuleRun) -> int | None:
+    """Iterations k6 started but cut off at the end of the run (None: cannot be told)."""
+    if not mod.summaries or mod.plan is None:
+        return None
+    done = mod.k6_iterations
+    if mod.plan.rate is not None and not mod.plan.stages:
+        scheduled = round(mod.plan.rate * mod.plan.duration_s)
+        return max(0, scheduled - mod.k6_dropped - done)
+    if mod.plan.vus is not None and done == 0:
+        return mod.peak_vus or 0
+    return None
+
+
+def no_response(mod: ModuleRun, stored: int, unanswered: int) -> Finding | None:
+    """`no_response` when nothing the module sent was ever answered."""
+    interrupted = interrupted_iterations(mod) or 0
+    answered = stored - unanswered
+    if answered > 0 or interrupted + unanswered <= 0:
+        return None
+    sent = stored + interrupted
+    parts = []
+    if interrupted:
+        parts.append(f"{interrupted} were still waiting when k6 interrupted their iterations at the end of the run")
+    if unanswered:
+        parts.append(f"{unanswered} ended without an HTTP status (timed out or reset)")
+    return Finding(
+        "no_response", mod.service, None,
+        f"{mod.service}: module {mod.name} sent at least {sent} requests and none was answered ("
+        + "; ".join(parts) + "). The service accepts connections but does not respond: check that it is up "
+        "and not stuck (a deadlock, an exhausted worker pool, a dependency it waits on forever); no setting "
+        "can be computed for a service that never answered", module=mod.name,
+        evidence={"sent_at_least": sent, "answered": 0, "interrupted_iterations": interrupted,
+                  "no_status": unanswered, "stored": stored})
 
 
 def _generator(inputs: RunInputs, m: Measurements, module: str, v: Validity) -> None:

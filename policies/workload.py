@@ -49,6 +49,11 @@ class ServiceBucket:
     def error_rate(self) -> float:
         return self.failed / self.requests if self.requests else 0.0
 
+    @property
+    def goodput(self) -> float:
+        """Successful responses per second (failures are completions, not throughput)."""
+        return (self.requests - self.failed) / self.requests * self.throughput if self.requests else 0.0
+
 
 @dataclass
 class Offered:
@@ -87,6 +92,21 @@ def service_offered(inputs: RunInputs, m: Measurements, service: str) -> Offered
 
 def service_keys(m: Measurements, service: str) -> list[EndpointKey]:
     return sorted(k for k in m.endpoints if k.service == service)
+
+
+def service_unloaded_ms(m: Measurements, service: str) -> tuple[float, float] | None:
+    """R0 of a service's request mix: (fastest successes, their 1st percentile), request-weighted.
+
+    The fastest successful request is a lower bound of the service time; the 1st percentile
+    of successes an upper one (it can include a little queueing). None: no success at all."""
+    keys = [k for k in service_keys(m, service) if m.endpoints[k].min_ok_ms is not None]
+    n = sum(m.endpoints[k].requests for k in keys)
+    if not n:
+        return None
+    lo = sum(unloaded_ms(m.endpoints[k]) * m.endpoints[k].requests for k in keys) / n
+    hi = sum(max(unloaded_ms(m.endpoints[k]), m.endpoints[k].p1_ok_ms or 0.0) * m.endpoints[k].requests
+             for k in keys) / n
+    return lo, hi
 
 
 def service_buckets(inputs: RunInputs, m: Measurements, service: str) -> list[ServiceBucket]:

@@ -56,14 +56,11 @@ def service_charts(analysis: Analysis, service: str) -> list[str]:
     ]
     pool = m.pools.get(service)
     if pool is not None and pool.series:
-        wait = Series("checkout wait p95 (ms)", [(_rel(p["t_ms"], start, m.interval_s), p["wait_p95_ms"] or 0.0)
-                                                 for p in pool.series])
-        waiting = Series("requests waiting", [(_rel(p["t_ms"], start, m.interval_s), p["waiting"] or 0.0) for p in pool.series])
-        busy = Series("connections checked out", [(_rel(p["t_ms"], start, m.interval_s), p["checked_out"] or 0.0)
-                                                  for p in pool.series])
-        charts.append(line_chart(f"{service}: connection pool wait (app_pool)", [wait], y_label="ms",
-                                 chart_id=f"poolwait-{slug}"))
-        charts.append(line_chart(f"{service}: connection pool occupancy (app_pool)", [busy, waiting],
+        busy = Series("connections in use", [(_rel(p["t_ms"], start, m.interval_s), p["used"] or 0.0)
+                                             for p in pool.series])
+        waiting = Series("requests waiting", [(_rel(p["t_ms"], start, m.interval_s), p["pending"] or 0.0)
+                                              for p in pool.series])
+        charts.append(line_chart(f"{service}: connection pool occupancy ({pool.convention})", [busy, waiting],
                                  y_label="connections / requests", chart_id=f"pool-{slug}"))
     return charts
 

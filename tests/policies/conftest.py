@@ -4,10 +4,10 @@
 `profile` (profile-api: a pool of 1 connection held 20 ms, offered 90 req/s, so it
 saturates) and `jobs` (core-api: fast, 40 req/s):
 
-- "baseline": profile-api writes app_pool/app_endpoint like the demo services;
+- "baseline": profile-api exposes its pool on /metrics (OpenTelemetry names), scraped;
 - "verify":   the same load with profile-api's pool set to the baseline's
               recommendation;
-- "no_app":   the baseline without any app_* metrics (fallback paths).
+- "no_app":   the baseline without a metrics_url (k6's samples alone).
 """
 
 from __future__ import annotations
@@ -40,13 +40,13 @@ def policy_store(influxd: Influxd) -> InfluxClient:
 
 def record_run(root: Path, store: InfluxClient, name: str, pool: int, app_metrics: bool) -> RunResult:
     testid = f"{name}-{uuid.uuid4().hex[:6]}"
-    profile = PoolTarget("profile-api", pool_size=pool, hold_ms=HOLD_MS,
-                         influx=store if app_metrics else None, testid=testid).start()
+    profile = PoolTarget("profile-api", pool_size=pool, hold_ms=HOLD_MS, metrics=app_metrics).start()
     core = PoolTarget("core-api", pool_size=10, hold_ms=0.0).start()
     try:
         return run_modules(
             root / testid, store, testid,
-            [ServiceSpec("profile-api", profile.url, db_pool_size=pool, db_max_connections=100),
+            [ServiceSpec("profile-api", profile.url, db_pool_size=pool, db_max_connections=100,
+                         metrics_url=profile.metrics_url),
              ServiceSpec("core-api", core.url, db_pool_size=10, db_max_connections=100)],
             [ModuleSpec("profile", "profile-api", profile.url, PROFILE_RATE, SECONDS, 40),
              ModuleSpec("jobs", "core-api", core.url, JOBS_RATE, SECONDS, 20)],

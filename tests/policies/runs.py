@@ -1,7 +1,8 @@
 """Real k6 runs against loopback targets, recorded as run directories like the controller's.
 
 `run_modules` starts one real k6 process per module at once (the parallel
-strategy), with `--out influxdb` and the loadbearing tags, waits for them, and
+strategy), with `--out influxdb` and the loadbearing tags, scrapes every service's
+`metrics_url` meanwhile (the controller's own `Scraper`), waits for them, and
 writes RUN_DIR/run.json, RUN_DIR/k6/<module>-0.summary.json and the plan file.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 from core.influx import InfluxClient
 from core.plan import load_plan
 from core.rundir import ModuleRecord, PhaseRecord, RunDir, RunRecord, StoreRecord, iso, runner_name
+from runners.scrape import Scraper
 
 SCRIPTS = {
     "profile": """
@@ -64,6 +66,7 @@ class ServiceSpec:
     db_max_connections: int | None = 100
     instances: int = 1
     cache_ttl_s: float | None = None
+    metrics_url: str | None = None
 
 
 @dataclass
@@ -86,6 +89,8 @@ def write_plan(plan_dir: Path, services: list[ServiceSpec], modules: list[Module
             lines.append(f"db_max_connections = {s.db_max_connections}")
         if s.cache_ttl_s is not None:
             lines.append(f"cache_ttl_s = {s.cache_ttl_s}")
+        if s.metrics_url is not None:
+            lines.append(f'metrics_url = "{s.metrics_url}"')
     for m in modules:
         script = plan_dir / "modules" / f"{m.name}.js"
         script.parent.mkdir(exist_ok=True)
@@ -105,6 +110,7 @@ def run_modules(run_dir: Path, influx: InfluxClient, testid: str, services: list
     rd.k6_dir.mkdir(parents=True, exist_ok=True)
     procs = []
     t_start = time.time()
+    scraper = Scraper({s.name: s.metrics_url for s in services if s.metrics_url}, influx, testid).start()
     for m in modules:
         files = rd.runner_files(runner_name(m.name, 0))
         cfg = files.config
@@ -129,6 +135,7 @@ def run_modules(run_dir: Path, influx: InfluxClient, testid: str, services: list
         ended = time.time()
         records.append(ModuleRecord(name=m.name, service=m.service, runners=1, started_at=iso(started),
                                     ended_at=iso(ended), exit_codes=[code]))
+    scraper.stop()
     t_end = time.time()
     loaded = load_plan(plan)
     record = RunRecord(run_id=testid, testid=testid, strategy=strategy, status="passed",

@@ -3,7 +3,8 @@
 `write_run` writes, for each module, the samples k6's InfluxDB output would write
 (http_reqs, http_req_duration, http_req_waiting, http_req_failed, iterations,
 vus, dropped_iterations; same tags), optionally thinned (only part stored) and
-with `app_pool` points, plus RUN_DIR/run.json, the plan and k6 summaries that
+with a service's scraped pool metrics (`loadbearing_scrape` points in OpenTelemetry's
+`db.client.connection.*` names, as a metrics_url scrape stores them), plus RUN_DIR/run.json, the plan and k6 summaries that
 state the full counts. Deterministic: fixed epoch, seeded random.
 """
 
@@ -51,7 +52,33 @@ class Module:
 class Service:
     name: str
     settings: dict[str, Any] = field(default_factory=dict)
-    app_pool: dict[str, float] | None = None     # constant app_pool fields, written once a second
+    # Pool metrics scraped once a second, from per-second figures: size, checked_out, waiting (gauges),
+    # checkouts, timeouts (per second), hold_ms_mean, checkout_wait_ms_mean (means per checkout).
+    pool_metrics: dict[str, float] | None = None
+
+
+def pool_metric_lines(service: str, testid: str, pool: dict[str, float], seconds: range) -> list[str]:
+    """The `loadbearing_scrape` points a metrics_url scrape of such a pool would store (counters cumulative)."""
+    from runners.scrape import SCRAPE_MEASUREMENT
+
+    out = []
+    tags = {"service": service, "instance": "127.0.0.1:9100", "testid": testid,
+            "db_client_connection_pool_name": "main"}
+    for i, s in enumerate(seconds, start=1):
+        n = pool.get("checkouts", 0.0) * i
+        out.append(line(SCRAPE_MEASUREMENT, tags, {
+            "db_client_connection_max": pool.get("size", 0.0),
+            "db_client_connection_pending_requests": pool.get("waiting", 0.0),
+            "db_client_connection_timeouts_total": pool.get("timeouts", 0.0) * i,
+            "db_client_connection_use_time_seconds_sum": pool.get("hold_ms_mean", 0.0) / 1000 * n,
+            "db_client_connection_use_time_seconds_count": n,
+            "db_client_connection_wait_time_seconds_sum": pool.get("checkout_wait_ms_mean", 0.0) / 1000 * n,
+            "db_client_connection_wait_time_seconds_count": n}, s * 1_000_000_000))
+        for state, value in (("used", pool.get("checked_out", 0.0)),
+                             ("idle", max(0.0, pool.get("size", 0.0) - pool.get("checked_out", 0.0)))):
+            out.append(line(SCRAPE_MEASUREMENT, {**tags, "db_client_connection_state": state},
+                            {"db_client_connection_count": value}, s * 1_000_000_000))
+    return out
 
 
 def write_run(run_dir: Path, influx: InfluxClient, testid: str, modules: list[Module], services: list[Service],
@@ -109,14 +136,12 @@ def write_run(run_dir: Path, influx: InfluxClient, testid: str, modules: list[Mo
         records.append(ModuleRecord(name=mod.name, service=mod.service, runners=1, started_at=iso(start),
                                     ended_at=iso(start + mod.seconds), exit_codes=[0], requests=n))
     for svc in services:
-        if svc.app_pool is None:
+        if svc.pool_metrics is None:
             continue
         mods = [m for m in modules if m.service == svc.name]
         lo = min(EPOCH_S + m.offset_s for m in mods)
         hi = max(EPOCH_S + m.offset_s + m.seconds for m in mods)
-        for s in range(lo + 1, hi + 1):
-            lines.append(line("app_pool", {"service": svc.name, "instance": "1", "testid": testid},
-                              dict(svc.app_pool), s * 1_000_000_000))
+        lines += pool_metric_lines(svc.name, testid, svc.pool_metrics, range(lo, hi + 1))
     for i in range(0, len(lines), 20_000):
         influx.write(lines[i:i + 20_000])
     end = max(EPOCH_S + m.offset_s + m.seconds for m in modules)

@@ -4,8 +4,9 @@
 - GET /profiles/{id}, PUT /profiles/{id}: hold one of `pool_size` "connections"
   for `hold_ms` (a semaphore + sleep, like a DB pool), queueing when none is free;
 - GET /jobs: fast, no pool.
-With `influx` set it writes `app_pool` and `app_endpoint` points once a second,
-shaped like the demo services' (tags service, instance, testid).
+With `metrics` set it serves GET /metrics: its pool in OpenTelemetry's
+`db.client.connection.*` names (Prometheus text, as the OpenTelemetry Prometheus
+exporter names them), for a run to scrape.
 """
 
 from __future__ import annotations
@@ -17,13 +18,29 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from core.influx import InfluxClient, line
-from core.percentile import nearest_rank
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class PoolInstruments:
+    def __init__(self, size: int) -> None:
+        self.registry = reg = CollectorRegistry()
+        name = ["db_client_connection_pool_name"]
+        self.count = Gauge("db_client_connection_count", "connections", [*name, "db_client_connection_state"],
+                           registry=reg)
+        Gauge("db_client_connection_max", "max", name, registry=reg).labels("main").set(size)
+        self.pending = Gauge("db_client_connection_pending_requests", "pending", name, registry=reg).labels("main")
+        Counter("db_client_connection_timeouts", "timeouts", name, registry=reg).labels("main")
+        self.use = Histogram("db_client_connection_use_time_seconds", "use", name, registry=reg).labels("main")
+        self.wait = Histogram("db_client_connection_wait_time_seconds", "wait", name, registry=reg).labels("main")
+
+    def text(self) -> bytes:
+        return generate_latest(self.registry)
 
 
 class Pool:
     def __init__(self, size: int) -> None:
         self.size = size
+        self.instruments = PoolInstruments(size)
         self.cond = threading.Condition()
         self.checked_out = 0
         self.waiting = 0
@@ -37,20 +54,30 @@ class Pool:
         with self.cond:
             self.waiting += 1
             self.waiting_max = max(self.waiting_max, self.waiting)
+            self._gauges()
             while self.checked_out >= self.size:
                 self.cond.wait()
             self.waiting -= 1
             self.checked_out += 1
+            self._gauges()
         t1 = time.monotonic()
+        self.instruments.wait.observe(t1 - t0)
         try:
             yield
         finally:
             t2 = time.monotonic()
+            self.instruments.use.observe(t2 - t1)
             with self.cond:
                 self.checked_out -= 1
                 self.waits.append((t1 - t0) * 1000)
                 self.holds.append((t2 - t1) * 1000)
+                self._gauges()
                 self.cond.notify()
+
+    def _gauges(self) -> None:
+        self.instruments.count.labels("main", "used").set(self.checked_out)
+        self.instruments.count.labels("main", "idle").set(self.size - self.checked_out)
+        self.instruments.pending.set(self.waiting)
 
     def take(self) -> tuple[list[float], list[float], int]:
         with self.cond:
@@ -60,13 +87,11 @@ class Pool:
 
 
 class PoolTarget:
-    def __init__(self, service: str, pool_size: int = 1, hold_ms: float = 20.0,
-                 influx: InfluxClient | None = None, testid: str | None = None) -> None:
+    def __init__(self, service: str, pool_size: int = 1, hold_ms: float = 20.0, metrics: bool = False) -> None:
         self.service = service
         self.pool = Pool(pool_size)
         self.hold_s = hold_ms / 1000.0
-        self.influx = influx
-        self.testid = testid
+        self.metrics = metrics
         self.timings: dict[str, list[float]] = {}
         self.lock = threading.Lock()
         self._stop = threading.Event()
@@ -95,6 +120,11 @@ class PoolTarget:
                         time.sleep(target.hold_s)
                 elif path == "/jobs" and self.command == "GET":
                     name = "jobs_list"
+                elif path == "/metrics" and target.metrics:
+                    body = target.pool.instruments.text()
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+                                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+                    return
                 else:
                     status = 404
                 body = b"ok" if status == 200 else b"not found"
@@ -113,8 +143,10 @@ class PoolTarget:
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._threads = [threading.Thread(target=self.server.serve_forever, daemon=True)]
-        if influx is not None:
-            self._threads.append(threading.Thread(target=self._report, daemon=True))
+
+    @property
+    def metrics_url(self) -> str | None:
+        return f"{self.url}/metrics" if self.metrics else None
 
     def start(self) -> PoolTarget:
         for t in self._threads:
@@ -125,31 +157,3 @@ class PoolTarget:
         self._stop.set()
         self.server.shutdown()
         self.server.server_close()
-        for t in self._threads[1:]:
-            t.join(timeout=5)
-
-    def _lines(self) -> list[str]:
-        ts = time.time_ns()
-        tags = {"service": self.service, "instance": str(self.port)}
-        if self.testid:
-            tags["testid"] = self.testid
-        waits, holds, wmax = self.pool.take()
-        with self.lock:
-            timings, self.timings = self.timings, {}
-        out = [line("app_pool", tags, {
-            "size": self.pool.size, "max_overflow": 0, "checked_out": self.pool.checked_out,
-            "overflow": 0, "waiting": self.pool.waiting, "waiting_max": wmax, "checkouts": len(waits),
-            "timeouts": 0, "checkout_wait_ms_mean": sum(waits) / len(waits) if waits else 0.0,
-            "checkout_wait_ms_p95": nearest_rank(waits, 95) or 0.0, "checkout_wait_ms_max": max(waits, default=0.0),
-            "hold_ms_mean": sum(holds) / len(holds) if holds else 0.0}, ts)]
-        for name, samples in sorted(timings.items()):
-            out.append(line("app_endpoint", {**tags, "name": name}, {
-                "count": len(samples), "errors": 0, "server_ms_mean": sum(samples) / len(samples),
-                "server_ms_p95": nearest_rank(samples, 95) or 0.0, "server_ms_max": max(samples)}, ts))
-        return out
-
-    def _report(self) -> None:
-        assert self.influx is not None
-        while not self._stop.wait(1.0):
-            self.influx.write(self._lines())
-        self.influx.write(self._lines())

@@ -46,7 +46,8 @@ def test_baseline_finds_the_pool_limit_and_sizes_the_pool(real_runs: dict[str, P
     assert pool["service"] == "profile-api" and pool["current"] == 1
     hold_s = pool["evidence"]["hold_time_ms"] / 1000
     assert 0.019 <= hold_s <= 0.03
-    assert pool["evidence"]["hold_time_source"].startswith("app_pool")
+    assert pool["evidence"]["hold_time_source"].startswith("db_client_connection_use_time_seconds_sum")
+    assert (pool["evidence_path"], pool["confidence"]) == ("white_box", "high")
     assert pool["recommended"] == smallest_pool(90.0, hold_s, 0.1 * SLO_P95_MS / 1000)
     assert pool["predicted"]["meets_slo"] is True
     fewer = pool["predicted"]["two_fewer"]
@@ -86,9 +87,13 @@ def test_recommended_pool_meets_the_slo_on_rerun(real_runs: dict[str, Path]) -> 
 def test_without_app_metrics_falls_back_to_the_plateau(real_runs: dict[str, Path]) -> None:
     doc = recommend_run(real_runs["no_app"])
     (limit,) = findings(doc, "throughput_limit")
-    assert limit["evidence"]["attribution"] == "own_resource"     # core-api stayed fast meanwhile
+    # Without pool metrics: the concurrency sustained (Little's law) matches the declared pool of 1.
+    assert limit["evidence"]["attribution"] == "db_pool"
+    n = limit["evidence"]["concurrency"]
+    assert n["low"] - 0.5 <= 1 <= n["high"] + 0.5                  # a whole pool within N's range
     (pool,) = recs(doc, "db_pool")
-    assert pool["evidence"]["hold_time_source"].startswith("saturated throughput")
+    assert pool["evidence"]["hold_time_source"].startswith("Little's law on the goodput plateau")
+    assert pool["evidence_path"] == "black_box"
     hold_s = pool["evidence"]["hold_time_ms"] / 1000
     assert pool["recommended"] == smallest_pool(90.0, hold_s, 0.1 * SLO_P95_MS / 1000)
     assert not recs(doc, "db_pool", "core-api")

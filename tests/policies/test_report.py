@@ -26,10 +26,10 @@ def test_reports_are_written_and_deterministic(real_runs: dict[str, Path]) -> No
     assert "db_pool" in text and "pool 1 -> " in text and "profile_get" in text
     assert "throughput_limit" in text and "slo_breach" in text
     page = html.read_text()
-    assert page.count("<svg") >= 8                              # 3 per service + 2 pool charts
+    assert page.count("<svg") >= 7                              # 3 per service + the scraped pool chart
     assert "SLO p95 600 ms" in page
     assert "<script" not in page and "src=" not in page and "href=" not in page   # self-contained
-    assert "app_pool" in page and "SELECT" in page              # pool plots and evidence queries
+    assert "connection pool occupancy" in page and "SELECT" in page              # pool plots and evidence queries
     again = write_report(run_dir)
     assert again[0].read_text() == text and again[1].read_text() == page
 

@@ -120,12 +120,12 @@ def test_idle_oversized_pool_may_shrink_but_never_grows(influx: InfluxClient, tm
     idle = {"size": 50.0, "checked_out": 1.0, "waiting": 0.0, "waiting_max": 0.0, "checkouts": 50.0,
             "timeouts": 0.0, "checkout_wait_ms_p95": 0.0, "checkout_wait_ms_mean": 0.0, "hold_ms_mean": 10.0}
     run_dir = write_run(tmp_path / "run", influx, "idle", [Module("items", "shop-api", 50, 20, [FAST])],
-                        [Service("shop-api", {"db_pool_size": 50, "db_max_connections": 200}, app_pool=idle)])
+                        [Service("shop-api", {"db_pool_size": 50, "db_max_connections": 200}, pool_metrics=idle)])
     doc = recommend_run(run_dir)
     (pool,) = [r for r in doc["recommendations"] if r["kind"] == "db_pool"]
     assert pool["current"] == 50 and pool["recommended"] < 25
     assert pool["evidence"]["waited"] is False
-    # The same service without app_pool: nothing proves it never waited, and it did not wait: no pool change.
+    # The same service without pool metrics: nothing proves it never waited, and it did not wait: no pool change.
     bare = write_run(tmp_path / "bare", influx, "bare", [Module("items", "shop-api", 50, 20, [FAST])],
                      [Service("shop-api", {"db_pool_size": 50})])
     assert not [r for r in recommend_run(bare)["recommendations"] if r["kind"] == "db_pool"]
@@ -136,7 +136,7 @@ def test_connection_budget_caps_the_pool_and_says_what_else_to_do(influx: Influx
             "timeouts": 0.0, "checkout_wait_ms_p95": 900.0, "checkout_wait_ms_mean": 700.0, "hold_ms_mean": 50.0}
     slow = Endpoint("report", latency_ms=lambda t, rnd: 900 + rnd.random() * 100, keys=None)
     run_dir = write_run(tmp_path / "run", influx, "cap", [Module("report", "report-api", 200, 20, [slow])],
-                        [Service("report-api", {"db_pool_size": 2, "db_max_connections": 12}, app_pool=busy)],
+                        [Service("report-api", {"db_pool_size": 2, "db_max_connections": 12}, pool_metrics=busy)],
                         slo_p95_ms=1000)
     doc = recommend_run(run_dir)
     (pool,) = [r for r in doc["recommendations"] if r["kind"] == "db_pool"]
