@@ -20,6 +20,7 @@ from policies.inputs import ModuleRun, RunInputs
 from policies.metrics import EndpointKey, EndpointStats, Measurements
 
 MIN_UNLOADED_MS = 0.1
+R0_HIGH_CAP = 1.5
 
 
 def unloaded_ms(stats: EndpointStats) -> float:
@@ -98,13 +99,16 @@ def service_unloaded_ms(m: Measurements, service: str) -> tuple[float, float] | 
     """R0 of a service's request mix: (fastest successes, their 1st percentile), request-weighted.
 
     The fastest successful request is a lower bound of the service time; the 1st percentile
-    of successes an upper one (it can include a little queueing). None: no success at all."""
+    of successes an upper one, capped at R0_HIGH_CAP x the fastest (in a run saturated from
+    its first second almost every request queued, so that percentile holds queueing too).
+    None: no success at all."""
     keys = [k for k in service_keys(m, service) if m.endpoints[k].min_ok_ms is not None]
     n = sum(m.endpoints[k].requests for k in keys)
     if not n:
         return None
     lo = sum(unloaded_ms(m.endpoints[k]) * m.endpoints[k].requests for k in keys) / n
-    hi = sum(max(unloaded_ms(m.endpoints[k]), m.endpoints[k].p1_ok_ms or 0.0) * m.endpoints[k].requests
+    hi = sum(min(R0_HIGH_CAP * unloaded_ms(m.endpoints[k]),
+                 max(unloaded_ms(m.endpoints[k]), m.endpoints[k].p1_ok_ms or 0.0)) * m.endpoints[k].requests
              for k in keys) / n
     return lo, hi
 

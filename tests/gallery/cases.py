@@ -177,6 +177,18 @@ def limit_found(service: str, goodput_lo: float, goodput_hi: float,
     return check
 
 
+def concurrency_at_most(service: str, most: float) -> Callable[[dict[str, Any]], str | None]:
+    """The inferred concurrency is small (a CPU-bound loop: about 1; on a busy machine the client's own
+    delays in the fastest request's latency push the estimate up, never to a pool's size)."""
+    def check(doc: dict[str, Any]) -> str | None:
+        got = findings(doc, "throughput_limit", service)
+        point = ((got[0]["evidence"].get("concurrency") or {}).get("point")) if got else None
+        if point is None or point > most:
+            return f"{service}: inferred concurrency {point}, expected at most {most:g}"
+        return None
+    return check
+
+
 def clamp_found(service: str, clamp_ms: float, status: str) -> Callable[[dict[str, Any]], str | None]:
     def check(doc: dict[str, Any]) -> str | None:
         got = findings(doc, "timeout_errors", service)
@@ -329,7 +341,9 @@ def gallery() -> list[Case]:
         [limit_found("reports-api", 0.8 * capacity, 1.1 * capacity, workers), no_pool("reports-api"),
          instances_in_range("reports-api", capacity, rate, 0.8, 1.15), no_response("status-api", 10)]))
 
-    # 4. A CPU-bound service (one event loop), whose plan declares a pool that is not the limit.
+    # 4. A CPU-bound service (one event loop), whose plan declares a pool that is not the limit. Its
+    #    capacity is 1 / cpu_ms of the core it gets: on a 2-core machine shared with k6, influxd and
+    #    other work that is anywhere from a quarter to all of one core, hence the wide capacity range.
     cpu, rate, slo = 10.0, 130, 500.0
     capacity = 1000.0 / cpu
     cases.append(Case(
@@ -337,9 +351,10 @@ def gallery() -> list[Case]:
         [Server("render-api", "cpu", {"cpu_ms": cpu}, {"db_pool_size": 8, "db_max_connections": 100})],
         [Load("render", "render-api", RENDER_JS, rate, 10, 400)],
         slo, {"capacity_rps": capacity, "concurrency": 1},
-        f"throughput_limit, concurrency ~1; instances for <= ~{capacity:.0f}/s each; no pool",
-        [limit_found("render-api", 0.4 * capacity, 1.1 * capacity, 1), no_pool("render-api"),
-         instances_in_range("render-api", capacity, rate, 0.4, 1.15)]))
+        f"throughput_limit, concurrency about 1 (at most 2.5); instances for <= ~{capacity:.0f}/s each; no pool",
+        [limit_found("render-api", 0.25 * capacity, 1.1 * capacity), concurrency_at_most("render-api", 2.5),
+         no_pool("render-api"),
+         instances_in_range("render-api", capacity, rate, 0.25, 1.15)]))
 
     # 5. A cacheable GET keyed by URL path (Zipf keys), a write endpoint beside it.
     rate, seconds = 100, 15
