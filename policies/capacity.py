@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from policies.findings import Plateau
+from policies.inputs import RunInputs
 from policies.metrics import Measurements
 from policies.pool import PoolDecision
 from policies.queueing import max_rate
 from policies.recommendations import Basis
-from policies.rundir import RunInputs
 from policies.workload import ServiceBucket
 
 CapacityKind = Literal["pool_model", "plateau", "knee", "lower_bound"]

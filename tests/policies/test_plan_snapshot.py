@@ -51,7 +51,7 @@ def test_editing_the_plan_after_a_run_changes_nothing_recommend_report_or_verify
     # A pool of 2 saturated under 200 req/s, capped by a budget of 12 connections: the pool and
     # autoscaling recommendations depend on the plan's pool, budget and offered rate.
     before = write_run(tmp_path / "before", influx, "snap-before", [Module("report", "report-api", 200, 20, [SLOW])],
-                       [Service("report-api", {"db_pool_size": 2, "db_max_connections": 12}, app_pool=BUSY_POOL)],
+                       [Service("report-api", {"db_pool_size": 2, "db_max_connections": 12}, pool_metrics=BUSY_POOL)],
                        slo_p95_ms=1000)
     assert main(["recommend", str(before), "--json"]) == 0
     recs = {r["kind"]: r for r in json.loads(capsys.readouterr().out)["recommendations"]}
@@ -59,7 +59,7 @@ def test_editing_the_plan_after_a_run_changes_nothing_recommend_report_or_verify
     assert "autoscaling" in recs
     after = write_run(tmp_path / "after", influx, "snap-after", [Module("report", "report-api", 200, 20, [QUICK])],
                       [Service("report-api", {"db_pool_size": 9, "db_max_connections": 12},
-                               app_pool={**BUSY_POOL, "size": 9.0, "waiting": 0.0, "waiting_max": 0.0,
+                               pool_metrics={**BUSY_POOL, "size": 9.0, "waiting": 0.0, "waiting_max": 0.0,
                                          "checkout_wait_ms_p95": 0.0, "checkout_wait_ms_mean": 0.0})],
                       slo_p95_ms=1000)
 

@@ -34,7 +34,7 @@ def test_baseline_finds_the_pool_limit_and_sizes_the_pool(real_runs: dict[str, P
     for e in doc["endpoints"]:
         by_module[e["module"]] = by_module.get(e["module"], 0) + e["requests"]
     assert by_module == {"profile": summary_requests(run_dir, "profile"), "jobs": summary_requests(run_dir, "jobs")}
-    # The plateau on profile-api, attributed to its pool (app_pool shows waiting).
+    # The plateau on profile-api, attributed to its pool (its scraped pool metrics show waiting).
     (limit,) = findings(doc, "throughput_limit")
     assert limit["service"] == "profile-api"
     assert limit["evidence"]["attribution"] == "db_pool"
