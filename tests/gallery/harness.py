@@ -83,8 +83,8 @@ def run_case(case: Case, influx: InfluxClient, root: Path) -> tuple[dict[str, An
         for s in case.servers:
             procs.append(_start(s, ports[s.service], workdir))
         plan = _plan(case, ports, workdir / "plan")
-        run_dir, _code = run_strategy(RunOptions(plan_path=plan, strategy="parallel", out_dir=workdir / "runs"),
-                                      influx)
+        rd, _code = run_strategy(RunOptions(plan_path=plan, strategy="parallel", out_dir=workdir / "runs"), influx)
+        run_dir = rd.path
     finally:
         for proc in procs:
             proc.terminate()
