@@ -29,14 +29,23 @@ import json
 import math
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 
 from core.errors import BadInput
+from core.influx import InfluxClient
 from core.plan import Plan, Slo, load_plan
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$"
@@ -98,6 +107,16 @@ def runner_module(runner: str) -> str:
 class _Record(BaseModel):
     # Unknown keys (written by a newer loadbearing) are kept when a record is read and rewritten.
     model_config = ConfigDict(extra="allow")
+    # Keys written only when they have a value (run.json keeps its shape for readers of older runs).
+    _optional: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _omit_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for key in self._optional:
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
 
 class ModuleRecord(_Record):
@@ -159,6 +178,12 @@ class StoreRecord(_Record):
     db: str | None = None
     stack: str | None = None
 
+    _optional = ("stack",)
+
+
+StoreConnector = Callable[[StoreRecord], InfluxClient]
+"""Reaches the store a run recorded (runners.stack.recorded_store brings a local stack up again)."""
+
 
 class MetricsRecord(_Record):
     """Whether the stored samples are complete (stored vs k6's own request count), where the
@@ -172,6 +197,8 @@ class MetricsRecord(_Record):
     collapsed_points: int | None = None
     incomplete_reason: str | None = None
     store_retries: list[dict[str, Any]] | None = None
+
+    _optional = ("near_coincident_pairs", "collapsed_points", "incomplete_reason", "store_retries")
 
 
 class RunRecord(_Record):

@@ -16,6 +16,11 @@ def state_dir() -> Path:
     return root
 
 
+def pid_dir(run_id: str) -> Path:
+    """Where a run's controller and local runners leave their pid files (`stack status` reaps them)."""
+    return state_dir() / "runners" / run_id
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that was free a moment ago on `host`."""
     import socket

@@ -29,7 +29,11 @@ from core.rundir import RunDir, new_run_id
 from core.state import free_port
 from demo.launcher import ServiceHandle, start_service
 from demo.plan import SCALES, write_plan
-from runners.controller import RunOptions
+from policies import recommend_run, render_summary, write_report
+from policies.apply import apply_run
+from policies.verify import verify_runs
+from runners import stack
+from runners.controller import RunOptions, prepare
 from runners.controller import run as run_strategy
 
 SERVICES = ("core-api", "profile-api")
@@ -41,6 +45,7 @@ PLAN_KEYS = {"DB_POOL_SIZE": "db_pool_size", "CACHE_TTL_S": "cache_ttl_s"}
 class Demo:
     out: Path
     influx: InfluxClient
+    local_stack: str | None  # the local stack's provider when it is the store (run records say so)
     ports: dict[str, int]
     env_files: dict[str, Path]
     services: dict[str, ServiceHandle]
@@ -102,8 +107,8 @@ def _run(demo: Demo, plan_path: Path, strategy: str, label: str) -> Path:
     run_id = new_run_id(strategy, time.time())
     demo.restart(run_id)
     console.rule(f"[bold]{label}[/]: {strategy}")
-    run_dir, code = run_strategy(RunOptions(plan_path=plan_path, strategy=strategy, out_dir=demo.out, run_id=run_id),
-                                 demo.influx)
+    prepared = prepare(RunOptions(plan_path=plan_path, strategy=strategy, out_dir=demo.out, run_id=run_id))
+    run_dir, code = run_strategy(prepared, demo.influx, local_stack=demo.local_stack)
     if code not in (ExitCode.PASSED, ExitCode.SLO_FAILED):
         raise LoadbearingError(f"the {strategy} run ended with exit {int(code)}; see {run_dir.record_path}")
     return run_dir.path
@@ -151,19 +156,15 @@ def _changes_table(changes: list[tuple[str, str, str, str]]) -> Table:
 
 def run_demo(scale: str = "ci", out_dir: Path = Path("runs/demo"), influx_url: str | None = None) -> int:
     """The whole loop. Returns the exit code (0 only when verify passes)."""
-    from runners.stack import resolve_influx
-
     if scale not in SCALES:
         raise BadInput(f"--scale {scale!r}: use one of {', '.join(SCALES)}")
     started = time.monotonic()
     out = out_dir.absolute() / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out.mkdir(parents=True, exist_ok=True)
-    from runners import stack
-
     was_up = bool(influx_url or os.environ.get("LOADBEARING_INFLUX_URL")) or stack.status()[1]
-    influx = resolve_influx(influx_url)
+    influx, local_stack = stack.resolve_store(influx_url)
     try:
-        return _loop(scale, out, influx, started)
+        return _loop(scale, out, influx, local_stack, started)
     finally:
         if not was_up:  # the demo leaves nothing running: stop the stack it started (data kept)
             stack.down()
@@ -171,11 +172,7 @@ def run_demo(scale: str = "ci", out_dir: Path = Path("runs/demo"), influx_url: s
                           "'loadbearing stack up' brings it back)")
 
 
-def _loop(scale: str, out: Path, influx: InfluxClient, started: float) -> int:
-    from policies import recommend_run, render_summary, write_report
-    from policies.apply import apply_run
-    from policies.verify import verify_runs
-
+def _loop(scale: str, out: Path, influx: InfluxClient, local_stack: str | None, started: float) -> int:
     influx.ping()
     ports = {name: free_port() for name in SERVICES}
     plan_path = write_plan(out / "plan.toml", scale, f"http://127.0.0.1:{ports['core-api']}",
@@ -189,7 +186,7 @@ def _loop(scale: str, out: Path, influx: InfluxClient, started: float) -> int:
             lines.append(f"DB_POOL_SIZE={settings.db_pool_size}")
         lines.append(f"CACHE_TTL_S={settings.cache_ttl_s or 0:g}")
         env_files[name].write_text("\n".join(lines) + "\n")
-    demo = Demo(out=out, influx=influx, ports=ports, env_files=env_files, services={})
+    demo = Demo(out=out, influx=influx, local_stack=local_stack, ports=ports, env_files=env_files, services={})
     try:
         console.print(f"[bold]loadbearing demo[/] ({scale} scale): runs in {escape(str(out))}, "
                       f"InfluxDB {escape(influx.public_url)}")

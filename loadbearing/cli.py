@@ -71,36 +71,27 @@ def run(
 ) -> None:
     """Run the plan's modules with a strategy. Last stdout line: the run directory."""
     from core.errors import BadInput
-    from runners.controller import RunOptions
+    from runners.backends import BackendOptions, DockerOptions, EcsOptions, ProcessOptions
+    from runners.controller import RunOptions, prepare
     from runners.controller import run as run_strategy
-    from runners.stack import resolve_influx
+    from runners.stack import resolve_store
 
-    backend_options: dict[str, object] = {}
-    if backend is BackendName.ecs:
-        backend_options = {"stack_outputs": stack_outputs, "max_cost": max_cost}
-    if runners == "auto":
-        if backend is not BackendName.ecs:
-            raise BadInput("--runners auto is only for --backend ecs; give a number")
-        count = 0
-    else:
-        try:
-            count = int(runners)
-        except ValueError:
-            raise BadInput(f"--runners {runners!r}: give a whole number (or 'auto' with ecs)") from None
-    opts = RunOptions(plan_path=plan, strategy=strategy.value, backend=backend.value, runners=count,
-                      influx_url=influx_url, out_dir=out_dir, backend_options=backend_options,
-                      run_id=run_id)
-    if backend is not BackendName.ecs or count:
-        from runners.controller import prepare
-
-        prepare(opts)  # exit 2/3 before starting or touching any store
-    if backend is BackendName.ecs:  # the stack's store, through the controller's way in
-        from runners.backends.ecs import controller_influx
-
-        influx = controller_influx(stack_outputs, influx_url)
-    else:
-        influx = resolve_influx(influx_url)
-    run_dir, code = run_strategy(opts, influx)
+    options: BackendOptions = ProcessOptions()
+    if backend is BackendName.docker:
+        options = DockerOptions()
+    elif backend is BackendName.ecs:
+        options = EcsOptions(stack_outputs=stack_outputs, max_cost=max_cost)
+    try:
+        count = None if runners == "auto" else int(runners)
+    except ValueError:
+        raise BadInput(f"--runners {runners!r}: give a whole number (or 'auto' where the backend sizes its fleet)") from None
+    prepared = prepare(RunOptions(plan_path=plan, strategy=strategy.value, backend=options, runners=count,
+                                  out_dir=out_dir, run_id=run_id))  # exit 2/3 before starting or touching any store
+    influx = prepared.backend.metrics_store(influx_url)
+    local_stack = None
+    if influx is None:
+        influx, local_stack = resolve_store(influx_url)
+    run_dir, code = run_strategy(prepared, influx, local_stack=local_stack)
     _out(str(run_dir))
     raise typer.Exit(int(code))
 
@@ -112,8 +103,9 @@ def recommend(
 ) -> None:
     """Read a run back and recommend pool sizes, caches and autoscaling."""
     from policies import dumps_document, recommend_run, render_summary
+    from runners.stack import recorded_store
 
-    doc = recommend_run(run_dir)
+    doc = recommend_run(run_dir, connect=recorded_store)
     if json_out:
         sys.stdout.write(dumps_document(doc))
         sys.stdout.flush()
@@ -126,8 +118,9 @@ def recommend(
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
     """Write RUN_DIR/report.md and RUN_DIR/report.html."""
     from policies import write_report
+    from runners.stack import recorded_store
 
-    md, html = write_report(run_dir)
+    md, html = write_report(run_dir, connect=recorded_store)
     _out(str(md))
     _out(str(html))
 
@@ -144,9 +137,10 @@ def apply(
 ) -> None:
     """Write recommended settings into Pulumi stack config or an env file."""
     from policies.apply import apply_run
+    from runners.stack import recorded_store
 
     changed = apply_run(run_dir, stack=stack, env_file=env_file, service=service, dry_run=dry_run,
-                        project_dir=project_dir)
+                        project_dir=project_dir, connect=recorded_store)
     _out(str(changed))
 
 
@@ -157,8 +151,9 @@ def verify(
 ) -> None:
     """Predicted vs measured for every recommendation; exit 1 if one did not deliver."""
     from policies.verify import verify_runs
+    from runners.stack import recorded_store
 
-    ok = verify_runs(before_dir, after_dir)
+    ok = verify_runs(before_dir, after_dir, connect=recorded_store)
     raise typer.Exit(0 if ok else int(ExitCode.SLO_FAILED))
 
 
@@ -267,18 +262,14 @@ def stack_down(purge: Annotated[bool, typer.Option(help="Also delete stored data
 @stack_app.command("status")
 def stack_status() -> None:
     """Show the local stack, and clean up runners left by a controller that died."""
+    from runners.backends.docker import cleanup_stale_containers
     from runners.backends.process import cleanup_stale_processes
     from runners.stack import status
 
     for msg in cleanup_stale_processes():
         console.print(f"[yellow]cleanup:[/] {escape(msg)}")
-    try:
-        from runners.backends.docker import cleanup_stale_containers
-
-        for msg in cleanup_stale_containers():
-            console.print(f"[yellow]cleanup:[/] {escape(msg)}")
-    except ImportError:
-        pass
+    for msg in cleanup_stale_containers():
+        console.print(f"[yellow]cleanup:[/] {escape(msg)}")
     info, alive = status()
     if info is None:
         console.print("no stack")

@@ -27,7 +27,7 @@ from ruamel.yaml.comments import CommentedMap
 
 from core.console import console
 from core.errors import BadInput
-from core.rundir import RunDir
+from core.rundir import RunDir, StoreConnector
 from core.targets import AUTOSCALING_KEYS, TARGETS_KEY, TargetsError, parse_targets
 from policies.config_edit import replace_file, set_env_values
 from policies.recommend import load_recommendations, require_valid
@@ -140,11 +140,13 @@ def apply_env(values: dict[str, str], env_file: Path, dry_run: bool = False) -> 
 
 
 def apply_run(run_dir: Path, *, stack: str | None = None, env_file: Path | None = None,
-              service: str | None = None, dry_run: bool = False, project_dir: Path = Path(".")) -> Path:
-    """`loadbearing apply`: returns the file written (or that would be)."""
+              service: str | None = None, dry_run: bool = False, project_dir: Path = Path("."),
+              connect: StoreConnector | None = None) -> Path:
+    """`loadbearing apply`: returns the file written (or that would be). `connect` reaches the run's store
+    when its recommendations must be computed first."""
     if (stack is None) == (env_file is None):
         raise BadInput("apply needs exactly one of --stack NAME or --env-file FILE")
-    doc = load_recommendations(run_dir)
+    doc = load_recommendations(run_dir, connect)
     require_valid(doc, run_dir)
     settings = settings_by_service(doc)
     if service is not None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from core.errors import BadInput
 from core.influx import InfluxClient, line
-from core.rundir import RunDir
+from core.rundir import RunDir, StoreConnector
 from policies import cache, pool, scaling
 from policies.findings import (
     Finding,
@@ -56,7 +56,11 @@ class Analysis:
     queries: dict[str, str] = field(default_factory=dict)
 
 
-def client_for(inputs: RunInputs) -> InfluxClient:
+def client_for(inputs: RunInputs, connect: StoreConnector | None = None) -> InfluxClient:
+    """A client of the store the run recorded: through `connect` when given (the CLI's brings a
+    local stack up again), else the URL in run.json."""
+    if connect is not None:
+        return connect(inputs.record.influx)
     if not inputs.influx_url:
         raise BadInput(f"{inputs.run_dir.record_path}: no influx.url; the run did not record its metrics store")
     return InfluxClient.from_url(inputs.influx_url, db=inputs.influx_db or None)
@@ -195,9 +199,10 @@ def dumps_document(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def analyze_run(run_dir: Path, influx: InfluxClient | None = None) -> Analysis:
+def analyze_run(run_dir: Path, influx: InfluxClient | None = None,
+                connect: StoreConnector | None = None) -> Analysis:
     inputs = load_run(Path(run_dir))
-    client = influx or client_for(inputs)
+    client = influx or client_for(inputs, connect)
     return analyze(inputs, make_reader(inputs, client))
 
 
@@ -212,14 +217,15 @@ def event_lines(document: dict[str, Any], testid: str, strategy: str, ended_ms: 
             title = f"{item['kind']}: {name}"
             text = item["detail"]
         else:
-            title = f"{item['kind']} {name}: {_headline(item)}"
+            title = f"{item['kind']} {name}: {headline(item)}"
             text = item.get("reason", "")
         out.append(line(EVENTS, {"testid": testid, "strategy": strategy, "kind": kind, "event": item["kind"],
                                  "name": name}, {"title": title, "text": text}, (ended_ms + i) * 1_000_000))
     return out
 
 
-def _headline(rec: dict[str, Any]) -> str:
+def headline(rec: dict[str, Any]) -> str:
+    """A one-line summary of a recommendation (events, reports, the CLI)."""
     if rec["kind"] == "db_pool":
         return f"pool {rec['current']} -> {rec['recommended']}"
     if rec["kind"] == "cache":
@@ -230,18 +236,14 @@ def _headline(rec: dict[str, Any]) -> str:
     return rec["kind"]
 
 
-def headline(rec: dict[str, Any]) -> str:
-    """A one-line summary of a recommendation (reports, CLI)."""
-    return _headline(rec)
-
-
-def recommend_run(run_dir: Path, influx: InfluxClient | None = None) -> dict[str, Any]:
+def recommend_run(run_dir: Path, influx: InfluxClient | None = None,
+                  connect: StoreConnector | None = None) -> dict[str, Any]:
     """The recommendations document for a run; also written to RUN_DIR/recommendations.json and to InfluxDB."""
-    analysis = analyze_run(Path(run_dir), influx)
+    analysis = analyze_run(Path(run_dir), influx, connect)
     doc = analysis.document
     inputs = analysis.inputs
     inputs.run_dir.write_recommendations(dumps_document(doc))
-    client = influx or client_for(inputs)
+    client = influx or client_for(inputs, connect)
     client.write(event_lines(doc, inputs.testid, inputs.strategy, inputs.ended_ms))
     return doc
 
@@ -254,16 +256,16 @@ def render_summary(document: dict[str, Any]) -> str:
         lines.append(f"  finding {f['kind']}: {f['detail']}")
     for rec in document["recommendations"]:
         where = "/".join(p for p in (rec.get("service"), rec.get("endpoint")) if p)
-        lines.append(f"  recommend {rec['kind']} {where}: {_headline(rec)}")
+        lines.append(f"  recommend {rec['kind']} {where}: {headline(rec)}")
     if not document["recommendations"]:
         lines.append("  no recommendations")
     return "\n".join(lines) + "\n"
 
 
-def load_recommendations(run_dir: Path) -> dict[str, Any]:
+def load_recommendations(run_dir: Path, connect: StoreConnector | None = None) -> dict[str, Any]:
     """RUN_DIR/recommendations.json, computed (and written) first when the run has none."""
     doc = RunDir(run_dir).read_recommendations()
-    return recommend_run(run_dir) if doc is None else doc
+    return recommend_run(run_dir, connect=connect) if doc is None else doc
 
 
 def require_valid(doc: dict[str, Any], run_dir: Path) -> None:

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from core.console import console
 from core.plan import Slo
-from core.rundir import RunDir, RunRecord
+from core.rundir import RunDir, RunRecord, StoreConnector
 from policies.recommend import load_recommendations, recommend_run, require_valid
 
 P95_TOLERANCE = 0.5          # measured p95 may exceed the prediction by 50% ...
@@ -101,17 +101,18 @@ def _applied(rec: dict[str, Any], settings: Any) -> bool | None:
     return None
 
 
-def verify_runs(before_dir: Path, after_dir: Path) -> bool:
+def verify_runs(before_dir: Path, after_dir: Path, connect: StoreConnector | None = None) -> bool:
     """`loadbearing verify`: predicted vs measured per applied recommendation, regressions, convergence.
 
     Writes AFTER_DIR/verification.json, prints a table on stderr and the file's path on stdout.
+    `connect` reaches each run's store (default: the URL its run.json records).
     """
-    before_doc = load_recommendations(before_dir)
+    before_doc = load_recommendations(before_dir, connect)
     require_valid(before_doc, before_dir)
     before_run, after_run = RunDir.open(before_dir), RunDir.open(after_dir)
     before_rec = before_run.read_record()
     after_rec = after_run.read_record()
-    after_doc = recommend_run(after_dir)
+    after_doc = recommend_run(after_dir, connect=connect)
     after_plan, _ = after_run.read_plan(after_rec)
     slo = after_rec.slo
     checks: list[dict[str, Any]] = []

@@ -14,16 +14,17 @@ import re
 import signal
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from rich.markup import escape
 
 from core.console import console
 from core.errors import BadInput, ExitCode, RunError
 from core.influx import InfluxClient
-from core.plan import Plan, check_strategy, load_plan
+from core.plan import Plan, load_plan
 from core.rundir import (
     RUN_ID_PATTERN,
     MetricsRecord,
@@ -34,19 +35,23 @@ from core.rundir import (
     StoreRecord,
     iso,
     new_run_id,
+    runner_name,
 )
+from core.state import pid_dir
 from runners import k6
 from runners.allowlist import check_plan_hosts, k6_block_options
-from runners.backends import Backend, Runner, RunnerSpec, get_backend
+from runners.backends import Backend, BackendOptions, Fleet, ProcessOptions, Runner, RunnerSpec
+from runners.backends.registry import get_backend
 from runners.events import EventLog
+from runners.fleet import MAX_RUNNERS
 from runners.generator import GeneratorMonitor
+from runners.k6_binary import K6
 from runners.k6_entry import write_entry
 from runners.progress import Progress, final_table
 from runners.results import compute_results
 from runners.scrape import Scraper
 from runners.strategies import Phase, phases
 
-MAX_RUNNERS = 64
 CRASH_EXIT_CODES_OK = (0, 99)  # 99: k6 thresholds failed (still a finished run)
 WATCH_MARGIN_S = 60.0
 
@@ -55,48 +60,74 @@ class Aborted(BaseException):
     """Ctrl-C or SIGTERM during a run."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunOptions:
     plan_path: Path
     strategy: str
-    backend: str = "process"
-    runners: int = 1
-    influx_url: str | None = None
+    backend: BackendOptions = field(default_factory=ProcessOptions)
+    runners: int | None = 1    # k6 runners per module; None: the backend sizes the fleet (`--runners auto`)
     out_dir: Path = Path("runs")
-    backend_options: dict[str, object] | None = None
     run_id: str | None = None  # chosen by the caller (e.g. the demo tags its services with it)
 
 
-def prepare(opts: RunOptions) -> tuple[Plan, list[Phase]]:
-    """Every check that needs no load and no store: exit 2 or 3 before anything starts."""
-    if opts.strategy not in ("sequential", "hybrid", "parallel"):
-        raise BadInput(f"unknown strategy {opts.strategy!r}; use one of: sequential, hybrid, parallel")
+@dataclass(frozen=True)
+class PreparedRun:
+    """Everything a run needs that takes no load and no store, checked and computed once by
+    `prepare`: the validated plan, its phases for the strategy, k6's block list and each
+    module's k6 config, the k6 binary, the backend, and the fleet it planned."""
+
+    opts: RunOptions
+    plan: Plan
+    phases: list[Phase]
+    block: dict[str, list[str]]
+    k6_configs: dict[str, dict[str, Any]]
+    k6: K6
+    backend: Backend
+    fleet: Fleet
+
+    @property
+    def strategy(self) -> str:
+        return self.opts.strategy
+
+
+def prepare(opts: RunOptions) -> PreparedRun:
+    """Every check that needs no load and no store, once: exit 2 or 3 before anything starts.
+
+    The plan is read and validated, its hosts checked against allow_hosts, the strategy's
+    phases computed (which validates the strategy), each module's script preflighted with
+    `k6 inspect`, the backend built and asked to plan its fleet (`--runners auto`, a cost
+    estimate, `--max-cost`).
+    """
     if opts.run_id is not None and not re.fullmatch(RUN_ID_PATTERN, opts.run_id):
         raise BadInput(f"--run-id {opts.run_id!r}: use letters, digits, '.', '_' and '-' (at most 81)")
-    if not 1 <= opts.runners <= MAX_RUNNERS:
+    if opts.runners is not None and not 1 <= opts.runners <= MAX_RUNNERS:
         raise BadInput(f"--runners {opts.runners}: must be between 1 and {MAX_RUNNERS}")
     plan = load_plan(opts.plan_path)
-    check_strategy(plan, opts.strategy)
+    plan_phases = phases(plan, opts.strategy)
     check_plan_hosts(plan)
     block = k6_block_options(plan.target.allow_hosts)
+    configs = {module.name: k6.config(module, block) for module in plan.modules}
     with tempfile.TemporaryDirectory(prefix="loadbearing-preflight-") as tmp:
         for module in plan.modules:
-            k6.preflight(plan.script_path(module), module, k6.config(module, block), Path(tmp))
-    return plan, phases(plan, opts.strategy)
-
-
-def run(opts: RunOptions, influx: InfluxClient) -> tuple[RunDir, ExitCode]:
-    """Run a strategy. Returns (run_dir, exit code). Raises LoadbearingError before any load."""
-    if opts.backend == "ecs":  # --runners auto, cost estimate, --max-cost refusal (exit 2): before anything
-        from runners.backends.ecs_planning import plan_fleet
-
-        opts = plan_fleet(opts)
-    plan, plan_phases = prepare(opts)
+            k6.preflight(plan.script_path(module), module, configs[module.name], Path(tmp))
     used = k6.resolve()
+    backend = get_backend(opts.backend)
+    fleet = backend.plan_fleet(plan, plan_phases, opts.runners)
+    return PreparedRun(opts=opts, plan=plan, phases=plan_phases, block=block, k6_configs=configs, k6=used,
+                       backend=backend, fleet=fleet)
+
+
+def run(prepared: PreparedRun, influx: InfluxClient, *, local_stack: str | None = None) -> tuple[RunDir, ExitCode]:
+    """Run a prepared strategy. Returns (run_dir, exit code). Raises LoadbearingError before any load.
+
+    `local_stack` names the local stack's provider when `influx` is the local stack: the run
+    record says so, and whoever reads the run later brings that stack up again.
+    """
+    opts, plan, backend = prepared.opts, prepared.plan, prepared.backend
+    used = prepared.k6
     console.print(f"k6 v{used.version} ({used.source}: {used.path})", style="dim", markup=False)
     influx.ping()
     influx.ensure_db()
-    backend = get_backend(opts.backend, **(opts.backend_options or {}))
     for msg in backend.cleanup_stale():
         console.print(f"[yellow]cleanup:[/] {escape(msg)}")
 
@@ -106,9 +137,9 @@ def run(opts: RunOptions, influx: InfluxClient) -> tuple[RunDir, ExitCode]:
     run_dir.write_plan(plan)  # what recommend, verify and report read: later edits of the file change nothing
     record = RunRecord(
         run_id=run_id, testid=run_id, strategy=opts.strategy, plan=str(plan.path),
-        slo=plan.slo, influx=StoreRecord(url=influx.public_url, db=influx.db), backend=backend.name,
-        started_at=iso(started), k6=used.to_json(),
-        modules=[ModuleRecord(name=m.name, service=m.service or "default", runners=opts.runners)
+        slo=plan.slo, influx=StoreRecord(url=influx.public_url, db=influx.db, stack=local_stack),
+        backend=backend.name, started_at=iso(started), k6=used.to_json(),
+        modules=[ModuleRecord(name=m.name, service=m.service or "default", runners=prepared.fleet.runners)
                  for m in plan.modules],
     )
     run_dir.write_record(record)
@@ -117,7 +148,6 @@ def run(opts: RunOptions, influx: InfluxClient) -> tuple[RunDir, ExitCode]:
     monitor = GeneratorMonitor(influx, run_id)
     scraper = Scraper({name: svc.metrics_url for name, svc in plan.services.items() if svc.metrics_url},
                       influx, run_id)
-    block = k6_block_options(plan.target.allow_hosts)
     code = ExitCode.RUN_ERROR
     live: list[Runner] = []
     previous = _install_signal_handlers()
@@ -125,11 +155,11 @@ def run(opts: RunOptions, influx: InfluxClient) -> tuple[RunDir, ExitCode]:
         scraper.start()
         events.emit("run", "start", run_id, f"{opts.strategy} run of plan {plan.name}", started)
         with Progress([m.name for m in plan.modules], f"loadbearing {opts.strategy} · {run_id}") as progress:
-            for phase in plan_phases:
+            for phase in prepared.phases:
                 if phase.recovery_before_s > 0:
                     progress.set_state(phase.modules, f"recovery {phase.recovery_before_s:.0f}s")
                     time.sleep(phase.recovery_before_s)
-                specs = _specs(plan, phase, opts, run_id, run_dir, influx, block)
+                specs = _specs(prepared, phase, run_id, run_dir, influx)
                 progress.set_state(phase.modules, "initialising")
                 live = backend.initialize(specs)
                 t0 = backend.start(live)
@@ -204,20 +234,22 @@ def _stop_scraper(scraper: Scraper) -> None:
         console.print(f"[{colour}]metrics_url {stats.summary(service)}[/]", highlight=False)
 
 
-def _specs(plan: Plan, phase: Phase, opts: RunOptions, run_id: str, run_dir: RunDir,
-           influx: InfluxClient, block: dict[str, list[str]]) -> list[RunnerSpec]:
+def _specs(prepared: PreparedRun, phase: Phase, run_id: str, run_dir: RunDir,
+           influx: InfluxClient) -> list[RunnerSpec]:
+    plan, count = prepared.plan, prepared.fleet.runners
     specs = []
     for name in phase.modules:
         module = plan.module(name)
-        cfg = k6.config(module, block)
         env = k6.runner_env(plan.base_url(module), influx.k6_env())
         entry = write_entry(run_dir, name, plan.script_path(module))
-        for i in range(opts.runners):
+        service = module.service or "default"
+        for i in range(count):
+            runner = runner_name(name, i)
             specs.append(RunnerSpec(
-                run_id=run_id, module=name, service=module.service or "default", index=i, count=opts.runners,
-                script=plan.script_path(module), config=cfg,
-                tags={"testid": run_id, "strategy": opts.strategy, "module": name,
-                      "service": module.service or "default", "runner": f"{name}-{i}"},
+                run_id=run_id, module=name, service=service, index=i, count=count,
+                script=plan.script_path(module), config=prepared.k6_configs[name],
+                tags={"testid": run_id, "strategy": prepared.strategy, "module": name, "service": service,
+                      "runner": runner},
                 env=env, influx_out=influx.k6_output_url(), run_dir=run_dir,
                 scripts_root=plan.path.parent, entry=entry))
     return specs
@@ -295,8 +327,6 @@ def _safe_results(record: RunRecord, plan: Plan, influx: InfluxClient, run_dir: 
 
 
 def _claim(run_id: str) -> Path:
-    from runners.backends.process import pid_dir
-
     d = pid_dir(run_id)
     d.mkdir(parents=True, exist_ok=True)
     owner = d / "controller.pid"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+MAX_RUNNERS = 64  # k6 runners per module
+
 
 def _frac(value: Fraction) -> str:
     if value == 0:

@@ -2,7 +2,8 @@
 
 Written to InfluxDB as `loadbearing_runner` (tags testid, module, runner; field
 cpu_percent, of one core) so the policies can tell a saturated generator from a
-slow target. Runners without a local pid (ECS tasks) are skipped.
+slow target. The pid is the runner's own (`Runner.pid`: the process backend's k6, a docker
+container's k6 as this machine sees it); runners without one (Fargate tasks) are skipped.
 """
 
 from __future__ import annotations
@@ -40,10 +41,9 @@ class GeneratorMonitor:
         now = time.time_ns()
         points = []
         for r in runners:
-            pid = getattr(r.handle, "pid", None) or r.info.get("pid")
-            if not isinstance(pid, int) or r.exit_code is not None:
+            if r.pid is None or r.exit_code is not None:
                 continue
-            proc = self._proc(pid)
+            proc = self._proc(r.pid)
             if proc is None:
                 continue
             try:

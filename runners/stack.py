@@ -3,20 +3,18 @@
 Providers: `process` (a private influxd under the state dir, loopback only) and
 `docker` (containers; see runners/stack_docker.py). The state file
 `<state dir>/stack.json` records what is up (for the process provider: influxd's PID with
-its name and create time, checked before any signal); `resolve_influx` is how `run` finds
+its name and create time, checked before any signal); `resolve_store` is how `run` finds
 its store: --influx-url, then LOADBEARING_INFLUX_URL, then the local stack (started
-on demand with the process provider).
+on demand with the process provider). `recorded_store` is how a finished run finds it
+again: a run whose store was the local stack brings that stack up again, wherever it listens.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import psutil
 from rich.markup import escape
@@ -24,21 +22,12 @@ from rich.markup import escape
 from core.console import console
 from core.errors import BadInput, RunError
 from core.influx import InfluxClient
+from core.rundir import StoreRecord
 from core.state import state_dir
 from runners.children import ProcessIdentity, stop_process
 from runners.influxd import start_influxd
-
-
-@dataclass
-class StackInfo:
-    provider: str
-    influx_url: str
-    influx_db: str = "loadbearing"
-    grafana_url: str | None = None
-    pid: int | None = None
-    containers: list[str] | None = None
-    pid_name: str | None = None  # the process's name and create time when it started:
-    pid_create_time: float | None = None  # a PID alone may belong to anything after a reboot
+from runners.stack_docker import docker_down, docker_up, engine_available
+from runners.stack_state import StackInfo, read_state, write_state
 
 
 def _stack_root() -> Path:
@@ -60,25 +49,6 @@ def stack_influxd(info: StackInfo) -> psutil.Process | None:
         return None
 
 
-def _state_file() -> Path:
-    return state_dir() / "stack.json"
-
-
-def read_state() -> StackInfo | None:
-    try:
-        data: dict[str, Any] = json.loads(_state_file().read_text())
-        return StackInfo(**data)
-    except (OSError, ValueError, TypeError):
-        return None
-
-
-def _write_state(info: StackInfo | None) -> None:
-    if info is None:
-        _state_file().unlink(missing_ok=True)
-    else:
-        _state_file().write_text(json.dumps(asdict(info), indent=2))
-
-
 def _alive(info: StackInfo) -> bool:
     if info.provider == "process" and stack_influxd(info) is None:
         return False
@@ -91,14 +61,7 @@ def _alive(info: StackInfo) -> bool:
 
 def default_provider() -> str:
     """docker when an engine answers, else process."""
-    try:
-        from runners.stack_docker import engine_available
-
-        if engine_available():
-            return "docker"
-    except ImportError:
-        pass
-    return "process"
+    return "docker" if engine_available() else "process"
 
 
 def up(provider: str | None = None, grafana: bool | None = None) -> StackInfo:
@@ -114,13 +77,11 @@ def up(provider: str | None = None, grafana: bool | None = None) -> StackInfo:
         info = StackInfo(provider="process", influx_url=server.url, pid=server.pid, pid_name=me.name,
                          pid_create_time=me.create_time)
     elif provider == "docker":
-        from runners.stack_docker import docker_up
-
         info = docker_up(grafana=grafana)
     else:
         raise BadInput(f"--provider {provider!r}: use process or docker")
     InfluxClient.from_url(info.influx_url, db=info.influx_db).ensure_db()
-    _write_state(info)
+    write_state(info)
     return info
 
 
@@ -129,13 +90,8 @@ def down(purge: bool = False) -> StackInfo | None:
     if info is None:
         if purge:  # leftovers of a stack whose state file is gone
             shutil.rmtree(state_dir() / "stack", ignore_errors=True)
-            try:
-                from runners.stack_docker import docker_down, engine_available
-
-                if engine_available():
-                    docker_down(purge=True)
-            except ImportError:
-                pass
+            if engine_available():
+                docker_down(purge=True)
         return None
     if info.provider == "process":
         proc = stack_influxd(info)
@@ -147,10 +103,8 @@ def down(purge: bool = False) -> StackInfo | None:
         if purge:
             shutil.rmtree(state_dir() / "stack", ignore_errors=True)
     elif info.provider == "docker":
-        from runners.stack_docker import docker_down
-
         docker_down(purge=purge)
-    _write_state(None)
+    write_state(None)
     return info
 
 
@@ -168,14 +122,37 @@ def status() -> tuple[StackInfo | None, bool]:
     return info, (info is not None and _alive(info))
 
 
-def resolve_influx(flag: str | None) -> InfluxClient:
-    """The run's metrics store: flag, env, else the local stack (started if needed)."""
+def resolve_store(flag: str | None) -> tuple[InfluxClient, str | None]:
+    """The run's metrics store: flag, env, else the local stack (started if needed), and the
+    local stack's provider when it is the store (None otherwise)."""
     url = flag or os.environ.get("LOADBEARING_INFLUX_URL")
     if url:
-        return InfluxClient.from_url(url)
+        return InfluxClient.from_url(url), None
     info = read_state()
     if info is None or not _alive(info):
         console.print("[dim]no --influx-url or LOADBEARING_INFLUX_URL: starting the local stack "
                       "('loadbearing stack down' stops it)[/]")
         info = up("process")
-    return InfluxClient.from_url(info.influx_url, db=info.influx_db)
+    return InfluxClient.from_url(info.influx_url, db=info.influx_db), info.provider
+
+
+def recorded_store(store: StoreRecord) -> InfluxClient:
+    """The store a finished run recorded (run.json's `influx`), reachable now.
+
+    A run whose store was the local stack finds that stack wherever it listens now, and
+    brings it up again when it is down (its data is kept across `stack down`); any other
+    store is the recorded URL (credentials from the environment, never from run.json).
+    """
+    if store.stack is None:
+        if not store.url:
+            raise BadInput("the run record names no metrics store (influx.url); it cannot be read back")
+        return InfluxClient.from_url(store.url, db=store.db or None)
+    info = read_state()
+    if info is None or not _alive(info):
+        console.print(f"[dim]the run's samples are in the local stack: starting it ({escape(store.stack)} "
+                      "provider; 'loadbearing stack down' stops it)[/]")
+        info = up(store.stack)
+    elif info.provider != store.stack:
+        raise BadInput(f"the run's samples are in the local {store.stack} stack, but a {info.provider} stack is "
+                       "up; 'loadbearing stack down', then try again")
+    return InfluxClient.from_url(info.influx_url, db=store.db or info.influx_db)

@@ -43,7 +43,7 @@ from core.influx import DEFAULT_DB
 from core.state import free_port
 from runners import images
 from runners.backends.docker import LABEL, ROLE, connect
-from runners.stack import StackInfo
+from runners.stack_state import StackInfo
 
 INFLUXDB = "loadbearing-influxdb"
 GRAFANA = "loadbearing-grafana"

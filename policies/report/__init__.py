@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.influx import InfluxClient
+from core.rundir import StoreConnector
 from policies.recommend import Analysis, analyze_run
 from policies.report import html, markdown
 
@@ -23,6 +24,7 @@ def write_analysis(analysis: Analysis) -> tuple[Path, Path]:
     return run_dir.write_reports(markdown.render(analysis), html.render(analysis, run_dir.read_comparison()))
 
 
-def write_report(run_dir: Path, influx: InfluxClient | None = None) -> tuple[Path, Path]:
+def write_report(run_dir: Path, influx: InfluxClient | None = None,
+                 connect: StoreConnector | None = None) -> tuple[Path, Path]:
     """Write RUN_DIR/report.md and RUN_DIR/report.html; returns (md_path, html_path)."""
-    return write_analysis(analyze_run(Path(run_dir), influx))
+    return write_analysis(analyze_run(Path(run_dir), influx, connect))

@@ -1,7 +1,16 @@
 """Backends run k6 runners somewhere: `process` (local k6), `docker`, `ecs`.
 
-One protocol, split by lifecycle phase the way k6-operator splits its runners:
+One protocol (`Backend`), split by lifecycle phase the way k6-operator splits its runners,
+plus two hooks the controller and the CLI call before anything starts, so that neither
+needs to know which backend it drives:
 
+- `plan_fleet(plan, phases, runners)`  the runners per module (`runners` None: `--runners
+  auto`, sized by the backend) and the backend's cost estimate; raises BadInput (exit 2)
+  when the plan cannot run as asked (too many runners, a cost above `--max-cost`, ...).
+  Called once, by `runners.controller.prepare`.
+- `metrics_store(influx_url)`  the InfluxDB client the run must use when the backend's
+  runners can only write to a store of its own (the ecs stack's), else None: the caller
+  resolves `--influx-url`, LOADBEARING_INFLUX_URL or the local stack.
 - `initialize(specs)`  start every runner of a phase *paused* (k6 `--paused`), and
   return once each has initialised its VUs and waits for the go signal. Raises
   `RunError` (exit 4) if one fails to get ready; whatever was started is stopped.
@@ -13,17 +22,28 @@ One protocol, split by lifecycle phase the way k6-operator splits its runners:
 - `cleanup_stale()`    find and remove runners left by a controller that died
   (pid files, container labels, tagged tasks); returns a description of each.
 
+A `Runner` carries `pid`, the local process id of its k6 when the backend has one (the
+process backend's child, a docker container's main process; None for a Fargate task):
+`runners.generator` samples its CPU.
+
 A backend never sends load itself and never decides about allow_hosts: the
-controller checks the plan before calling `initialize`.
+controller checks the plan before calling `initialize`. Each backend's options are a
+typed dataclass below (`BackendOptions`); `runners.backends.registry.get_backend` builds
+the backend they name.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from core.errors import BadInput
+from core.influx import InfluxClient
+from core.plan import Plan
 from core.rundir import RunDir, RunnerFiles, runner_name
+from runners.fleet import MAX_RUNNERS
+from runners.strategies import Phase
 
 
 @dataclass(frozen=True)
@@ -69,12 +89,58 @@ class Runner:
     failure: str | None = None        # why it failed, in words, when it did
     started_at: float | None = None
     ended_at: float | None = None
+    pid: int | None = None            # the local process id of its k6, when the backend has one
     info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """What `plan_fleet` decided: runners per module, and the backend's cost estimate (USD; None
+    when running costs nothing it can price)."""
+
+    runners: int
+    estimate_usd: float | None = None
+
+
+def fixed_fleet(backend: str, runners: int | None) -> Fleet:
+    """`plan_fleet` for a backend that runs the number of runners it is given."""
+    if runners is None:
+        raise BadInput(f"--runners auto: the {backend} backend runs as many runners as you give it; give a number "
+                       f"(1 to {MAX_RUNNERS})")
+    return Fleet(runners)
+
+
+@dataclass(frozen=True)
+class ProcessOptions:
+    name: ClassVar[str] = "process"
+    k6_path: str | None = None     # default: runners.k6.k6_binary()
+
+
+@dataclass(frozen=True)
+class DockerOptions:
+    name: ClassVar[str] = "docker"
+    base_url: str | None = None    # the engine; default DOCKER_HOST, else the default socket
+    image: str | None = None       # default: runners.images.ensure_k6_image
+    pull: str | None = None        # default: LOADBEARING_DOCKER_PULL
+
+
+@dataclass(frozen=True)
+class EcsOptions:
+    name: ClassVar[str] = "ecs"
+    stack_outputs: Path | None = None   # `pulumi stack output --json`; default LOADBEARING_STACK_OUTPUTS
+    max_cost: float | None = None       # refuse (exit 2) a run estimated above this, USD
+
+
+BackendOptions = ProcessOptions | DockerOptions | EcsOptions
 
 
 @runtime_checkable
 class Backend(Protocol):
     name: str
+
+    def plan_fleet(self, plan: Plan, phases: list[Phase], runners: int | None) -> Fleet: ...
+
+    def metrics_store(self, influx_url: str | None) -> InfluxClient | None: ...
 
     def initialize(self, specs: list[RunnerSpec]) -> list[Runner]: ...
 
@@ -87,23 +153,5 @@ class Backend(Protocol):
     def cleanup_stale(self) -> list[str]: ...
 
 
-def get_backend(name: str, **options: Any) -> Backend:
-    """The backend called `name`; raises BadInput for an unknown one."""
-    from core.errors import BadInput
-
-    if name == "process":
-        from runners.backends.process import ProcessBackend
-
-        return ProcessBackend(**options)
-    if name == "docker":
-        from runners.backends.docker import DockerBackend
-
-        return DockerBackend(**options)
-    if name == "ecs":
-        from runners.backends.ecs import EcsBackend
-
-        return EcsBackend(**options)
-    raise BadInput(f"--backend {name!r} is not a backend; use process, docker or ecs")
-
-
-__all__ = ["Backend", "Runner", "RunnerSpec", "get_backend"]
+__all__ = ["Backend", "BackendOptions", "DockerOptions", "EcsOptions", "Fleet", "ProcessOptions", "Runner",
+           "RunnerSpec", "fixed_fleet"]

@@ -43,12 +43,15 @@ import docker
 import docker.errors
 
 from core.errors import RunError
+from core.influx import InfluxClient
+from core.plan import Plan
 from core.rundir import RunDir
-from core.state import free_api_port
+from core.state import free_api_port, pid_dir
 from runners import images
-from runners.backends import Runner, RunnerSpec
-from runners.backends.process import pid_dir, resume_together, wait_until_paused
+from runners.backends import Fleet, Runner, RunnerSpec, fixed_fleet
+from runners.backends.process import resume_together, wait_until_paused
 from runners.influxd import pid_alive
+from runners.strategies import Phase
 
 ENGINE_TIMEOUT_S = 60
 POOL_SIZE = 160
@@ -194,6 +197,13 @@ class DockerBackend:
             self._image = images.ensure_k6_image(self.client, self.pull)
         return self._image
 
+    # -- before anything starts ---------------------------------------------------------
+    def plan_fleet(self, plan: Plan, phases: list[Phase], runners: int | None) -> Fleet:
+        return fixed_fleet(self.name, runners)
+
+    def metrics_store(self, influx_url: str | None) -> InfluxClient | None:
+        return None  # runners write where the controller's client points: flag, env or the local stack
+
     # -- initialize ------------------------------------------------------------------
     def initialize(self, specs: list[RunnerSpec]) -> list[Runner]:
         runners: list[Runner] = []
@@ -230,6 +240,7 @@ class DockerBackend:
         follower = _Follower(container, files.log)
         follower.start()
         runner.info["follower"] = follower
+        runner.pid = local_pid(container)
         return runner
 
     def _wait_ready(self, runners: list[Runner]) -> None:
@@ -339,6 +350,27 @@ class DockerBackend:
 
     def cleanup_stale(self) -> list[str]:
         return cleanup_stale_containers(self.client)
+
+
+def local_pid(container: Any) -> int | None:
+    """The container's main process (its k6) as this machine sees it, or None.
+
+    The engine reports the pid in its own pid namespace; it is ours only when that process's
+    cgroup names the container (an engine on this machine). A remote engine, or a process
+    that already ended, gives None: nothing to sample then, never another process's CPU.
+    """
+    try:
+        container.reload()
+        pid = int((container.attrs.get("State") or {}).get("Pid") or 0)
+    except (docker.errors.DockerException, TypeError, ValueError):
+        return None
+    if pid <= 0:
+        return None
+    try:
+        cgroup = Path(f"/proc/{pid}/cgroup").read_text()
+    except OSError:
+        return None
+    return pid if container.id in cgroup else None
 
 
 def _follower(r: Runner) -> _Follower:

@@ -103,10 +103,12 @@ except ModuleNotFoundError as missing:
     raise BadInput(f"--backend ecs needs the AWS SDK ({missing.name} is not installed): "
                    "pip install 'loadbearing[ecs]' (from a checkout: pip install -e '.[ecs]')") from None
 from core.influx import InfluxClient
+from core.plan import Plan
 from runners import k6
-from runners.backends import Runner, RunnerSpec
+from runners.backends import Fleet, Runner, RunnerSpec
 from runners.backends.ecs_errors import aws_error, describe_run_failures, stop_hint
 from runners.backends.ecs_outputs import OUTPUTS_FIX, load_stack_outputs
+from runners.backends.ecs_planning import RATE_PER_VCPU, VUS_PER_VCPU, FleetTerms, size_fleet
 from runners.backends.ecs_store import controller_store
 from runners.backends.ecs_task import (
     TaskLog,
@@ -117,6 +119,7 @@ from runners.backends.ecs_task import (
     wrapper_script,
 )
 from runners.influxd import pid_alive
+from runners.strategies import Phase
 
 NO_SUMMARY_EXIT = 254            # poll()'s code for a task that stopped without a k6 summary
 OK_EXIT_CODES = (0, 99)          # k6 finished (99: thresholds failed), as the controller reads them
@@ -126,22 +129,12 @@ DEFAULT_START_DELAY_S = 150.0
 DEFAULT_POLL_S = 5.0
 DEFAULT_SUMMARY_WAIT_S = 30.0
 READY_MARGIN_S = 2.0             # every task must be RUNNING this long before LB_START_AT
-VUS_PER_VCPU = 300
-RATE_PER_VCPU = 200.0
 CREDENTIAL_ENV = frozenset({"K6_INFLUXDB_USERNAME", "K6_INFLUXDB_PASSWORD"})
 
 
 def new_session(region: str | None) -> boto3.session.Session:
     """The boto3 session the backend uses (tests wrap this to add a botocore event hook)."""
     return boto3.session.Session(region_name=region)
-
-
-def controller_influx(stack_outputs: str | Path | None, influx_url: str | None) -> InfluxClient:
-    """The controller's client for the stack's metrics store (runners.backends.ecs_store): from
-    the stack outputs by default, refusing an --influx-url that is not the runners' store."""
-    outputs = load_stack_outputs(stack_outputs or os.environ.get("LOADBEARING_STACK_OUTPUTS"))
-    region = outputs.cluster_region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    return controller_store(outputs, influx_url, new_session(region))
 
 
 def _env_float(name: str, default: float) -> float:
@@ -187,11 +180,10 @@ class EcsBackend:
                  endpoint_url: str | None = None, region: str | None = None,
                  vus_per_task: int | None = None, rate_per_task: float | None = None, spot: bool | None = None,
                  start_delay_s: float | None = None, poll_interval_s: float | None = None,
-                 summary_wait_s: float | None = None, estimate_usd: float | None = None,
-                 session: boto3.session.Session | None = None) -> None:
+                 summary_wait_s: float | None = None, session: boto3.session.Session | None = None) -> None:
         self.outputs = load_stack_outputs(stack_outputs or os.environ.get("LOADBEARING_STACK_OUTPUTS"))
         self.max_cost = max_cost
-        self.estimate_usd = estimate_usd
+        self.estimate_usd: float | None = None  # set by plan_fleet
         self.region = region or self.outputs.cluster_region or os.environ.get("AWS_REGION") \
             or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         env_spot = os.environ.get("LOADBEARING_ECS_SPOT")
@@ -229,6 +221,23 @@ class EcsBackend:
         self._next_poll = 0.0
         self._reported: set[int] = set()
 
+    # -- before anything starts: the backend hooks ----------------------------------------
+    def plan_fleet(self, plan: Plan, phases: list[Phase], runners: int | None) -> Fleet:
+        """`--runners auto`, the stack's cost-guard limits, the cost estimate and `--max-cost`
+        (runners.backends.ecs_planning.size_fleet)."""
+        fleet = size_fleet(FleetTerms(
+            vus_per_task=self.vus_per_task, rate_per_task=self.rate_per_task, vcpu=self.shape.vcpu,
+            memory_gb=self.shape.memory_gb, region=self.region, spot=self.spot, start_delay_s=self.start_delay_s,
+            max_cost=self.max_cost, runner_count=self.outputs.runner_count,
+            runner_max_minutes=self.outputs.runner_max_minutes), plan, phases, runners)
+        self.estimate_usd = fleet.estimate_usd
+        return fleet
+
+    def metrics_store(self, influx_url: str | None) -> InfluxClient:
+        """The stack's store, through the controller's way in (runners.backends.ecs_store): from the
+        stack outputs by default, refusing an --influx-url that is not the runners' store."""
+        return controller_store(self.outputs, influx_url, self._session)
+
     # -- set-up --------------------------------------------------------------------
     def _task_shape(self) -> TaskShape:
         try:
@@ -249,7 +258,7 @@ class EcsBackend:
         """Upload archives, start one task per spec, wait until every task is RUNNING."""
         if self.max_cost is not None and self.estimate_usd is None:
             raise RunError("--max-cost was given but no cost estimate was made before launch (the controller "
-                           "must call runners.backends.ecs_planning.plan_fleet first); refusing to start tasks")
+                           "must call the backend's plan_fleet first); refusing to start tasks")
         runners: list[Runner] = []
         try:
             urls = {module: self._archive_url(spec) for module, spec in
@@ -304,7 +313,7 @@ class EcsBackend:
 
     def _task_influx(self, spec: RunnerSpec) -> tuple[str | None, dict[str, str]]:
         """The runners' `--out influxdb=`: the stack output influxdb_url and the run's database (the
-        controller's client carries it as `runner_url`, see `controller_influx`). Credentials
+        controller's client carries it as `runner_url`, see `metrics_store`). Credentials
         travel in env, never in the URL."""
         return spec.influx_out, {}
 

@@ -2,28 +2,44 @@
 
 A task of 1 vCPU carries VUS_PER_VCPU (300) VUs or RATE_PER_VCPU (200) iterations/s, scaled
 by the task's vCPU; `LOADBEARING_ECS_VUS_PER_TASK` / `_RATE_PER_TASK` override. `--runners auto` is the largest
-`module_tasks` over the plan's modules (`plan_runners`). `plan_fleet` (called by the
-controller before anything starts) resolves it, prints the cost estimate (`fleet_estimate`,
-priced by `runners.cost`) and refuses above `--max-cost` (exit 2).
+`module_tasks` over the plan's modules (`plan_runners`). `size_fleet` (the backend's
+`plan_fleet` hook, called once by the controller's `prepare` before anything starts) resolves
+it, prints the cost estimate (`fleet_estimate`, priced by `runners.cost`) and refuses above
+`--max-cost` (exit 2). `FleetTerms` is what the backend knows that the sizing needs.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from core.console import console
 from core.errors import BadInput
+from core.plan import Module, Plan
 from runners import cost, k6
-from runners.backends.ecs import RATE_PER_VCPU, EcsBackend
-from runners.strategies import Phase, phases
-
-if TYPE_CHECKING:
-    from core.plan import Module, Plan
-    from runners.controller import RunOptions
+from runners.backends import Fleet
+from runners.fleet import MAX_RUNNERS
+from runners.strategies import Phase
 
 TEARDOWN_S = 20.0                # task stop and log flush, for the cost estimate
+VUS_PER_VCPU = 300
+RATE_PER_VCPU = 200.0
+
+
+@dataclass(frozen=True)
+class FleetTerms:
+    """What sizing and pricing a Fargate fleet needs to know of the stack and the task definition."""
+
+    vus_per_task: int
+    rate_per_task: float
+    vcpu: float
+    memory_gb: float
+    region: str
+    spot: bool
+    start_delay_s: float
+    max_cost: float | None = None
+    runner_count: int | None = None          # stack output: tasks the cost guard allows at once
+    runner_max_minutes: int | None = None    # stack output: the longest a task may live
 
 
 def module_tasks(module: Module, vus_per_task: int, rate_per_task: float) -> int:
@@ -83,53 +99,43 @@ class FleetEstimate:
     text: str
 
 
-def fleet_estimate(backend: EcsBackend, plan: Plan, runners: int) -> FleetEstimate:
+def fleet_estimate(terms: FleetTerms, plan: Plan, runners: int) -> FleetEstimate:
     """The cost of running every module of `plan` with `runners` tasks, and how it was computed."""
     graceful = k6.parse_graceful_stop_s()
-    per_module = [(m.name, cost.billed_seconds(task_lifetime_s(m, backend.start_delay_s))) for m in plan.modules]
-    total = sum(cost.estimate(runners, backend.shape.vcpu, backend.shape.memory_gb, s, backend.region,
-                              backend.spot) for _, s in per_module)
-    p = cost.price(backend.region, backend.spot)
+    per_module = [(m.name, cost.billed_seconds(task_lifetime_s(m, terms.start_delay_s))) for m in plan.modules]
+    total = sum(cost.estimate(runners, terms.vcpu, terms.memory_gb, s, terms.region, terms.spot)
+                for _, s in per_module)
+    p = cost.price(terms.region, terms.spot)
     billed = ", ".join(f"{name} {s:.0f} s" for name, s in per_module)
     text = (f"ecs: estimated cost ${total:.4f} (an estimate, not a bill) = {runners} task(s) per module x "
-            f"({backend.shape.vcpu:g} vCPU x ${p.vcpu_hour:.5f}/vCPU-h + {backend.shape.memory_gb:g} GB x "
+            f"({terms.vcpu:g} vCPU x ${p.vcpu_hour:.5f}/vCPU-h + {terms.memory_gb:g} GB x "
             f"${p.gb_hour:.6f}/GB-h) x billed time per task ({billed});\n"
-            f"  billed time = start delay {backend.start_delay_s:.0f} s + module duration + {graceful:.0f} s "
+            f"  billed time = start delay {terms.start_delay_s:.0f} s + module duration + {graceful:.0f} s "
             f"graceful stop + {TEARDOWN_S:.0f} s teardown, at least {cost.MIN_BILLED_S:.0f} s;\n"
             f"  prices: {p.describe()};\n"
             "  not counted: data transfer, NAT gateway, public IPv4, CloudWatch Logs, S3, the InfluxDB host")
     return FleetEstimate(total_usd=total, text=text)
 
 
-def plan_fleet(opts: RunOptions) -> RunOptions:
-    """Before anything starts (exit 2 on problems): resolve `--runners auto` (runners == 0),
-    print the cost estimate to stderr and refuse above `--max-cost`. Returns the options
-    with the runner count and the estimate filled in. The controller calls this first."""
-    from core.plan import load_plan
-
-    options = dict(opts.backend_options or {})
-    options.pop("estimate_usd", None)
-    backend = EcsBackend(**options)  # type: ignore[arg-type]
-    plan = load_plan(opts.plan_path)
-    needed = plan_runners(plan, backend.vus_per_task, backend.rate_per_task)
-    runners = opts.runners or needed
-    from runners.controller import MAX_RUNNERS
-
-    if not opts.runners and runners > MAX_RUNNERS:
-        raise BadInput(f"--runners auto: the plan needs {runners} tasks per module at {backend.vus_per_task} VUs / "
-                       f"{backend.rate_per_task:g} it/s per task, above the limit of {MAX_RUNNERS}; use bigger "
+def size_fleet(terms: FleetTerms, plan: Plan, plan_phases: list[Phase], runners: int | None) -> Fleet:
+    """Before anything starts (exit 2 on problems): resolve `--runners auto` (runners None), check
+    the fleet against the stack's cost guard, print the cost estimate to stderr and refuse above
+    `--max-cost`. Returns the runner count and the estimate."""
+    needed = plan_runners(plan, terms.vus_per_task, terms.rate_per_task)
+    count = runners or needed
+    if runners is None and count > MAX_RUNNERS:
+        raise BadInput(f"--runners auto: the plan needs {count} tasks per module at {terms.vus_per_task} VUs / "
+                       f"{terms.rate_per_task:g} it/s per task, above the limit of {MAX_RUNNERS}; use bigger "
                        "tasks (runnerCpu/runnerMemory) or LOADBEARING_ECS_VUS_PER_TASK")
-    if not opts.runners:
-        console.print(f"ecs: --runners auto -> {runners} task(s) per module (capacity per task: "
-                      f"{backend.vus_per_task} VUs or {backend.rate_per_task:g} iterations/s)")
-    elif runners < needed:
-        console.print(f"[yellow]ecs: {runners} runner(s) per module is below the {needed} the plan needs at "
-                      f"{backend.vus_per_task} VUs / {backend.rate_per_task:g} it/s per task; load generators "
+    if runners is None:
+        console.print(f"ecs: --runners auto -> {count} task(s) per module (capacity per task: "
+                      f"{terms.vus_per_task} VUs or {terms.rate_per_task:g} iterations/s)")
+    elif count < needed:
+        console.print(f"[yellow]ecs: {count} runner(s) per module is below the {needed} the plan needs at "
+                      f"{terms.vus_per_task} VUs / {terms.rate_per_task:g} it/s per task; load generators "
                       "may saturate (use --runners auto)[/]")
-    check_stack_limits(plan, phases(plan, opts.strategy), runners, backend.start_delay_s,
-                       backend.outputs.runner_count, backend.outputs.runner_max_minutes)
-    est = fleet_estimate(backend, plan, runners)
+    check_stack_limits(plan, plan_phases, count, terms.start_delay_s, terms.runner_count, terms.runner_max_minutes)
+    est = fleet_estimate(terms, plan, count)
     console.print(est.text, markup=False)
-    cost.check_max_cost(est.total_usd, backend.max_cost, est.text)
-    options["estimate_usd"] = est.total_usd
-    return replace(opts, runners=runners, backend_options=options)
+    cost.check_max_cost(est.total_usd, terms.max_cost, est.text)
+    return Fleet(runners=count, estimate_usd=est.total_usd)

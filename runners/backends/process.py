@@ -22,24 +22,30 @@ from pathlib import Path
 import httpx
 
 from core.errors import RunError
+from core.influx import InfluxClient
+from core.plan import Plan
 from core.rundir import RunDir
-from core.state import free_api_port, state_dir
+from core.state import free_api_port, pid_dir, state_dir
 from runners import k6
-from runners.backends import Runner, RunnerSpec
+from runners.backends import Fleet, Runner, RunnerSpec, fixed_fleet
 from runners.children import ProcessIdentity, die_with_parent
 from runners.influxd import pid_alive
+from runners.strategies import Phase
 
 READY_TIMEOUT_S = 120.0
 PAUSED_BEFORE_RUN = 4  # k6's execution status once VUs are initialised and it waits (--paused)
-def pid_dir(run_id: str) -> Path:
-    return state_dir() / "runners" / run_id
-
-
 class ProcessBackend:
     name = "process"
 
     def __init__(self, k6_path: str | None = None) -> None:
         self.k6_path = k6_path or k6.k6_binary()
+
+    # -- before anything starts ---------------------------------------------------------
+    def plan_fleet(self, plan: Plan, phases: list[Phase], runners: int | None) -> Fleet:
+        return fixed_fleet(self.name, runners)
+
+    def metrics_store(self, influx_url: str | None) -> InfluxClient | None:
+        return None  # runners write where the controller's client points: flag, env or the local stack
 
     # -- initialize ------------------------------------------------------------------
     def initialize(self, specs: list[RunnerSpec]) -> list[Runner]:
@@ -77,7 +83,7 @@ class ProcessBackend:
         (pids / f"{proc.pid}.json").write_text(json.dumps(
             {"pid": proc.pid, "runner": spec.name, "run_dir": str(spec.run_dir.path), "testid": spec.tags.get("testid"),
              "name": me.name, "create_time": me.create_time}))
-        return Runner(spec=spec, handle=proc, api=f"http://127.0.0.1:{port}")
+        return Runner(spec=spec, handle=proc, api=f"http://127.0.0.1:{port}", pid=proc.pid)
 
     def _wait_ready(self, runners: list[Runner]) -> None:
         wait_until_paused(runners, lambda r: r.handle.poll())

@@ -30,7 +30,7 @@ from demo.launcher import start_service
 from demo.plan import write_plan
 from grafana_dashboards import JSON_DIR
 from grafana_dashboards.queries import Renderer, TimeRange, extract
-from runners.controller import RunOptions
+from runners.controller import RunOptions, prepare
 from runners.controller import run as run_strategy
 from runners.influxd import Influxd
 from tests.fixtures.runs import CliResult, cli_env, run_cli
@@ -66,7 +66,7 @@ def _run(root: Path, influx: InfluxClient, name: str, pool: int, slow: str | Non
     try:
         plan = write_plan(root / "plans" / name / "plan.toml", "compare", core.url, profile.url, profile_pool=pool)
         plan.write_text(plan.read_text() + TOLERANCES)
-        run_dir, _ = run_strategy(RunOptions(plan_path=plan, strategy="parallel", out_dir=root / "runs"), influx)
+        run_dir, _ = run_strategy(prepare(RunOptions(plan_path=plan, strategy="parallel", out_dir=root / "runs")), influx)
     finally:
         core.stop()
         profile.stop()

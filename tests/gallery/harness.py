@@ -22,7 +22,7 @@ from core.influx import InfluxClient
 from core.state import free_port
 from policies import recommend_run
 from runners.children import die_with_parent, wait_answering
-from runners.controller import RunOptions
+from runners.controller import RunOptions, prepare
 from runners.controller import run as run_strategy
 from tests.gallery.cases import Case, Server
 
@@ -83,7 +83,8 @@ def run_case(case: Case, influx: InfluxClient, root: Path) -> tuple[dict[str, An
         for s in case.servers:
             procs.append(_start(s, ports[s.service], workdir))
         plan = _plan(case, ports, workdir / "plan")
-        rd, _code = run_strategy(RunOptions(plan_path=plan, strategy="parallel", out_dir=workdir / "runs"), influx)
+        rd, _code = run_strategy(prepare(RunOptions(plan_path=plan, strategy="parallel", out_dir=workdir / "runs")),
+                                 influx)
         run_dir = rd.path
     finally:
         for proc in procs:

@@ -23,7 +23,7 @@ from core.state import free_port
 from demo.launcher import start_service
 from demo.loop import run_demo
 from demo.plan import write_plan
-from runners.controller import RunOptions
+from runners.controller import RunOptions, prepare
 from runners.controller import run as run_strategy
 from runners.influxd import Influxd
 
@@ -128,7 +128,7 @@ def _parallel_with_pool(loop: Loop, pool: int, tmp_path: Path, plan_pool: int | 
         plan = write_plan(tmp_path / "plan.toml", "test", core.url, profile.url,
                           profile_pool=pool if plan_pool is None else plan_pool,
                           profile_cache_ttl_s=plan_cache_ttl_s)
-        run_dir, _ = run_strategy(RunOptions(plan_path=plan, strategy="parallel", out_dir=tmp_path / "runs"),
+        run_dir, _ = run_strategy(prepare(RunOptions(plan_path=plan, strategy="parallel", out_dir=tmp_path / "runs")),
                                   loop.influx)
     finally:
         core.stop()
