@@ -38,6 +38,7 @@ from typing import Any
 import psutil
 
 from bench.common import base_parser, emit, exit_on_term, load_now, log, machine, start_influx, workdir
+from core import measurements as names
 from core.influx import InfluxClient, line
 from core.percentile import nearest_rank
 from core.plan import load_plan
@@ -54,7 +55,6 @@ from policies.metrics import (
     ModuleBucket,
 )
 from policies.recommend import analyze, dumps_document
-from runners.scrape import SCRAPE_MEASUREMENT
 
 EPOCH_S = 1_700_000_000
 RUN_SECONDS = 300
@@ -123,14 +123,14 @@ def sample_lines(testid: str, points: int, seed: int = 1) -> Iterator[list[str]]
         slow = s > RUN_SECONDS / 2
         waited_s += 50 * (0.2 if slow else 0.0)
         ts = int((EPOCH_S + s + 1) * 1e9)
-        batch.append(line(SCRAPE_MEASUREMENT, pool_tags, {
+        batch.append(line(names.SCRAPE, pool_tags, {
             "db_client_connection_max": 2.0, "db_client_connection_pending_requests": 12.0 if slow else 0.0,
             "db_client_connection_timeouts_total": 0.0,
             "db_client_connection_use_time_seconds_sum": 0.04 * 50 * (s + 1),
             "db_client_connection_use_time_seconds_count": 50.0 * (s + 1),
             "db_client_connection_wait_time_seconds_sum": waited_s,
             "db_client_connection_wait_time_seconds_count": 50.0 * (s + 1)}, ts))
-        batch.append(line(SCRAPE_MEASUREMENT, {**pool_tags, "db_client_connection_state": "used"},
+        batch.append(line(names.SCRAPE, {**pool_tags, "db_client_connection_state": "used"},
                           {"db_client_connection_count": 2.0 if slow else 1.0}, ts))
     if batch:
         yield batch

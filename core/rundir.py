@@ -44,6 +44,7 @@ from pydantic import (
     model_serializer,
 )
 
+from core import measurements as names
 from core.errors import BadInput
 from core.influx import InfluxClient
 from core.plan import Plan, Slo, load_plan
@@ -263,16 +264,16 @@ class K6Summary:
                     return float(value)
             return None
 
-        vus_max = num("vus_max", "max", "value")
+        vus_max = num(names.VUS_MAX, "max", "value")
         return cls(
             runner=runner,
-            requests=int(num("http_reqs", "count") or 0),
-            iterations=int(num("iterations", "count") or 0),
-            dropped=int(num("dropped_iterations", "count") or 0),
-            iteration_ms=num("iteration_duration", "avg"),
-            duration_ms=num("http_req_duration", "avg"),
-            p95_ms=num("http_req_duration", "p(95)"),
-            error_rate=num("http_req_failed", "value", "rate"),
+            requests=int(num(names.HTTP_REQS, "count") or 0),
+            iterations=int(num(names.ITERATIONS, "count") or 0),
+            dropped=int(num(names.DROPPED_ITERATIONS, "count") or 0),
+            iteration_ms=num(names.ITERATION_DURATION, "avg"),
+            duration_ms=num(names.HTTP_REQ_DURATION, "avg"),
+            p95_ms=num(names.HTTP_REQ_DURATION, "p(95)"),
+            error_rate=num(names.HTTP_REQ_FAILED, "value", "rate"),
             vus_max=None if vus_max is None else int(vus_max),
         )
 

@@ -11,9 +11,10 @@ the stack's id is not the store the runners write to.
 
 from __future__ import annotations
 
+from core import measurements
 from core.influx import InfluxClient, line, quote_ident
 
-MEASUREMENT = "loadbearing_store"
+MEASUREMENT = measurements.STORE_MARKER
 FIELD = "id"
 # A fixed timestamp: writing the marker again (every start) replaces the one point.
 MARKER_TS_NS = 0

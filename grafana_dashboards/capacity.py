@@ -19,6 +19,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import timeseries
 from grafana_foundation_sdk.builders.dashboard import Dashboard
 
+from core import measurements
 from grafana_dashboards import events, skeleton, variables
 from grafana_dashboards.events import EVENTS_MEASUREMENT
 from grafana_dashboards.influxql import InfluxQL
@@ -34,7 +35,7 @@ CONCLUSIONS = '"kind" =~ /^(finding|recommendation)$/'
 
 def load_target() -> InfluxQL:
     """Requests/s k6 sent to the selected services: the x of every capacity panel."""
-    return InfluxQL(f'SELECT sum("value") {PER_SECOND} FROM "http_reqs" {WHERE} {BY_TIME} fill(0)'
+    return InfluxQL(f'SELECT sum("value") {PER_SECOND} FROM "{measurements.HTTP_REQS}" {WHERE} {BY_TIME} fill(0)'
                     ).alias(LOAD_SERIES)
 
 
@@ -60,38 +61,38 @@ def build() -> Dashboard:
     by_instance = f'{BY_TIME}, "service", "instance" fill(none)'  # each instance has its own pool
     panels = [
         timeseries_panel("Requests/s by service", "Requests per second k6 sent to each service.", "reqps",
-                         [InfluxQL(f'SELECT sum("value") {PER_SECOND} FROM "http_reqs" {WHERE} '
+                         [InfluxQL(f'SELECT sum("value") {PER_SECOND} FROM "{measurements.HTTP_REQS}" {WHERE} '
                                    f'{BY_TIME}, "service" fill(0)').alias("$tag_service")], span=24),
         against_load("DB pool: connections checked out vs pool size",
                      "Connections in use, in overflow, and the pool size, per service instance; in use "
                      "= size (+ max overflow) means the pool is the limit.", "short",
-                     [InfluxQL(f'SELECT max("checked_out") FROM "app_pool" {WHERE} {by_instance}'
+                     [InfluxQL(f'SELECT max("checked_out") FROM "{measurements.APP_POOL}" {WHERE} {by_instance}'
                                ).alias("$tag_service $tag_instance checked out"),
-                      InfluxQL(f'SELECT max("overflow") FROM "app_pool" {WHERE} {by_instance}'
+                      InfluxQL(f'SELECT max("overflow") FROM "{measurements.APP_POOL}" {WHERE} {by_instance}'
                                ).alias("$tag_service $tag_instance overflow"),
-                      InfluxQL(f'SELECT max("size") FROM "app_pool" {WHERE} {by_instance}'
+                      InfluxQL(f'SELECT max("size") FROM "{measurements.APP_POOL}" {WHERE} {by_instance}'
                                ).alias("$tag_service $tag_instance pool size")]),
         against_load("DB pool: requests waiting for a connection",
                      "Requests queued for a pooled connection, per service instance.", "short",
-                     [InfluxQL(f'SELECT max("waiting") FROM "app_pool" {WHERE} {by_instance}'
+                     [InfluxQL(f'SELECT max("waiting") FROM "{measurements.APP_POOL}" {WHERE} {by_instance}'
                                ).alias("$tag_service $tag_instance waiting")]),
         against_load("DB pool: checkout wait p95",
                      "p95 of the time a request waited for a pooled connection (ms), per instance.", "ms",
-                     [InfluxQL(f'SELECT max("checkout_wait_ms_p95") FROM "app_pool" {WHERE} {by_instance}'
+                     [InfluxQL(f'SELECT max("checkout_wait_ms_p95") FROM "{measurements.APP_POOL}" {WHERE} {by_instance}'
                                ).alias("$tag_service $tag_instance checkout wait p95")]),
         against_load("Cache: hits and misses per second",
                      "Cache lookups per second that hit or missed (all instances of the service).", "ops",
                      [InfluxQL(f'SELECT sum("hits") {PER_SECOND} AS "hits/s", sum("misses") {PER_SECOND} '
-                               f'AS "misses/s" FROM "app_cache" {WHERE} {by_service}'
+                               f'AS "misses/s" FROM "{measurements.APP_CACHE}" {WHERE} {by_service}'
                                ).alias("$tag_service $col")]),
         against_load("Cache: hit ratio",
                      "hits / (hits + misses) per interval.", "percentunit",
-                     [InfluxQL(f'SELECT sum("hits") / (sum("hits") + sum("misses")) FROM "app_cache" '
+                     [InfluxQL(f'SELECT sum("hits") / (sum("hits") + sum("misses")) FROM "{measurements.APP_CACHE}" '
                                f"{WHERE} {by_service}").alias("$tag_service hit ratio")]),
         against_load("Server time p95 by endpoint",
                      "The service's own p95 per endpoint (ms; the worst instance), without network "
                      "and client time.", "ms",
-                     [InfluxQL(f'SELECT max("server_ms_p95") FROM "app_endpoint" {WHERE} '
+                     [InfluxQL(f'SELECT max("server_ms_p95") FROM "{measurements.APP_ENDPOINT}" {WHERE} '
                                f'{BY_TIME}, "service", "name" fill(none)').alias("$tag_service $tag_name")]),
         table_panel("Findings and recommendations",
                     "What `loadbearing recommend` concluded for this run (kind, title, detail).",

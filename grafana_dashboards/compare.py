@@ -24,6 +24,7 @@ from grafana_foundation_sdk.builders.dashboard import Dashboard, QueryVariable
 from grafana_foundation_sdk.models.common import AxisPlacement
 from grafana_foundation_sdk.models.dashboard import DynamicConfigValue, VariableRefresh, VariableSort
 
+from core import measurements
 from grafana_dashboards import skeleton
 from grafana_dashboards.influxql import InfluxQL, datasource_ref
 from grafana_dashboards.panels import timeseries_panel
@@ -47,7 +48,7 @@ def _runs(name: str, label: str, description: str) -> QueryVariable:
         .label(label)
         .description(description)
         .datasource(datasource_ref())
-        .query(f'SHOW TAG VALUES FROM "{RELATIVE_MEASUREMENT}" WITH KEY = "testid"')
+        .query(f'SHOW TAG VALUES FROM "{RELATIVE_MEASUREMENT}" WITH KEY = "{measurements.TESTID}"')
         .refresh(VariableRefresh.ON_DASHBOARD_LOAD)
         .sort(VariableSort.ALPHABETICAL_DESC)
         .multi(False)
@@ -79,7 +80,7 @@ ALIGNED = "The x axis is the time since each run started; dashed: the baseline, 
 
 def _select(field: str, variable: str, label: str = "") -> InfluxQL:
     cond = where(run_filter(variable), regex_filter("name", "endpoint"))
-    return InfluxQL(f'SELECT "{field}" FROM "{RELATIVE_MEASUREMENT}" {cond} GROUP BY "module", "name"'
+    return InfluxQL(f'SELECT "{field}" FROM "{RELATIVE_MEASUREMENT}" {cond} GROUP BY "{measurements.MODULE}", "name"'
                     ).alias(f"{variable} {label}$tag_name ($tag_module)")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders.dashboard import Dashboard
 from grafana_foundation_sdk.models.dashboard import DataTransformerConfig
 
+from core import measurements
 from grafana_dashboards import events, skeleton, variables
 from grafana_dashboards.influxql import InfluxQL
 from grafana_dashboards.panels import bucket_heatmap, table_panel, timeseries_panel
@@ -37,7 +38,7 @@ def bucket_targets() -> list[InfluxQL]:
     uppers: tuple[int | None, ...] = (*BUCKET_BOUNDS_MS, None)
     for lower, upper in zip(lowers, uppers, strict=True):
         cond = f'"value" >= {lower}' + (f' AND "value" < {upper}' if upper is not None else "")
-        query = f'SELECT count("value") FROM "http_req_duration" {where(*FILTERS, cond)} {BY_TIME} fill(0)'
+        query = f'SELECT count("value") FROM "{measurements.HTTP_REQ_DURATION}" {where(*FILTERS, cond)} {BY_TIME} fill(0)'
         targets.append(InfluxQL(query).alias("+Inf" if upper is None else str(upper)))
     return targets
 
@@ -57,7 +58,7 @@ def build() -> Dashboard:
         "request phase (ms). duration = sending + waiting + receiving; blocked includes connecting.",
         [
             InfluxQL(f'SELECT count("value") AS "requests", percentile("value", 95) AS "p95" '
-                     f'FROM "http_req_duration" {WHERE} GROUP BY "name"'),
+                     f'FROM "{measurements.HTTP_REQ_DURATION}" {WHERE} GROUP BY "name"'),
             *[InfluxQL(f'SELECT mean("value") AS "{label}" FROM "{measurement}" {WHERE} GROUP BY "name"')
               for measurement, label in PHASES],
         ],

@@ -3,10 +3,11 @@ kind, event, name; fields title, text), always filtered to the selected run."""
 
 from __future__ import annotations
 
+from core import measurements
 from grafana_dashboards.influxql import InfluxAnnotation
 from grafana_dashboards.variables import RUN_FILTER, where
 
-EVENTS_MEASUREMENT = "loadbearing_events"
+EVENTS_MEASUREMENT = measurements.EVENTS
 
 
 def annotation(name: str, kinds: list[str], color: str) -> InfluxAnnotation:

@@ -16,12 +16,13 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders.dashboard import QueryVariable, TextBoxVariable
 from grafana_foundation_sdk.models.dashboard import VariableRefresh, VariableSort
 
+from core import measurements
 from grafana_dashboards.influxql import datasource_ref
 
 ALL_VALUE = ".*"
 DEFAULT_SLO_P95_MS = 500
-RUN_FILTER = "\"testid\" = '$testid'"
-RUNS_MEASUREMENT = "http_reqs"
+RUN_FILTER = f"\"{measurements.TESTID}\" = '$testid'"
+RUNS_MEASUREMENT = measurements.HTTP_REQS
 
 
 def regex_filter(tag: str, variable: str) -> str:

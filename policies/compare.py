@@ -44,6 +44,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from core import measurements
 from core.errors import BadInput
 from core.influx import InfluxClient, line
 from core.plan import Compare
@@ -71,7 +72,7 @@ from policies.recommend import client_for
 # Grafana's compare dashboard reads this measurement: one point per run, endpoint and time
 # bucket at RELATIVE_ORIGIN + seconds since the run started (tags testid, module, service,
 # name, method; fields p95_ms, rps).
-RELATIVE_MEASUREMENT = "loadbearing_relative"
+RELATIVE_MEASUREMENT = measurements.RELATIVE
 RELATIVE_ORIGIN_NS = 0  # 1970-01-01T00:00:00Z: the dashboard's fixed time axis starts there
 # Plan keys that describe the load: a difference here makes two runs incomparable.
 LOAD_KEYS = ("name", "modules", "strategies")
@@ -291,7 +292,8 @@ def relative_lines(testid: str, endpoints: Iterable[EndpointProfile]) -> list[st
     """A run's per-bucket p95 and requests/s at RELATIVE_ORIGIN + seconds since its start."""
     out = []
     for e in endpoints:
-        tags = {"testid": testid, "module": e.module, "service": e.service, "name": e.name, "method": e.method}
+        tags = {measurements.TESTID: testid, measurements.MODULE: e.module, measurements.SERVICE: e.service,
+                measurements.NAME: e.name, measurements.METHOD: e.method}
         for t_s, p95, rps in e.series:
             out.append(line(RELATIVE_MEASUREMENT, tags, {"p95_ms": float(p95), "rps": float(rps)},
                             RELATIVE_ORIGIN_NS + round(t_s * 1e9)))

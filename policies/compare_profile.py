@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core import measurements
 from core.errors import BadInput
 from core.influx import InfluxClient, quote_ident, quote_literal
 from policies.inputs import RunInputs, load_run
@@ -201,8 +202,8 @@ def _ladders(reader: MetricsReader) -> tuple[dict[EndpointKey, tuple[int, list[t
     group = ", ".join(quote_ident(t) for t in ("module", "service", "name", "method"))
     ladder = ", ".join(f'percentile("value", {p:g}) AS "{_alias(p)}"' for p in LADDER)
     rows, failures = reader.multi("compare_ladder", [
-        f'SELECT count("value") AS "n", {ladder} FROM "http_req_duration" WHERE {reader.where} GROUP BY {group}',
-        f'SELECT sum("value") AS "failed" FROM "http_req_failed" WHERE {reader.where} GROUP BY {group}',
+        f'SELECT count("value") AS "n", {ladder} FROM "{measurements.HTTP_REQ_DURATION}" WHERE {reader.where} GROUP BY {group}',
+        f'SELECT sum("value") AS "failed" FROM "{measurements.HTTP_REQ_FAILED}" WHERE {reader.where} GROUP BY {group}',
     ])
     counts = {}
     for row in rows:
@@ -227,7 +228,7 @@ def count_at_or_below(profile: RunProfile, thresholds: Mapping[EndpointKey, Iter
     reader = MetricsReader(client, profile.testid, profile.started_ms, profile.ended_ms)
     asked: list[tuple[EndpointKey, float]] = [(k, float(v)) for k, values in sorted(thresholds.items())
                                               for v in values]
-    statements = [f'SELECT count("value") AS "n" FROM "http_req_duration" WHERE {_where(profile, key, reader)} '
+    statements = [f'SELECT count("value") AS "n" FROM "{measurements.HTTP_REQ_DURATION}" WHERE {_where(profile, key, reader)} '
                   f'AND "value" <= {value!r}' for key, value in asked]
     chunks = [list(range(i, min(i + STATEMENTS_PER_REQUEST, len(statements))))
               for i in range(0, len(statements), STATEMENTS_PER_REQUEST)]

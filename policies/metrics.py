@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from core import measurements as names
 from core.influx import InfluxClient, quote_ident, quote_literal
-from runners.scrape import SCRAPE_HEALTH_MEASUREMENT, SCRAPE_MEASUREMENT
 
 # Candidate cache TTLs (seconds) replayed against the run's own key stream.
 TTL_CANDIDATES = (1, 5, 10, 30, 60)
@@ -32,7 +32,7 @@ TTL_CANDIDATES = (1, 5, 10, 30, 60)
 PERCENTILE_GRID = (50.0, 55.0, 60.0, 65.0, 70.0, 75.0, 80.0, 85.0, 90.0, 92.0, 94.0, 95.0, 96.0, 97.0, 98.0, 99.0)
 # Slack around the run window for runner clocks (remote runners).
 WINDOW_SLACK_MS = 60_000
-_GROUP = ("module", "service", "name", "method")
+_GROUP = (names.MODULE, names.SERVICE, names.NAME, names.METHOD)
 
 
 @dataclass(frozen=True)
@@ -276,7 +276,7 @@ class MetricsReader:
 
     @property
     def where(self) -> str:
-        return f'"testid" = {quote_literal(self.testid)} AND {self.time_clause()}'
+        return f'"{names.TESTID}" = {quote_literal(self.testid)} AND {self.time_clause()}'
 
     def _group(self, *extra: str) -> str:
         return ", ".join([*extra, *(quote_ident(t) for t in _GROUP)])
@@ -313,15 +313,15 @@ class MetricsReader:
 
     def endpoint_stats(self) -> dict[EndpointKey, EndpointStats]:
         """Per endpoint: requests, mean, p50/p95/p99 of http_req_duration, fastest success, failures."""
-        src = f'FROM "http_req_duration" WHERE {self.where} GROUP BY {self._group()}'
+        src = f'FROM "{names.HTTP_REQ_DURATION}" WHERE {self.where} GROUP BY {self._group()}'
         # One statement for all percentiles: InfluxDB reads the samples once (less CPU than three).
         counts, ok, failed = self.multi("endpoints", [
             f'SELECT count("value") AS "requests", mean("value") AS "mean", percentile("value", 50) AS "p50", '
             f'percentile("value", 95) AS "p95", percentile("value", 99) AS "p99" {src}',
-            'SELECT min("value") AS "min_ok", percentile("value", 1) AS "p1_ok" FROM "http_req_duration" '
+            f'SELECT min("value") AS "min_ok", percentile("value", 1) AS "p1_ok" FROM "{names.HTTP_REQ_DURATION}" '
             f"WHERE {self.where} AND \"expected_response\" = 'true' GROUP BY {self._group()}",
             'SELECT count("value") AS "n", sum("value") AS "failed" '
-            f'FROM "http_req_failed" WHERE {self.where} GROUP BY {self._group()}',
+            f'FROM "{names.HTTP_REQ_FAILED}" WHERE {self.where} GROUP BY {self._group()}',
         ])
         out: dict[EndpointKey, EndpointStats] = {}
         for row in counts:
@@ -342,7 +342,7 @@ class MetricsReader:
 
     def waiting_stats(self, stats: dict[EndpointKey, EndpointStats]) -> None:
         """Fill p50/p95 of http_req_waiting (time to first byte) into `stats` (not needed by the policies)."""
-        src = f'FROM "http_req_waiting" WHERE {self.where} GROUP BY {self._group()}'
+        src = f'FROM "{names.HTTP_REQ_WAITING}" WHERE {self.where} GROUP BY {self._group()}'
         p50, p95 = self.multi("waiting", [f'SELECT percentile("value", 50) AS "p" {src}',
                                           f'SELECT percentile("value", 95) AS "p" {src}'])
         for rows, attr in ((p50, "wait_p50_ms"), (p95, "wait_p95_ms")):
@@ -354,9 +354,9 @@ class MetricsReader:
         step = f"time({self.interval_s}s)"
         durations, failed = self.multi("endpoint_series", [
             'SELECT count("value") AS "requests", mean("value") AS "mean", percentile("value", 95) AS "p95" '
-            f'FROM "http_req_duration" WHERE {self.where} GROUP BY {self._group(step)} fill(none)',
+            f'FROM "{names.HTTP_REQ_DURATION}" WHERE {self.where} GROUP BY {self._group(step)} fill(none)',
             'SELECT sum("value") AS "failed" '
-            f'FROM "http_req_failed" WHERE {self.where} GROUP BY {self._group(step)} fill(none)',
+            f'FROM "{names.HTTP_REQ_FAILED}" WHERE {self.where} GROUP BY {self._group(step)} fill(none)',
         ])
         out: dict[EndpointKey, dict[int, Bucket]] = {}
         for row in durations:
@@ -372,35 +372,35 @@ class MetricsReader:
 
     def stored_counts(self) -> dict[str, dict[str, int]]:
         (rows,) = self.multi("stored_samples", [
-            'SELECT count("value") AS "n" FROM "http_reqs", "http_req_duration", "http_req_failed" '
-            f'WHERE {self.where} GROUP BY "module"'])
+            f'SELECT count("value") AS "n" FROM "{names.HTTP_REQS}", "{names.HTTP_REQ_DURATION}", "{names.HTTP_REQ_FAILED}" '
+            f'WHERE {self.where} GROUP BY "{names.MODULE}"'])
         out: dict[str, dict[str, int]] = {}
         for row in rows:
-            out.setdefault(str(row.get("module") or ""), {})[str(row["_name"])] = int(row.get("n") or 0)
+            out.setdefault(str(row.get(names.MODULE) or ""), {})[str(row["_name"])] = int(row.get("n") or 0)
         return out
 
     def module_series(self) -> dict[str, list[ModuleBucket]]:
         step = f"time({self.interval_s}s)"
         vus, dropped = self.multi("module_series", [
-            f'SELECT sum("v") AS "vus" FROM (SELECT max("value") AS "v" FROM "vus" WHERE {self.where} '
-            f'GROUP BY {step}, "module", "runner") WHERE {self.time_clause()} GROUP BY {step}, "module" fill(none)',
-            f'SELECT sum("value") AS "dropped" FROM "dropped_iterations" WHERE {self.where} '
-            f'GROUP BY {step}, "module" fill(none)',
+            f'SELECT sum("v") AS "vus" FROM (SELECT max("value") AS "v" FROM "{names.VUS}" WHERE {self.where} '
+            f'GROUP BY {step}, "{names.MODULE}", "{names.RUNNER}") WHERE {self.time_clause()} GROUP BY {step}, "{names.MODULE}" fill(none)',
+            f'SELECT sum("value") AS "dropped" FROM "{names.DROPPED_ITERATIONS}" WHERE {self.where} '
+            f'GROUP BY {step}, "{names.MODULE}" fill(none)',
         ])
         out: dict[str, dict[int, ModuleBucket]] = {}
         for row in vus:
             t = int(row["time"])
-            out.setdefault(str(row.get("module") or ""), {})[t] = ModuleBucket(t, vus=_num(row.get("vus")) or 0.0)
+            out.setdefault(str(row.get(names.MODULE) or ""), {})[t] = ModuleBucket(t, vus=_num(row.get("vus")) or 0.0)
         for row in dropped:
             t = int(row["time"])
-            b = out.setdefault(str(row.get("module") or ""), {}).setdefault(t, ModuleBucket(t))
+            b = out.setdefault(str(row.get(names.MODULE) or ""), {}).setdefault(t, ModuleBucket(t))
             b.dropped = _num(row.get("dropped")) or 0.0
         return {m: [v[t] for t in sorted(v)] for m, v in sorted(out.items())}
 
     def percentile_grid(self) -> dict[EndpointKey, dict[float, float]]:
         """PERCENTILE_GRID of every GET endpoint's http_req_duration (one scan per endpoint)."""
         cols = ", ".join(f'percentile("value", {p:g}) AS "p{p:g}"' for p in PERCENTILE_GRID)
-        (rows,) = self.multi("percentiles", [f'SELECT {cols} FROM "http_req_duration" WHERE {self.where} '
+        (rows,) = self.multi("percentiles", [f'SELECT {cols} FROM "{names.HTTP_REQ_DURATION}" WHERE {self.where} '
                                              f"AND \"method\" = 'GET' GROUP BY {self._group()}"])
         out: dict[EndpointKey, dict[float, float]] = {}
         for row in rows:
@@ -413,7 +413,7 @@ class MetricsReader:
         """Failed requests per endpoint and status: count and the spread of their durations."""
         (rows,) = self.multi("failures", [
             'SELECT count("value") AS "n", percentile("value", 10) AS "p10", percentile("value", 50) AS "p50", '
-            f'percentile("value", 90) AS "p90" FROM "http_req_duration" WHERE {self.where} '
+            f'percentile("value", 90) AS "p90" FROM "{names.HTTP_REQ_DURATION}" WHERE {self.where} '
             f"AND \"expected_response\" = 'false' GROUP BY {self._group()}, \"status\", \"error_code\""])
         out: dict[EndpointKey, list[FailureGroup]] = {}
         for row in rows:
@@ -425,11 +425,11 @@ class MetricsReader:
 
     def unanswered_requests(self) -> dict[str, dict[str, int]]:
         """Per module: requests k6 stored without any HTTP status (timeouts, resets), by k6 error code."""
-        (rows,) = self.multi("unanswered", [f'SELECT count("value") AS "n" FROM "http_reqs" WHERE {self.where} '
+        (rows,) = self.multi("unanswered", [f'SELECT count("value") AS "n" FROM "{names.HTTP_REQS}" WHERE {self.where} '
                                             "AND \"status\" = '0' GROUP BY \"module\", \"error_code\""])
         out: dict[str, dict[str, int]] = {}
         for row in rows:
-            out.setdefault(str(row.get("module") or ""), {})[str(row.get("error_code") or "")] = int(row.get("n") or 0)
+            out.setdefault(str(row.get(names.MODULE) or ""), {})[str(row.get("error_code") or "")] = int(row.get("n") or 0)
         return out
 
     # -- key spaces (cache policy) -------------------------------------------------------
@@ -443,8 +443,8 @@ class MetricsReader:
         requests; then `url` says nothing about the keys and the key space is unknown).
         """
         wanted = None if keys is None else set(keys)
-        fields, tags = self.multi("http_reqs_schema", ['SHOW FIELD KEYS FROM "http_reqs"',
-                                                       'SHOW TAG KEYS FROM "http_reqs"'])
+        fields, tags = self.multi("http_reqs_schema", [f'SHOW FIELD KEYS FROM "{names.HTTP_REQS}"',
+                                                       f'SHOW TAG KEYS FROM "{names.HTTP_REQS}"'])
         field_names = {str(r.get("fieldKey")) for r in fields}
         tag_names = {str(r.get("tagKey")) for r in tags}
         get = f"{self.where} AND \"method\" = 'GET'"
@@ -459,8 +459,8 @@ class MetricsReader:
             f = quote_ident(source)
             results = self.multi(f"cache_keys_{source}", [
                 f'SELECT count(distinct({f})) AS "keys", count("value") AS "requests", first({f}) AS "sample" '
-                f'FROM "http_reqs" WHERE {get} GROUP BY {self._group()}',
-                *(f'SELECT count(distinct({f})) AS "keys" FROM "http_reqs" WHERE {get} '
+                f'FROM "{names.HTTP_REQS}" WHERE {get} GROUP BY {self._group()}',
+                *(f'SELECT count(distinct({f})) AS "keys" FROM "{names.HTTP_REQS}" WHERE {get} '
                   f'GROUP BY {self._group(f"time({ttl}s)")} fill(none)' for ttl in TTL_CANDIDATES)])
             for row in results[0]:
                 key = _key(row)
@@ -485,7 +485,7 @@ class MetricsReader:
     def _keyspaces_from_tag(self, wanted: set[EndpointKey] | None, get: str) -> dict[EndpointKey, KeySpace]:
         """`key` stored as a tag (a script tagged it but K6_INFLUXDB_TAGS_AS_FIELDS lacks it): one series per key."""
         (rows,) = self.multi("cache_keys_tag", [
-            f'SELECT count("value") AS "n" FROM "http_reqs" WHERE {get} GROUP BY {self._group()}, "key"'])
+            f'SELECT count("value") AS "n" FROM "{names.HTTP_REQS}" WHERE {get} GROUP BY {self._group()}, "key"'])
         out: dict[EndpointKey, KeySpace] = {}
         for row in rows:
             key = _key(row)
@@ -504,13 +504,13 @@ class MetricsReader:
     def _scraped(self, label: str, select: str, service: str, window: tuple[int, int], cond: str = "",
                  group: str = "") -> list[dict[str, Any]]:
         lo, hi = window
-        where = (f'"testid" = {quote_literal(self.testid)} AND "service" = {quote_literal(service)} '
+        where = (f'"{names.TESTID}" = {quote_literal(self.testid)} AND "{names.SERVICE}" = {quote_literal(service)} '
                  f"AND time >= {lo}ms AND time <= {hi}ms" + (f" AND {cond}" if cond else ""))
         tail = f" GROUP BY {group}" if group else ""
-        return self.rows(f"{label}:{service}", f'SELECT {select} FROM "{SCRAPE_MEASUREMENT}" WHERE {where}{tail}')
+        return self.rows(f"{label}:{service}", f'SELECT {select} FROM "{names.SCRAPE}" WHERE {where}{tail}')
 
     def scraped_fields(self) -> set[str]:
-        (rows,) = self.multi("scraped_fields", [f'SHOW FIELD KEYS FROM "{SCRAPE_MEASUREMENT}"'])
+        (rows,) = self.multi("scraped_fields", [f'SHOW FIELD KEYS FROM "{names.SCRAPE}"'])
         return {str(r.get("fieldKey")) for r in rows}
 
     def pool_stats(self, service: str, window: tuple[int, int], fields: set[str]) -> PoolStats | None:
@@ -538,11 +538,11 @@ class MetricsReader:
             if has(name):
                 sel.append(f'spread({quote_ident(name or "")}) AS "{alias}"')
         per_instance = self._scraped(f"pool_{conv.name}", ", ".join(sel), service, window,
-                                     group='"instance"') if sel else []
+                                     group=f'"{names.INSTANCE}"') if sel else []
         used_name, state_tag, state = conv.used
         used_cond = f"{quote_ident(state_tag)} = {quote_literal(state)}" if state_tag else ""
         used_rows = self._scraped(f"pool_{conv.name}_used", f'mean({quote_ident(used_name)}) AS "used"', service,
-                                  window, used_cond, group='"instance"') if has(used_name) else []
+                                  window, used_cond, group=f'"{names.INSTANCE}"') if has(used_name) else []
         if not per_instance and not used_rows:
             return None
         sizes = [v for r in per_instance if (v := _num(r.get("size"))) is not None]
@@ -559,7 +559,7 @@ class MetricsReader:
                                        f'max({quote_ident(conv.pending or "")}) AS "pending"', service, window,
                                        group=f"{step} fill(none)") if has(conv.pending) else []
         pending_at = {int(r["time"]): _num(r.get("pending")) for r in pending_series}
-        instances = len({str(r.get("instance")) for r in [*per_instance, *used_rows]})
+        instances = len({str(r.get(names.INSTANCE)) for r in [*per_instance, *used_rows]})
         return PoolStats(
             convention=conv.name,
             metrics={role: name or "" for role, name in (("size", conv.size), ("used", used_name),
@@ -582,8 +582,8 @@ class MetricsReader:
         if CACHE_GETS not in fields:
             return None
         lo, hi = window
-        inner = (f'SELECT spread({quote_ident(CACHE_GETS)}) AS "n" FROM "{SCRAPE_MEASUREMENT}" WHERE '
-                 f'"testid" = {quote_literal(self.testid)} AND "service" = {quote_literal(service)} '
+        inner = (f'SELECT spread({quote_ident(CACHE_GETS)}) AS "n" FROM "{names.SCRAPE}" WHERE '
+                 f'"{names.TESTID}" = {quote_literal(self.testid)} AND "{names.SERVICE}" = {quote_literal(service)} '
                  f"AND time >= {lo}ms AND time <= {hi}ms GROUP BY *")
         rows = self.rows(f"cache_gets:{service}", f'SELECT sum("n") AS "n" FROM ({inner}) GROUP BY "result"')
         counts = {str(r.get("result") or ""): _num(r.get("n")) or 0.0 for r in rows}
@@ -593,19 +593,19 @@ class MetricsReader:
 
     def scrape_health(self) -> dict[str, ScrapeHealth]:
         total, failed = self.multi("scrape_health", [
-            f'SELECT count("ms") AS "n" FROM "{SCRAPE_HEALTH_MEASUREMENT}" WHERE {self.where} GROUP BY "service"',
-            f'SELECT count("ms") AS "n", last("error") AS "error" FROM "{SCRAPE_HEALTH_MEASUREMENT}" '
-            f'WHERE {self.where} AND "ok" = false GROUP BY "service"'])
-        bad = {str(r.get("service")): r for r in failed}
-        return {str(r.get("service")): ScrapeHealth(
-            attempts=int(r.get("n") or 0), failed=int((bad.get(str(r.get("service"))) or {}).get("n") or 0),
-            last_error=(bad.get(str(r.get("service"))) or {}).get("error")) for r in total}
+            f'SELECT count("ms") AS "n" FROM "{names.SCRAPE_HEALTH}" WHERE {self.where} GROUP BY "{names.SERVICE}"',
+            f'SELECT count("ms") AS "n", last("error") AS "error" FROM "{names.SCRAPE_HEALTH}" '
+            f'WHERE {self.where} AND "ok" = false GROUP BY "{names.SERVICE}"'])
+        bad = {str(r.get(names.SERVICE)): r for r in failed}
+        return {str(r.get(names.SERVICE)): ScrapeHealth(
+            attempts=int(r.get("n") or 0), failed=int((bad.get(str(r.get(names.SERVICE))) or {}).get("n") or 0),
+            last_error=(bad.get(str(r.get(names.SERVICE))) or {}).get("error")) for r in total}
 
     def runner_cpu(self) -> dict[str, dict[str, float]]:
         """Per runner: max and p90 of `loadbearing_runner.cpu_percent`, when the controller wrote it."""
-        rows = self.rows("runner_cpu", 'SELECT max("cpu_percent") AS "max", percentile("cpu_percent", 90) AS "p90" '
-                                       f'FROM "loadbearing_runner" WHERE {self.where} GROUP BY "runner"')
-        return {str(r.get("runner") or ""): {"max": _num(r.get("max")) or 0.0, "p90": _num(r.get("p90")) or 0.0}
+        rows = self.rows("runner_cpu", f'SELECT max("{names.CPU_PERCENT}") AS "max", percentile("{names.CPU_PERCENT}", 90) '
+                                       f'AS "p90" FROM "{names.RUNNER_CPU}" WHERE {self.where} GROUP BY "{names.RUNNER}"')
+        return {str(r.get(names.RUNNER) or ""): {"max": _num(r.get("max")) or 0.0, "p90": _num(r.get("p90")) or 0.0}
                 for r in rows}
 
     # -- everything ----------------------------------------------------------------------

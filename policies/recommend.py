@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core import measurements as names
 from core.errors import BadInput
 from core.influx import InfluxClient, line
 from core.rundir import RunDir, StoreConnector
@@ -38,7 +39,6 @@ from policies.recommendations import Recommendation
 from policies.validity import Validity, judge, short_modules
 from runners.results import near_coincidences
 
-EVENTS = "loadbearing_events"
 FINDING_ORDER = ("metrics_incomplete", "metrics_inconsistent", "generator_saturated", "too_little_data",
                  "no_response", "throughput_limit", "timeout_errors", "slo_breach", "error_rate")
 REC_ORDER = ("db_pool", "cache", "autoscaling")
@@ -219,8 +219,8 @@ def event_lines(document: dict[str, Any], testid: str, strategy: str, ended_ms: 
         else:
             title = f"{item['kind']} {name}: {headline(item)}"
             text = item.get("reason", "")
-        out.append(line(EVENTS, {"testid": testid, "strategy": strategy, "kind": kind, "event": item["kind"],
-                                 "name": name}, {"title": title, "text": text}, (ended_ms + i) * 1_000_000))
+        out.append(line(names.EVENTS, {names.TESTID: testid, names.STRATEGY: strategy, names.KIND: kind, names.EVENT: item["kind"],
+                                   names.NAME: name}, {"title": title, "text": text}, (ended_ms + i) * 1_000_000))
     return out
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core import measurements as names
 from policies.findings import Finding, r
 from policies.inputs import ModuleRun, RunInputs
 from policies.metrics import Measurements
@@ -38,7 +39,7 @@ from runners.results import allowed_missing
 MIN_REQUESTS = 30
 DROP_SHARE = 0.01            # dropped iterations above 1 % of scheduled ones matter
 CPU_PEGGED = 90.0
-CHECKED_MEASUREMENTS = ("http_reqs", "http_req_duration", "http_req_failed")
+CHECKED_MEASUREMENTS = (names.HTTP_REQS, names.HTTP_REQ_DURATION, names.HTTP_REQ_FAILED)
 
 
 @dataclass

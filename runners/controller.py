@@ -21,6 +21,7 @@ from typing import Any
 
 from rich.markup import escape
 
+from core import measurements
 from core.console import console
 from core.errors import BadInput, ExitCode, RunError
 from core.influx import InfluxClient
@@ -248,8 +249,7 @@ def _specs(prepared: PreparedRun, phase: Phase, run_id: str, run_dir: RunDir,
             specs.append(RunnerSpec(
                 run_id=run_id, module=name, service=service, index=i, count=count,
                 script=plan.script_path(module), config=prepared.k6_configs[name],
-                tags={"testid": run_id, "strategy": prepared.strategy, "module": name, "service": service,
-                      "runner": runner},
+                tags=measurements.run_tags(run_id, prepared.strategy, name, service, runner),
                 env=env, influx_out=influx.k6_output_url(), run_dir=run_dir,
                 scripts_root=plan.path.parent, entry=entry))
     return specs

@@ -10,10 +10,10 @@ from __future__ import annotations
 import sys
 import time
 
+from core import measurements as names
 from core.errors import RunError
 from core.influx import InfluxClient, line
 
-MEASUREMENT = "loadbearing_events"
 EVENT_RETRY_S = 2.0  # the controller waits this long at most for one event write
 
 
@@ -27,8 +27,8 @@ class EventLog:
     def emit(self, kind: str, event: str, name: str, text: str = "", ts: float | None = None) -> None:
         at = time.time() if ts is None else ts
         point = line(
-            MEASUREMENT,
-            {"testid": self.testid, "strategy": self.strategy, "kind": kind, "event": event, "name": name},
+            names.EVENTS,
+            {names.TESTID: self.testid, names.STRATEGY: self.strategy, names.KIND: kind, names.EVENT: event, names.NAME: name},
             {"title": f"{kind} {name} {event}", "text": text or f"{kind} {name} {event}"},
             int(at * 1e9),
         )

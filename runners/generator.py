@@ -12,10 +12,9 @@ import time
 
 import psutil
 
+from core import measurements as names
 from core.influx import InfluxClient, line
 from runners.backends import Runner
-
-MEASUREMENT = "loadbearing_runner"
 
 
 class GeneratorMonitor:
@@ -51,8 +50,8 @@ class GeneratorMonitor:
             except psutil.Error:
                 continue
             self.peak[r.spec.name] = max(self.peak.get(r.spec.name, 0.0), cpu)
-            points.append(line(MEASUREMENT, {"testid": self.testid, "module": r.spec.module, "runner": r.spec.name},
-                               {"cpu_percent": round(cpu, 1)}, now))
+            points.append(line(names.RUNNER_CPU, {names.TESTID: self.testid, names.MODULE: r.spec.module, names.RUNNER: r.spec.name},
+                               {names.CPU_PERCENT: round(cpu, 1)}, now))
         if points:
             try:
                 self.influx.write(points, retry_s=0.0)  # once a second: the next one writes anew

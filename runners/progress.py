@@ -16,10 +16,11 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
+from core import measurements as names
 from core.console import console
 from runners.backends import Runner
 
-LIVE_METRICS = ("http_reqs", "vus", "http_req_failed")  # read from each runner every second
+LIVE_METRICS = (names.HTTP_REQS, names.VUS, names.HTTP_REQ_FAILED)  # read from each runner every second
 TREND_EVERY = 5  # http_req_duration (k6 computes its percentiles on each read) every 5th read
 # Without a terminal nothing is drawn until the end (a CI log gets the last snapshot), so the
 # runners are read every 5 s there: each read costs k6 CPU (bench/overhead --components).
@@ -90,7 +91,7 @@ class Progress:
         self._calls += 1
         wanted = list(LIVE_METRICS)
         if not attended or self._calls % TREND_EVERY == 1:
-            wanted.append("http_req_duration")
+            wanted.append(names.HTTP_REQ_DURATION)
         per: dict[str, list[dict[str, Any]]] = {}
         for r in runners:
             if not r.api or r.exit_code is not None:
@@ -102,24 +103,24 @@ class Progress:
                         "data"]["attributes"]["sample"]
                 except (httpx.HTTPError, ValueError, KeyError, TypeError):
                     continue
-            if "http_req_duration" not in sample and r.spec.name in self._durations:
-                sample["http_req_duration"] = self._durations[r.spec.name]
-            elif "http_req_duration" in sample:
-                self._durations[r.spec.name] = sample["http_req_duration"]
+            if names.HTTP_REQ_DURATION not in sample and r.spec.name in self._durations:
+                sample[names.HTTP_REQ_DURATION] = self._durations[r.spec.name]
+            elif names.HTTP_REQ_DURATION in sample:
+                self._durations[r.spec.name] = sample[names.HTTP_REQ_DURATION]
             per.setdefault(r.spec.module, []).append(sample)
         now = time.monotonic()
         for module, samples in per.items():
             row = self.rows[module]
-            reqs = sum(int(s.get("http_reqs", {}).get("count", 0)) for s in samples)
+            reqs = sum(int(s.get(names.HTTP_REQS, {}).get("count", 0)) for s in samples)
             t0, r0 = row._last
             if t0:
                 row.rps = (reqs - r0) / max(1e-3, now - t0)
             row._last = (now, reqs)
             row.requests = reqs
-            row.vus = sum(int(s.get("vus", {}).get("value", 0)) for s in samples)
-            p95s = [s["http_req_duration"].get("p(95)") for s in samples if "http_req_duration" in s]
+            row.vus = sum(int(s.get(names.VUS, {}).get("value", 0)) for s in samples)
+            p95s = [s[names.HTTP_REQ_DURATION].get("p(95)") for s in samples if names.HTTP_REQ_DURATION in s]
             row.p95_ms = max((p for p in p95s if p is not None), default=None)
-            rates = [(s.get("http_req_failed", {}).get("rate"), int(s.get("http_reqs", {}).get("count", 0)))
+            rates = [(s.get(names.HTTP_REQ_FAILED, {}).get("rate"), int(s.get(names.HTTP_REQS, {}).get("count", 0)))
                      for s in samples]
             total = sum(n for _, n in rates)
             if total:

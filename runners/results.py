@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+from core import measurements as names
 from core.errors import RunError
 from core.influx import InfluxClient, quote_literal
 from core.plan import Plan
@@ -41,14 +42,14 @@ def allowed_missing(k6_count: int, near_pairs: int = 0) -> int:
 def near_coincidences(influx: InfluxClient, testid: str) -> dict[str, int]:
     """Per module: consecutive `http_reqs` samples of one series at most NEAR_NS ns apart
     (InfluxQL `elapsed` per series, counted in InfluxDB)."""
-    q = ('SELECT count("elapsed") FROM (SELECT elapsed("value", 1ns) FROM "http_reqs" '
-         f'WHERE "testid" = {quote_literal(testid)} GROUP BY *) WHERE "elapsed" <= {NEAR_NS} GROUP BY "module"')
-    return {s.get("tags", {}).get("module", ""): int(s["values"][0][1])
+    q = (f'SELECT count("elapsed") FROM (SELECT elapsed("value", 1ns) FROM "{names.HTTP_REQS}" '
+         f'WHERE "{names.TESTID}" = {quote_literal(testid)} GROUP BY *) WHERE "elapsed" <= {NEAR_NS} GROUP BY "{names.MODULE}"')
+    return {s.get("tags", {}).get(names.MODULE, ""): int(s["values"][0][1])
             for s in influx.series(q) if s.get("values")}
 
 
 def _by_tag(influx: InfluxClient, select: str, measurement: str, testid: str, tag: str) -> dict[str, float]:
-    q = (f'SELECT {select} FROM "{measurement}" WHERE "testid" = {quote_literal(testid)} '
+    q = (f'SELECT {select} FROM "{measurement}" WHERE "{names.TESTID}" = {quote_literal(testid)} '
          f'GROUP BY "{tag}"')
     out: dict[str, float] = {}
     for s in influx.series(q):
@@ -63,10 +64,10 @@ def compute_results(record: RunRecord, plan: Plan, influx: InfluxClient, run_dir
     testid = record.testid
     summaries = run_dir.summaries()
     try:
-        counts = _by_tag(influx, 'count("value")', "http_reqs", testid, "module")
-        p95 = _by_tag(influx, 'percentile("value", 95)', "http_req_duration", testid, "module")
-        errors = _by_tag(influx, 'mean("value")', "http_req_failed", testid, "module")
-        per_runner = _by_tag(influx, 'count("value")', "http_reqs", testid, "runner")
+        counts = _by_tag(influx, 'count("value")', names.HTTP_REQS, testid, names.MODULE)
+        p95 = _by_tag(influx, 'percentile("value", 95)', names.HTTP_REQ_DURATION, testid, names.MODULE)
+        errors = _by_tag(influx, 'mean("value")', names.HTTP_REQ_FAILED, testid, names.MODULE)
+        per_runner = _by_tag(influx, 'count("value")', names.HTTP_REQS, testid, names.RUNNER)
         source = "influxdb"
     except RunError as exc:
         counts, p95, errors, per_runner = {}, {}, {}, {}

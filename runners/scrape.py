@@ -32,11 +32,10 @@ from urllib.parse import urlsplit
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from core import measurements as names
 from core.influx import InfluxClient, line
 
-SCRAPE_MEASUREMENT = "loadbearing_scrape"
-SCRAPE_HEALTH_MEASUREMENT = "loadbearing_scrape_health"
-RESERVED_TAGS = ("testid", "service", "instance")
+RESERVED_TAGS = (names.TESTID, names.SERVICE, names.INSTANCE)
 MAX_SAMPLES = 20_000  # per scrape; more is not a pool's metrics but a whole registry gone wild
 
 
@@ -83,7 +82,7 @@ def sample_lines(text: str, tags: dict[str, str], ts_ns: int) -> tuple[list[str]
             count += 1
             if count >= MAX_SAMPLES:
                 break
-    lines = [line(SCRAPE_MEASUREMENT, {**tags, **dict(key)}, fields, ts_ns) for key, fields in points.items()]
+    lines = [line(names.SCRAPE, {**tags, **dict(key)}, fields, ts_ns) for key, fields in points.items()]
     return lines, count
 
 
@@ -149,7 +148,7 @@ class Scraper:
     def _scrape(self, http: httpx.Client, service: str, url: str, ts_ns: int) -> list[str]:
         stats = self.stats[service]
         stats.attempts += 1
-        tags = {"testid": self.testid, "service": service, "instance": instance_of(url)}
+        tags = {names.TESTID: self.testid, names.SERVICE: service, names.INSTANCE: instance_of(url)}
         started = time.monotonic()
         error: str | None = None
         lines: list[str] = []
@@ -174,7 +173,7 @@ class Scraper:
         health: dict[str, object] = {"ok": error is None, "samples": samples, "ms": round(ms, 3)}
         if error is not None:
             health["error"] = error
-        return [*lines, line(SCRAPE_HEALTH_MEASUREMENT, tags, health, ts_ns)]
+        return [*lines, line(names.SCRAPE_HEALTH, tags, health, ts_ns)]
 
     def _write(self, lines: Iterable[str], services: list[str]) -> None:
         try:

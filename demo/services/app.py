@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from core import measurements as names
 from demo.services.cache import TTLCache
 from demo.services.db import Database, PoolTimeout
 from demo.services.metrics import EndpointMetrics, InfluxReporter, interval_lines
@@ -61,9 +62,9 @@ class ServiceContext:
     started_at: float = field(default_factory=time.monotonic)
 
     def tags(self) -> dict[str, str]:
-        tags = {"service": self.settings.service, "instance": str(self.port)}
+        tags = {names.SERVICE: self.settings.service, names.INSTANCE: str(self.port)}
         if self.settings.testid:
-            tags["testid"] = self.settings.testid
+            tags[names.TESTID] = self.settings.testid
         return tags
 
 

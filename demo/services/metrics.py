@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from core import measurements as names
 from core.influx import InfluxClient, line, quote_ident
 from core.percentile import nearest_rank
 from demo.services.cache import TTLCache
@@ -110,9 +111,9 @@ def interval_lines(service_tags: dict[str, str], db: Database, cache: TTLCache,
         })
     if holds:
         pool_fields["hold_ms_mean"] = _mean(holds)
-    lines = [line("app_pool", service_tags, pool_fields, ts)]
+    lines = [line(names.APP_POOL, service_tags, pool_fields, ts)]
     counts = cache.take_interval()
-    lines.append(line("app_cache", service_tags, {
+    lines.append(line(names.APP_CACHE, service_tags, {
         "hits": sum(c.hits for c in counts.values()),
         "misses": sum(c.misses for c in counts.values()),
         "coalesced": sum(c.coalesced for c in counts.values()),
@@ -120,7 +121,7 @@ def interval_lines(service_tags: dict[str, str], db: Database, cache: TTLCache,
         "ttl_s": float(cache.ttl_s),
     }, ts))
     for name, (samples, errors) in sorted(endpoints.take_interval().items()):
-        lines.append(line("app_endpoint", {**service_tags, "name": name}, {
+        lines.append(line(names.APP_ENDPOINT, {**service_tags, names.NAME: name}, {
             "count": len(samples),
             "errors": errors,
             "server_ms_mean": _mean(samples),

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core import measurements as names
 from core.influx import InfluxClient, line
 from core.plan import load_plan
 from core.rundir import ModuleRecord, PhaseRecord, RunDir, RunRecord, StoreRecord, iso, runner_name
@@ -59,14 +60,12 @@ class Service:
 
 def pool_metric_lines(service: str, testid: str, pool: dict[str, float], seconds: range) -> list[str]:
     """The `loadbearing_scrape` points a metrics_url scrape of such a pool would store (counters cumulative)."""
-    from runners.scrape import SCRAPE_MEASUREMENT
-
     out = []
     tags = {"service": service, "instance": "127.0.0.1:9100", "testid": testid,
             "db_client_connection_pool_name": "main"}
     for i, s in enumerate(seconds, start=1):
         n = pool.get("checkouts", 0.0) * i
-        out.append(line(SCRAPE_MEASUREMENT, tags, {
+        out.append(line(names.SCRAPE, tags, {
             "db_client_connection_max": pool.get("size", 0.0),
             "db_client_connection_pending_requests": pool.get("waiting", 0.0),
             "db_client_connection_timeouts_total": pool.get("timeouts", 0.0) * i,
@@ -76,7 +75,7 @@ def pool_metric_lines(service: str, testid: str, pool: dict[str, float], seconds
             "db_client_connection_wait_time_seconds_count": n}, s * 1_000_000_000))
         for state, value in (("used", pool.get("checked_out", 0.0)),
                              ("idle", max(0.0, pool.get("size", 0.0) - pool.get("checked_out", 0.0)))):
-            out.append(line(SCRAPE_MEASUREMENT, {**tags, "db_client_connection_state": state},
+            out.append(line(names.SCRAPE, {**tags, "db_client_connection_state": state},
                             {"db_client_connection_count": value}, s * 1_000_000_000))
     return out
 

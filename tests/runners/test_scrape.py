@@ -12,8 +12,10 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from core.influx import InfluxClient, quote_literal
+from core.measurements import SCRAPE as SCRAPE_MEASUREMENT
+from core.measurements import SCRAPE_HEALTH as SCRAPE_HEALTH_MEASUREMENT
 from core.state import free_port
-from runners.scrape import SCRAPE_HEALTH_MEASUREMENT, SCRAPE_MEASUREMENT, Scraper
+from runners.scrape import Scraper
 from tests.fixtures.runs import run_cli, write_plan
 
 
