@@ -106,7 +106,7 @@ from core.influx import InfluxClient
 from core.plan import Plan
 from runners import k6
 from runners.backends import Fleet, Runner, RunnerSpec
-from runners.backends.ecs_errors import aws_error, describe_run_failures, stop_hint
+from runners.backends.ecs_errors import QUOTAS, aws_error, describe_run_failures, external_stop, stop_hint
 from runners.backends.ecs_outputs import OUTPUTS_FIX, load_stack_outputs
 from runners.backends.ecs_planning import RATE_PER_VCPU, VUS_PER_VCPU, FleetTerms, size_fleet
 from runners.backends.ecs_store import controller_store
@@ -122,6 +122,7 @@ from runners.influxd import pid_alive
 from runners.strategies import Phase
 
 NO_SUMMARY_EXIT = 254            # poll()'s code for a task that stopped without a k6 summary
+CUT_SHORT_EXIT = 253             # poll()'s code for a task ECS stopped mid-run (Spot reclaim, ...), summary or not
 OK_EXIT_CODES = (0, 99)          # k6 finished (99: thresholds failed), as the controller reads them
 OVERRIDES_LIMIT = 8192           # ECS: characters allowed for a task's overrides (JSON)
 STOP_REASON_LIMIT = 255          # ECS: characters allowed for stop_task's reason
@@ -398,7 +399,7 @@ class EcsBackend:
                     self._finalize(r, t, self._read_log(r))
                     early.append(f"runner {r.spec.name}: {r.failure}")
                 elif t.get("lastStatus") != "RUNNING":
-                    pending.append(f"{r.spec.name} ({t.get('lastStatus', '?')})")
+                    pending.append(f"runner {r.spec.name} of module {r.spec.module} ({t.get('lastStatus', '?')})")
                 else:
                     r.info.setdefault("running_at", time.time())
             if early:
@@ -406,10 +407,15 @@ class EcsBackend:
             if not pending:
                 return
             if time.time() >= start_at - READY_MARGIN_S:
+                name, code = QUOTAS[self.spot]
                 raise RunError(f"{len(pending)} of {len(runners)} Fargate tasks were not RUNNING "
                                f"{READY_MARGIN_S:.0f} s before the common start time ({self.start_delay_s:.0f} s "
-                               f"after launch): {', '.join(pending)}. Fargate took longer to provision or pull "
-                               "the image; raise LOADBEARING_ECS_START_DELAY_S")
+                               f"after launch): {', '.join(pending)}. Fargate had no capacity for them yet "
+                               f"({'Spot capacity is reclaimable and often short' if self.spot else 'on-demand'} "
+                               f"capacity in the subnets' zones), or the account's quota \"{name}\" ({code}) in "
+                               f"{self.region} held them back, or the image pull was slow; the run stopped every "
+                               "task and is marked incomplete. Retry, add subnets in more zones, request more quota, "
+                               "or raise LOADBEARING_ECS_START_DELAY_S")
             time.sleep(max(0.05, min(self.poll_interval_s, start_at - READY_MARGIN_S - time.time())))
 
     # -- start ----------------------------------------------------------------------
@@ -504,19 +510,21 @@ class EcsBackend:
             "skew_s": None if log.go_at is None or start_at is None else round(log.go_at - start_at, 3),
         })
         tid = _task_id(r.handle)
+        cut = external_stop(task)
         if log.summary is not None:
             r.spec.run_dir.write_summary(r.spec.name, log.summary)
-            if code in OK_EXIT_CODES:
+            if code in OK_EXIT_CODES and not cut:
                 r.exit_code = code
                 return
-            r.exit_code = code if code is not None else NO_SUMMARY_EXIT
-            r.failure = r.failure or (f"k6 exited with code {code} in task {tid}"
+            # a task cut short is a failure even when k6 stopped cleanly: its share of the load is missing
+            r.exit_code = CUT_SHORT_EXIT if cut or code is None or code in OK_EXIT_CODES else code
+            r.failure = r.failure or ((f"{cut}; " if cut else "") + f"k6 exited with code {code} in task {tid}"
                                       + (f"; last output: {' / '.join(log.tail())}" if log.tail() else ""))
             return
         r.exit_code = code if code is not None and code not in OK_EXIT_CODES else NO_SUMMARY_EXIT
         if r.failure:
             return
-        parts: list[str] = []
+        parts: list[str] = [cut] if cut else []
         if r.info.get("stop_cause"):
             parts.append(f"stopped by loadbearing ({r.info['stop_cause']})")
         reason = task.get("stoppedReason") or ""

@@ -108,6 +108,29 @@ _HINTS: tuple[tuple[str, str], ...] = (
 )
 
 
+# ECS stop codes that mean the task was ended from outside, not by its container exiting
+# (EssentialContainerExited) nor by loadbearing (its reasons start with "loadbearing:").
+_EXTERNAL_STOPS = {
+    "SpotInterruption": "Fargate Spot reclaimed its capacity; rerun, or run on-demand "
+                        "(runnerCapacityProvider FARGATE, or LOADBEARING_ECS_SPOT=0)",
+    "TerminationNotice": "AWS retired the capacity it ran on; rerun",
+    "TaskFailedToStart": "it failed to start",
+    "ServiceSchedulerInitiated": "an ECS service stopped it",
+    "UserInitiated": "someone (or the stack's cost guard) stopped it",
+}
+
+
+def external_stop(task: dict[str, Any]) -> str | None:
+    """Why ECS stopped `task` from outside while k6 ran (a Spot reclaim, a manual stop, the cost
+    guard), or None when its container simply exited or loadbearing stopped it."""
+    code = str(task.get("stopCode") or "")
+    reason = str(task.get("stoppedReason") or "")
+    if code not in _EXTERNAL_STOPS or reason.startswith("loadbearing:"):
+        return None
+    return f"ECS stopped the task mid-run: {_EXTERNAL_STOPS[code]} (stop code {code}" + \
+        (f": {reason})" if reason else ")")
+
+
 def stop_hint(texts: list[str], code: int | None, log: TaskLog) -> str | None:
     """What a stopped task's reasons (stop reason, stop code, container reason) or exit code
     call for; None when they say nothing known."""

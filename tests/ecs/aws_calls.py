@@ -9,6 +9,7 @@ for presigned URLs alike. The calls still go to moto_server unchanged.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,14 +42,29 @@ class Calls:
         return [c for c in self.calls if c.operation == operation]
 
 
-def record_calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
-    calls = Calls()
+def on_sessions(monkeypatch: pytest.MonkeyPatch, event: str, handler: Callable[..., Any]) -> None:
+    """Register `handler` for botocore `event` on every session the backend makes from now on."""
     real = ecs_backend.new_session
 
-    def recording_session(region: str | None) -> Any:
+    def session_with_handler(region: str | None) -> Any:
         session = real(region)
-        session.events.register("before-parameter-build", calls.record)
+        session.events.register(event, handler)
         return session
 
-    monkeypatch.setattr(ecs_backend, "new_session", recording_session)
+    monkeypatch.setattr(ecs_backend, "new_session", session_with_handler)
+
+
+def record_calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
+    calls = Calls()
+    on_sessions(monkeypatch, "before-parameter-build", calls.record)
     return calls
+
+
+def rewrite_tasks(monkeypatch: pytest.MonkeyPatch, change: Callable[[dict[str, Any]], None]) -> None:
+    """Apply `change` to every task in DescribeTasks answers, as the backend receives them: what
+    moto does not model (stop codes, a task stuck in PROVISIONING) injected at the API edge."""
+    def rewrite(parsed: dict[str, Any], **_: Any) -> None:
+        for task in parsed.get("tasks", []):
+            change(task)
+
+    on_sessions(monkeypatch, "after-call.ecs.DescribeTasks", rewrite)
