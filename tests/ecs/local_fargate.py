@@ -20,6 +20,8 @@ STOPPED in moto with ECS's reason "Essential container in task exited".
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -58,9 +60,10 @@ class LocalFargate:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        for p in self._procs:
+        for p in self._procs:  # the wrapper and its k6, as a task's containers all end with it
             if p.poll() is None:
-                p.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGKILL)
         for t in self._threads:
             t.join(timeout=30)
 
@@ -108,7 +111,7 @@ class LocalFargate:
         proc_env = {"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin", "HOME": str(work),
                     **env, "LB_K6_API": f"127.0.0.1:{free_port()}", "LB_WORK_DIR": str(work)}
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=proc_env,
-                                stdin=subprocess.DEVNULL)
+                                stdin=subprocess.DEVNULL, start_new_session=True)
         with self._lock:
             self._procs.append(proc)
         stopper = threading.Thread(target=self._forward_stop, args=(arn, proc), daemon=True)
