@@ -43,3 +43,8 @@ class RunError(LoadbearingError):
     """Exit 4: a runner crashed, the metrics store is unreachable, or the run was aborted."""
 
     exit_code = ExitCode.RUN_ERROR
+
+
+class Aborted(BaseException):
+    """Ctrl-C or SIGTERM during a run: raised by the controller's signal handler, recognised by the
+    backends when they stop their runners (a BaseException, so no `except Exception` swallows it)."""

@@ -23,7 +23,7 @@ from rich.markup import escape
 
 from core import measurements
 from core.console import console
-from core.errors import BadInput, ExitCode, RunError
+from core.errors import Aborted, BadInput, ExitCode, RunError
 from core.influx import InfluxClient
 from core.plan import Plan, load_plan
 from core.rundir import (
@@ -55,10 +55,6 @@ from runners.strategies import Phase, phases
 
 CRASH_EXIT_CODES_OK = (0, 99)  # 99: k6 thresholds failed (still a finished run)
 WATCH_MARGIN_S = 60.0
-
-
-class Aborted(BaseException):
-    """Ctrl-C or SIGTERM during a run."""
 
 
 @dataclass(frozen=True)

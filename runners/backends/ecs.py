@@ -93,7 +93,7 @@ from rich.markup import escape
 
 from core.console import console
 from core.durations import parse_duration
-from core.errors import BadInput, LoadbearingError, RunError
+from core.errors import Aborted, BadInput, LoadbearingError, RunError
 
 try:  # the AWS SDK is the `ecs` extra: `--backend ecs` without it says how to add it
     import boto3
@@ -270,7 +270,7 @@ class EcsBackend:
             self._wait_running(runners, start_at)
         except BaseException as exc:
             cause = ("the run was aborted (SIGINT/SIGTERM) while tasks were starting"
-                     if type(exc).__name__ in ("Aborted", "KeyboardInterrupt")
+                     if isinstance(exc, Aborted | KeyboardInterrupt)
                      else f"the launch failed: {getattr(exc, 'message', exc)}")
             self._stop(runners, cause, grace_s=10.0)
             if isinstance(exc, LoadbearingError) and not isinstance(exc, RunError):
@@ -552,7 +552,7 @@ class EcsBackend:
         if failed:
             return f"runner {failed[0].spec.name} failed; stopping its siblings"
         exc = sys.exc_info()[1]
-        if exc is not None and type(exc).__name__ in ("Aborted", "KeyboardInterrupt"):
+        if isinstance(exc, Aborted | KeyboardInterrupt):
             return "the run was aborted (SIGINT/SIGTERM)"
         if isinstance(exc, LoadbearingError):
             return f"the run ended with an error: {exc.message}"

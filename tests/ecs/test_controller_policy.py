@@ -145,6 +145,8 @@ def test_the_policy_allows_every_call_the_backend_makes_and_nothing_more(
     assert code == 0, err + json.dumps(fargate.outputs)[-1500:]
     assert f"stopped stale Fargate task {stale.rsplit('/', 1)[-1]}" in err
 
+    # the backend is built once for the run: one look at the task definition
+    assert len(calls.of("DescribeTaskDefinition")) == 1
     started = [t["taskArn"] for t in ecs_stack.tasks() if t["taskArn"] != stale]
     wanted = requests_for(calls.calls, roles, started)
     actions = {r.action for r in wanted}
