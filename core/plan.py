@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -30,7 +30,6 @@ MAX_VUS = 100_000
 MAX_RATE = 1_000_000.0
 MAX_DURATION_S = 24 * 3600.0
 
-StrategyName = Literal["sequential", "hybrid", "parallel"]
 STRATEGIES: tuple[str, ...] = ("sequential", "hybrid", "parallel")
 
 

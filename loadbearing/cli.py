@@ -1,5 +1,10 @@
 """The `loadbearing` command (typer). Thin: parse, call, print.
 
+The composition root: nothing imports this module, and it wires the layers below it
+(runners, policies, the demo loop) together, e.g. handing the policies the way to reach a
+run's store (`runners.stack.recorded_store`). Each command imports what it runs, so
+`loadbearing --help` and a mistyped flag do not load boto3, the docker SDK or the policies.
+
 Human progress goes to stderr; results to stdout. Exit codes: core.errors.ExitCode.
 """
 
@@ -14,7 +19,7 @@ import typer
 from rich.markup import escape
 
 from core.console import console
-from core.errors import ExitCode, LoadbearingError
+from core.errors import BadInput, ExitCode, LoadbearingError
 from core.rundir import RunDir
 
 app = typer.Typer(
@@ -70,7 +75,6 @@ def run(
     run_id: Annotated[str | None, typer.Option(help="Use this run id (= testid) instead of a new one.")] = None,
 ) -> None:
     """Run the plan's modules with a strategy. Last stdout line: the run directory."""
-    from core.errors import BadInput
     from runners.backends import BackendOptions, DockerOptions, EcsOptions, ProcessOptions
     from runners.controller import RunOptions, prepare
     from runners.controller import run as run_strategy
@@ -171,7 +175,6 @@ def compare(
         envvar="LOADBEARING_BASELINE_FILE")] = None,
 ) -> None:
     """Did anything get slower or fail more often? Exit 1 when an endpoint regressed beyond the plan's tolerances."""
-    from core.errors import BadInput
     from policies.compare import compare_runs
     from policies.compare_render import terminal
 

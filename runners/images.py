@@ -43,6 +43,9 @@ import docker
 import docker.errors
 
 from core.errors import BadInput, RunError
+from runners.influxd import CONFIG_TEMPLATE
+from runners.influxd import influxd_binary as find_influxd
+from runners.k6_binary import resolve
 
 PullPolicy = Literal["missing", "never"]
 
@@ -70,8 +73,6 @@ def pull_policy(value: str | None = None) -> PullPolicy:
 
 def k6_version() -> str:
     """The version of the k6 loadbearing runs locally (e.g. '1.1.0'; runners.k6_binary)."""
-    from runners.k6_binary import resolve
-
     return resolve().version
 
 
@@ -194,9 +195,7 @@ def k6_dockerfile() -> str:
 
 def build_k6_image(client: docker.DockerClient, tag: str) -> None:
     """Build `tag` FROM scratch holding the local static k6 binary (runners.k6_binary)."""
-    from runners.k6 import k6_binary
-
-    binary = Path(k6_binary())
+    binary = Path(resolve().path)
     with tempfile.TemporaryFile() as ctx:
         with tarfile.open(fileobj=ctx, mode="w") as tar:
             _add_bytes(tar, k6_dockerfile().encode(), "Dockerfile")
@@ -206,9 +205,7 @@ def build_k6_image(client: docker.DockerClient, tag: str) -> None:
 
 
 def influxd_binary() -> Path | None:
-    from runners.influxd import influxd_binary as find
-
-    found = find()
+    found = find_influxd()
     return Path(found) if found else None
 
 
@@ -247,8 +244,6 @@ def influxdb_config() -> str:
     Ports here are the defaults; containers bind 127.0.0.1:<port> through
     INFLUXDB_HTTP_BIND_ADDRESS / INFLUXDB_BIND_ADDRESS (see runners/stack_docker.py).
     """
-    from runners.influxd import CONFIG_TEMPLATE
-
     return CONFIG_TEMPLATE.format(root=INFLUXD_DATA, http_port=8086, rpc_port=8088)
 
 

@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from core.durations import format_duration
+from core.durations import format_duration, parse_duration
 from core.errors import BadInput
 from core.plan import Module
 from runners.k6_binary import resolve
@@ -45,8 +45,6 @@ def default_max_vus(rate: float) -> int:
 
 
 def parse_graceful_stop_s() -> float:
-    from core.durations import parse_duration
-
     return parse_duration(GRACEFUL_STOP)
 
 

@@ -47,9 +47,10 @@ from core.influx import InfluxClient
 from core.plan import Plan
 from core.rundir import RunDir
 from core.state import free_api_port, pid_dir
-from runners import images
+from runners import images, k6
 from runners.backends import Fleet, Runner, RunnerSpec, fixed_fleet
 from runners.backends.process import resume_together, wait_until_paused
+from runners.fleet import segment, segment_sequence
 from runners.influxd import pid_alive
 from runners.strategies import Phase
 
@@ -111,9 +112,6 @@ def container_name(spec: RunnerSpec) -> str:
 
 def container_spec(spec: RunnerSpec, image: str, port: int, user: str | None) -> dict[str, Any]:
     """The keyword arguments of `containers.create` for one runner (see the module doc)."""
-    from runners import k6
-    from runners.fleet import segment, segment_sequence
-
     files = spec.files
     script = spec.script.resolve()
     k6_dir = files.config.parent.resolve()

@@ -29,6 +29,7 @@ from core.state import free_api_port, pid_dir, state_dir
 from runners import k6
 from runners.backends import Fleet, Runner, RunnerSpec, fixed_fleet
 from runners.children import ProcessIdentity, die_with_parent
+from runners.fleet import segment, segment_sequence
 from runners.influxd import pid_alive
 from runners.strategies import Phase
 
@@ -64,8 +65,6 @@ class ProcessBackend:
         files.config.parent.mkdir(parents=True, exist_ok=True)
         files.config.write_text(json.dumps(spec.config, indent=2, sort_keys=True))
         port = free_api_port()
-        from runners.fleet import segment, segment_sequence
-
         args = k6.run_args(
             config_path=str(files.config), script=str(spec.k6_script), summary_path=str(files.summary),
             segment=segment(spec.index, spec.count), sequence=segment_sequence(spec.count),
