@@ -1,43 +1,68 @@
 """Start a demo service: `python -m demo.launcher NAME [--port P] [--host H]`, or `start_service`.
 
 `start_service(name, port=None, env=None)` runs the service as its own process
-(uvicorn, one process, one event loop) on 127.0.0.1, waits until GET /health
+(uvicorn, one event loop per process) on 127.0.0.1, waits until GET /health
 answers, and returns a `ServiceHandle` with `.url`, `.pid` and `.stop()`. The
 service's knobs (DATABASE_URL, DB_POOL_SIZE, DB_MAX_OVERFLOW, DB_POOL_TIMEOUT,
-PROFILE_DB_MS, CACHE_TTL_S, DEMO_SLOW_ENDPOINTS, DEMO_SQLITE_PATH, LOADBEARING_INFLUX_URL,
-LOADBEARING_INFLUX_DB, LOADBEARING_TESTID) come only from `env`: the caller's own
-values of those variables are not inherited. Without DATABASE_URL or
-DEMO_SQLITE_PATH the service creates a fresh SQLite file in a temp dir and removes
-it when it exits. The child watches its parent and exits when the parent is gone.
+PROFILE_DB_MS, CACHE_TTL_S, DEMO_SLOW_ENDPOINTS, DEMO_SQLITE_PATH, INSTANCES,
+MAX_INFLIGHT, CARRIER_MS, INFLIGHT_TIMEOUT, LOADBEARING_INFLUX_URL, LOADBEARING_INFLUX_DB,
+LOADBEARING_TESTID) come only from `env`: the caller's own values of those variables are
+not inherited. Without DATABASE_URL or DEMO_SQLITE_PATH the service creates a fresh
+SQLite file in a temp dir and removes it when it exits. The child watches its parent
+and exits when the parent is gone.
+
+Instances: with `INSTANCES=N` (N > 1) the launched process binds the listening socket,
+creates and seeds the database once, and runs N uvicorn worker processes on that one
+socket (uvicorn's own multi-process supervisor, which replaces a worker that dies).
+Each worker is a whole instance of the service: its own event loop, connection pool
+(so N x DB_POOL_SIZE connections count against the database's max_connections), cache
+and request slots; the kernel hands each new connection to one of them. Workers exit
+when the supervisor is gone; `start_service` returns once all N answer.
 
 `stop()` sends SIGTERM (uvicorn finishes in-flight requests for up to 2 s, the
-service writes its last metrics and closes its pool), waits, then SIGKILLs: no
-process is left behind. Failing to start raises `RunError` with the log's tail.
+service writes its last metrics and closes its pool; the supervisor stops its workers
+the same way), waits, then SIGKILLs: no process is left behind. Failing to start
+raises `RunError` with the log's tail.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+import httpx
 
 from core.errors import RunError
 from core.state import free_port
-from demo.services.settings import SERVICES, SettingsError, from_env
+from demo.services.settings import SERVICES, Settings, SettingsError, from_env
 from runners.children import wait_answering
+
+if TYPE_CHECKING:
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.routing import BaseRoute
+
+    from demo.services.app import ServiceContext
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KNOBS = ("DATABASE_URL", "DB_POOL_SIZE", "DB_MAX_OVERFLOW", "DB_POOL_TIMEOUT", "PROFILE_DB_MS", "CACHE_TTL_S",
          "DEMO_SQLITE_PATH", "LOADBEARING_INFLUX_URL", "LOADBEARING_INFLUX_DB", "LOADBEARING_TESTID",
-         "DEMO_PARENT_PID", "DEMO_TEMP_DIR", "DEMO_SLOW_ENDPOINTS")
-DEFAULT_PORTS = {"core-api": 8000, "profile-api": 8001}
+         "DEMO_PARENT_PID", "DEMO_TEMP_DIR", "DEMO_SLOW_ENDPOINTS", "INSTANCES", "MAX_INFLIGHT", "CARRIER_MS",
+         "INFLIGHT_TIMEOUT", "DEMO_SERVICE", "DEMO_PORT")
+DEFAULT_PORTS = {"core-api": 8000, "profile-api": 8001, "shipping-api": 8002}
 
 
 @dataclass
@@ -49,6 +74,7 @@ class ServiceHandle:
     process: subprocess.Popen[bytes]
     log_path: Path
     host: str = "127.0.0.1"
+    instances: int = 1
     _cleanup: list[Path] = field(default_factory=list)
 
     @property
@@ -61,6 +87,18 @@ class ServiceHandle:
 
     def running(self) -> bool:
         return self.process.poll() is None
+
+    def worker_pids(self) -> list[int]:
+        """The pids serving requests: the process itself, or its N worker processes (INSTANCES > 1)."""
+        if self.instances == 1:
+            return [self.pid] if self.running() else []
+        import psutil
+
+        try:
+            return sorted(c.pid for c in psutil.Process(self.pid).children() if c.status() != psutil.STATUS_ZOMBIE
+                          and "spawn_main" in " ".join(c.cmdline()))
+        except psutil.Error:
+            return []
 
     def stop(self, timeout_s: float = 15.0) -> int | None:
         """Stop the service (SIGTERM, then SIGKILL after `timeout_s`); returns its exit code.
@@ -99,12 +137,12 @@ def _child_env(env: dict[str, str] | None) -> dict[str, str]:
 
 def start_service(name: str, port: int | None = None, env: dict[str, str] | None = None, *,
                   log_path: Path | None = None, ready_timeout_s: float = 60.0) -> ServiceHandle:
-    """Start service `name` ('core-api' | 'profile-api') on 127.0.0.1 and wait until it is ready."""
+    """Start service `name` (one of SERVICES) on 127.0.0.1 and wait until all its instances are ready."""
     if name not in SERVICES:
         raise RunError(f"unknown demo service {name!r}; use one of: {', '.join(SERVICES)}")
     child_env = _child_env(env)
     try:
-        from_env(name, child_env)
+        settings = from_env(name, child_env)
     except SettingsError as exc:
         raise RunError(f"{name}: {exc}") from None
     cleanup: list[Path] = []
@@ -117,6 +155,7 @@ def start_service(name: str, port: int | None = None, env: dict[str, str] | None
     last = ""
     for _ in range(attempts):
         handle = _spawn(name, port if port is not None else free_port(), child_env, log_path)
+        handle.instances = settings.instances
         problem = _wait_ready(handle, ready_timeout_s)
         if problem is None:
             handle._cleanup = cleanup
@@ -141,9 +180,28 @@ def _spawn(name: str, port: int, env: dict[str, str], log_path: Path) -> Service
 
 
 def _wait_ready(handle: ServiceHandle, timeout_s: float) -> str | None:
-    """None when /health answered 200, else why not (with the log's tail)."""
+    """None when /health answered 200 (from every instance), else why not (with the log's tail)."""
+    deadline = time.monotonic() + timeout_s
     problem = wait_answering(handle.process, f"{handle.url}/health", 200, timeout_s)
+    if problem is None and handle.instances > 1:
+        problem = _wait_instances(handle, deadline)
     return None if problem is None else f"{problem}:\n{_tail(handle.log_path)}"
+
+
+def _wait_instances(handle: ServiceHandle, deadline: float) -> str | None:
+    """None once `handle.instances` distinct worker pids answered GET /health (a new connection
+    each time: the kernel gives each connection to one worker), else how many did."""
+    seen: set[int] = set()
+    while time.monotonic() < deadline:
+        if handle.process.poll() is not None:
+            return f"exited with code {handle.process.returncode}"
+        try:
+            seen.add(int(httpx.get(f"{handle.url}/health", timeout=1.0).json()["pid"]))
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            time.sleep(0.05)
+        if len(seen) >= handle.instances:
+            return None
+    return f"only {len(seen)} of {handle.instances} instances answered within the timeout"
 
 
 def _tail(path: Path, chars: int = 1500) -> str:
@@ -153,36 +211,96 @@ def _tail(path: Path, chars: int = 1500) -> str:
         return "(no log)"
 
 
-def serve(name: str, port: int, host: str = "127.0.0.1") -> int:
-    """Run service `name` in this process until SIGTERM/SIGINT. Returns the exit code."""
+def _routes(name: str) -> Callable[[ServiceContext], list[BaseRoute]]:
+    if name == "core-api":
+        from demo.services.core_api import build_routes
+    elif name == "profile-api":
+        from demo.services.profile_api import build_routes
+    else:
+        from demo.services.shipping_api import build_routes
+    return build_routes
+
+
+def _uvicorn_config(app: Starlette | str, host: str, port: int, workers: int | None = None) -> uvicorn.Config:
     import uvicorn
+
+    return uvicorn.Config(app, host=host, port=port, factory=isinstance(app, str), workers=workers,
+                          log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2,
+                          timeout_keep_alive=30, backlog=4096)
+
+
+def serve(name: str, port: int, host: str = "127.0.0.1") -> int:
+    """Run service `name` until SIGTERM/SIGINT: in this process, or as INSTANCES worker
+    processes on one socket. Returns the exit code."""
+    import uvicorn
+
+    from demo.services.app import create_app
 
     try:
         settings = from_env(name)
     except SettingsError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 2
-    if name == "core-api":
-        from demo.services.core_api import build_routes
-    else:
-        from demo.services.profile_api import build_routes
-    from demo.services.app import create_app
-
-    app = create_app(settings, build_routes, port=port)
-    config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", access_log=False, lifespan="on",
-        timeout_graceful_shutdown=2, timeout_keep_alive=30, backlog=4096,
-    )
-    server = uvicorn.Server(config)
+    if settings.instances > 1:
+        return _serve_instances(name, settings, port, host)
+    server = uvicorn.Server(_uvicorn_config(create_app(settings, _routes(name), port=port), host, port))
     server.run()
     return 0 if server.started else 1
+
+
+def worker_app() -> Starlette:
+    """The app of one worker process (INSTANCES > 1); uvicorn calls this factory in each worker."""
+    from demo.services.app import create_app
+
+    name = os.environ["DEMO_SERVICE"]
+    return create_app(from_env(name), _routes(name), port=int(os.environ["DEMO_PORT"]))
+
+
+def _serve_instances(name: str, settings: Settings, port: int, host: str) -> int:
+    from uvicorn.supervisors import Multiprocess
+
+    from demo.services.db import Database
+
+    cleanup = [settings.temp_dir] if settings.temp_dir else []  # the supervisor's to remove, not a worker's
+    os.environ.pop("DEMO_TEMP_DIR", None)
+    if not settings.database_url and not settings.sqlite_path:  # one database for every instance
+        data_dir = tempfile.mkdtemp(prefix=f"loadbearing-{name}-")
+        cleanup.append(data_dir)
+        os.environ["DEMO_SQLITE_PATH"] = str(Path(data_dir) / f"{name}.sqlite3")
+    os.environ.update({"DEMO_SERVICE": name, "DEMO_PORT": str(port), "DEMO_PARENT_PID": str(os.getpid())})
+    try:
+        async def seed() -> None:  # once, here: workers then find it seeded instead of racing to seed
+            db = Database(from_env(name))
+            try:
+                await db.setup()
+            finally:
+                await db.dispose()
+
+        asyncio.run(seed())
+        config = _uvicorn_config("demo.launcher:worker_app", host, port, workers=settings.instances)
+        sockets = [config.bind_socket()]
+        if settings.parent_pid:
+            threading.Thread(target=_exit_with_parent, args=(settings.parent_pid,), daemon=True).start()
+        Multiprocess(config, sockets=sockets).run()
+        return 0
+    finally:
+        for path in cleanup:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """The supervisor's watchdog: SIGTERM itself (its workers stop with it) once its starter is gone."""
+    while os.getppid() == parent_pid:
+        time.sleep(1.0)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m demo.launcher",
                                      description="Run one demo service (configured by environment variables).")
     parser.add_argument("service", choices=SERVICES)
-    parser.add_argument("--port", type=int, default=None, help="default: 8000 (core-api), 8001 (profile-api)")
+    parser.add_argument("--port", type=int, default=None,
+                        help="default: 8000 (core-api), 8001 (profile-api), 8002 (shipping-api)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     args = parser.parse_args(argv)
     return serve(args.service, args.port or DEFAULT_PORTS[args.service], args.host)

@@ -8,7 +8,11 @@ writes the last metrics, closes the pool and removes its temp files.
 
 Handlers are wrapped by `timed(ctx, name, handler)`: the request's server time is
 recorded under `name` (the same name the k6 scripts tag it with), `ApiError`
-becomes a JSON error with its status, `PoolTimeout` becomes 503.
+becomes a JSON error with its status, `PoolTimeout` and `SlotTimeout` become 503.
+
+One app runs per process. With INSTANCES > 1 the launcher runs that many worker
+processes on one listening socket (demo.launcher); each has its own pool, cache and
+slots, and tags its metrics with its own `instance` (port-pid).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from starlette.routing import BaseRoute, Route
 from core import measurements as names
 from demo.services.cache import TTLCache
 from demo.services.db import Database, PoolTimeout
+from demo.services.inflight import InflightLimit, SlotTimeout
 from demo.services.metrics import EndpointMetrics, InfluxReporter, interval_lines
 from demo.services.settings import Settings
 
@@ -60,9 +65,15 @@ class ServiceContext:
     reporter: InfluxReporter | None = None
     port: int = 0
     started_at: float = field(default_factory=time.monotonic)
+    inflight: InflightLimit = field(default_factory=lambda: InflightLimit(1, 1.0))
+
+    @property
+    def instance(self) -> str:
+        """This process among the service's instances: the port, and the pid when there are several."""
+        return str(self.port) if self.settings.instances == 1 else f"{self.port}-{os.getpid()}"
 
     def tags(self) -> dict[str, str]:
-        tags = {names.SERVICE: self.settings.service, names.INSTANCE: str(self.port)}
+        tags = {names.SERVICE: self.settings.service, names.INSTANCE: self.instance}
         if self.settings.testid:
             tags[names.TESTID] = self.settings.testid
         return tags
@@ -117,7 +128,7 @@ def timed(ctx: ServiceContext, name: str, handler: Handler) -> Handler:
             response = await handler(request)
         except ApiError as exc:
             response = JSONResponse({"error": exc.message}, status_code=exc.status)
-        except PoolTimeout as exc:
+        except (PoolTimeout, SlotTimeout) as exc:
             response = JSONResponse({"error": str(exc)}, status_code=503)
         except Exception:  # a bug: answer 500 and keep serving
             log.exception("%s failed", name)
@@ -144,6 +155,8 @@ def metrics_document(ctx: ServiceContext) -> dict[str, Any]:
     reporter = ctx.reporter
     return {
         "service": s.service,
+        "instance": ctx.instance,
+        "pid": os.getpid(),
         "uptime_s": round(time.monotonic() - ctx.started_at, 3),
         "settings": {
             "db": ctx.db.kind,
@@ -153,8 +166,12 @@ def metrics_document(ctx: ServiceContext) -> dict[str, Any]:
             "db_pool_timeout_s": s.pool_timeout_s,
             "profile_db_ms": s.profile_db_ms if s.service == "profile-api" else None,
             "cache_ttl_s": s.cache_ttl_s,
+            "instances": s.instances,
+            "max_inflight": s.max_inflight if s.service == "shipping-api" else None,
+            "carrier_ms": s.carrier_ms if s.service == "shipping-api" else None,
         },
         "pool": pool,
+        "inflight": ctx.inflight.snapshot() if s.service == "shipping-api" else None,
         "cache": ctx.cache.snapshot(),
         "endpoints": ctx.endpoints.snapshot(),
         "influx": {
@@ -179,10 +196,12 @@ async def _watch_parent(pid: int) -> None:
 def create_app(settings: Settings, build_routes: Callable[[ServiceContext], list[BaseRoute]],
                port: int = 0) -> Starlette:
     """The service's ASGI app; `build_routes(ctx)` gives its API routes."""
-    ctx = ServiceContext(settings=settings, db=Database(settings), cache=TTLCache(settings.cache_ttl_s), port=port)
+    ctx = ServiceContext(settings=settings, db=Database(settings), cache=TTLCache(settings.cache_ttl_s), port=port,
+                         inflight=InflightLimit(settings.max_inflight, settings.inflight_timeout_s))
 
     async def health(_: Request) -> Response:
-        return JSONResponse({"status": "ok", "service": settings.service, "db": ctx.db.kind})
+        return JSONResponse({"status": "ok", "service": settings.service, "db": ctx.db.kind, "pid": os.getpid(),
+                             "instances": settings.instances})
 
     async def metrics(_: Request) -> Response:
         return JSONResponse(metrics_document(ctx))

@@ -221,7 +221,9 @@ async def _seed(conn: AsyncConnection, service: str) -> None:
     import random
 
     rng = random.Random(SEED)
-    if service == "profile-api":
+    if service == "shipping-api":
+        await conn.execute(schema.carrier_rates.insert(), list(seed_data.carrier_rate_rows(rng)))
+    elif service == "profile-api":
         profile_list = list(seed_data.profile_rows(rng))
         follows = seed_data.follow_rows(rng)
         followers: dict[int, int] = {}

@@ -1,7 +1,7 @@
 """Tables of the demo services (SQLAlchemy Core). Each service owns its own set.
 
 core-api: jobs, job_applications, products, carts, cart_items, orders, order_items,
-notifications. profile-api: profiles, follows, posts.
+notifications. profile-api: profiles, follows, posts. shipping-api: carrier_rates.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from sqlalchemy import (
 
 core_metadata = MetaData()
 profile_metadata = MetaData()
+shipping_metadata = MetaData()
 
 jobs = Table(
     "jobs", core_metadata,
@@ -139,6 +140,17 @@ posts = Table(
     Index("ix_posts_author_time", "profile_id", "created_at"),
 )
 
-METADATA = {"core-api": core_metadata, "profile-api": profile_metadata}
+carrier_rates = Table(
+    "carrier_rates", shipping_metadata,
+    Column("id", Integer, primary_key=True),
+    Column("carrier", String(40), nullable=False),
+    Column("zone", String(8), nullable=False),
+    Column("base_cents", Integer, nullable=False),
+    Column("per_kg_cents", Integer, nullable=False),
+    Column("days", Integer, nullable=False),
+    Index("ix_carrier_rates_zone", "zone"),
+)
+
+METADATA = {"core-api": core_metadata, "profile-api": profile_metadata, "shipping-api": shipping_metadata}
 # The table whose emptiness means "not seeded yet".
-SEED_MARKER = {"core-api": notifications, "profile-api": profiles}
+SEED_MARKER = {"core-api": notifications, "profile-api": profiles, "shipping-api": carrier_rates}

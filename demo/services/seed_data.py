@@ -1,7 +1,8 @@
 """Deterministic, realistic seed rows for the demo databases.
 
 The k6 scripts rely on these sizes and vocabularies: profile ids 1..PROFILE_COUNT,
-notification users 1..NOTIFICATION_USERS, product CATEGORIES, job SEARCH_TERMS.
+notification users 1..NOTIFICATION_USERS, product CATEGORIES, job SEARCH_TERMS, shipping
+ZONES (the country codes a quote may name).
 """
 
 from __future__ import annotations
@@ -184,3 +185,25 @@ def notification(rng: random.Random, nid: int | None, user_id: int, created_at: 
     if nid is not None:
         row["id"] = nid
     return row
+
+
+CARRIERS = ["Parcelio", "SwiftPost", "Cargonaut", "Blue Freight"]
+ZONES = ["DE", "FR", "GB", "US", "CA", "IN", "SG", "KE", "BR", "JP"]
+
+
+def zone_of(country: str) -> str:
+    """A country's rate zone: domestic-ish (EU), transatlantic, or far (everything else)."""
+    if country in ("DE", "FR", "GB"):
+        return "EU"
+    if country in ("US", "CA"):
+        return "NA"
+    return "FAR"
+
+
+def carrier_rate_rows(rng: random.Random) -> Iterator[dict[str, Any]]:
+    rid = 0
+    for carrier in CARRIERS:
+        for zone, (base, per_kg, days) in {"EU": (490, 120, 2), "NA": (1490, 390, 5), "FAR": (2290, 610, 8)}.items():
+            rid += 1
+            yield {"id": rid, "carrier": carrier, "zone": zone, "base_cents": base + rng.randrange(0, 300, 10),
+                   "per_kg_cents": per_kg + rng.randrange(0, 90, 5), "days": days + rng.randint(0, 2)}

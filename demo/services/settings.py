@@ -10,6 +10,10 @@
 | `PROFILE_DB_MS` | 50 | ms each profile-api request holds its pooled connection |
 | `CACHE_TTL_S` | 0 (off) | TTL of the in-process cache on cacheable GETs |
 | `DEMO_SLOW_ENDPOINTS` | unset | `name=ms[,name=ms]`: add this delay to every request of these endpoints (a deliberate regression) |
+| `INSTANCES` | 1 | worker processes serving the one listening socket, each with its own pool (and cache) |
+| `MAX_INFLIGHT` | 5 | shipping-api: requests one instance serves at a time; the others wait for a slot |
+| `CARRIER_MS` | 200 | shipping-api: ms each request waits on the carrier's rate API, holding its slot |
+| `INFLIGHT_TIMEOUT` | 30 | shipping-api: seconds a request waits for a slot before HTTP 503 |
 | `LOADBEARING_INFLUX_URL` | unset (off) | InfluxDB 1.x URL to write `app_*` points to |
 | `LOADBEARING_INFLUX_DB` | `loadbearing` | its database |
 | `LOADBEARING_TESTID` | unset | adds tag `testid` to every point |
@@ -25,8 +29,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-SERVICES = ("core-api", "profile-api")
-DEFAULT_POOL = {"core-api": 10, "profile-api": 2}
+SERVICES = ("core-api", "profile-api", "shipping-api")
+DEFAULT_POOL = {"core-api": 10, "profile-api": 2, "shipping-api": 2}
+MAX_INSTANCES = 16  # worker processes of one service (a 2-core laptop runs the demo)
 
 
 class SettingsError(ValueError):
@@ -49,6 +54,10 @@ class Settings:
     parent_pid: int | None
     temp_dir: str | None = None
     slow_ms: Mapping[str, float] = field(default_factory=dict)
+    instances: int = 1
+    max_inflight: int = 5
+    carrier_ms: float = 200.0
+    inflight_timeout_s: float = 30.0
 
     @property
     def hold_s(self) -> float:
@@ -57,7 +66,7 @@ class Settings:
 
 
 def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float,
-            integer: bool = False) -> float:
+            integer: bool = False, maximum: float | None = None) -> float:
     raw = env.get(name, "").strip()
     if raw == "":
         return default
@@ -68,6 +77,8 @@ def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float
         raise SettingsError(f"{name}={raw!r} is not {kind}; e.g. {name}={int(default)}") from None
     if value < minimum or (not integer and not value == value):  # NaN check
         raise SettingsError(f"{name}={raw!r} must be >= {minimum:g}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name}={raw!r} must be <= {maximum:g}")
     return value
 
 
@@ -88,7 +99,7 @@ def _slow_endpoints(env: Mapping[str, str]) -> dict[str, float]:
 
 
 def from_env(service: str, env: Mapping[str, str] | None = None) -> Settings:
-    """Settings for `service` ('core-api' or 'profile-api') from `env` (default: os.environ)."""
+    """Settings for `service` (one of SERVICES) from `env` (default: os.environ)."""
     if service not in SERVICES:
         raise SettingsError(f"unknown service {service!r}; use one of: {', '.join(SERVICES)}")
     env = os.environ if env is None else env
@@ -112,4 +123,8 @@ def from_env(service: str, env: Mapping[str, str] | None = None) -> Settings:
         parent_pid=int(parent) if parent.isdigit() else None,
         temp_dir=env.get("DEMO_TEMP_DIR", "").strip() or None,
         slow_ms=_slow_endpoints(env),
+        instances=int(_number(env, "INSTANCES", 1, minimum=1, integer=True, maximum=MAX_INSTANCES)),
+        max_inflight=int(_number(env, "MAX_INFLIGHT", 5, minimum=1, integer=True)),
+        carrier_ms=_number(env, "CARRIER_MS", 200.0, minimum=0),
+        inflight_timeout_s=_number(env, "INFLIGHT_TIMEOUT", 30.0, minimum=0.001),
     )
