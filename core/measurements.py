@@ -43,8 +43,10 @@ RUNNER = "runner"        # `<module>-<index>` (core.rundir.runner_name)
 NAME = "name"            # the request's name: the script's `name` tag, else k6's URL
 METHOD = "method"        # the request's HTTP method (a k6 system tag)
 INSTANCE = "instance"    # a service's instance (app_* points)
-KIND = "kind"            # loadbearing_events: run | phase | module | finding | recommendation
-EVENT = "event"          # loadbearing_events: start | end, or the finding/recommendation kind
+KIND = "kind"            # loadbearing_events: run | phase | module | finding | recommendation | knee
+EVENT = "event"          # loadbearing_events: start | end, the finding/recommendation kind, or for a knee:
+                         # knee | lower_bound | no_knee (runners.capacity: a capacity run's finding per service)
+KNEE = "knee"            # loadbearing_events `kind` of a capacity run's knee (its `name` is the service)
 
 # -- fields -------------------------------------------------------------------------------------------
 CPU_PERCENT = "cpu_percent"   # loadbearing_runner: CPU of one core, percent

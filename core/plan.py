@@ -7,6 +7,7 @@ are separate (`runners.allowlist`) and raise `Refused` (exit 3).
 
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ MAX_RATE = 1_000_000.0
 MAX_DURATION_S = 24 * 3600.0
 
 STRATEGIES: tuple[str, ...] = ("sequential", "hybrid", "parallel")
+CAPACITY = "capacity"  # `loadbearing run capacity`: not a strategy, a stepped ramp per service
+MIN_STEP_S = 2.0       # a step holds at least two of k6's 1 s pushes to InfluxDB
 
 
 def _check_url(value: str) -> str:
@@ -164,6 +167,15 @@ class Strategies(_Strict):
     parallel: ParallelStrategy = ParallelStrategy()
 
 
+def _in_range(ranges: dict[str, tuple[float, float, bool, str]], v: float, info: ValidationInfo) -> float:
+    """`v` if it lies in its field's range (`ranges[field]`: low, high, inclusive, in words), else ValueError."""
+    lo, hi, inclusive, what = ranges[str(info.field_name)]
+    ok = lo <= v <= hi if inclusive else lo < v < hi
+    if not ok:
+        raise ValueError(f"{v:g} must be {what}")
+    return v
+
+
 # Each [compare] key: the values it accepts and what it means (the error message says both).
 _COMPARE_RANGES: dict[str, tuple[float, float, bool, str]] = {
     "p95_increase": (0, 100, True, "a share between 0 and 100 (0.10 allows a p95 10 % slower)"),
@@ -191,11 +203,88 @@ class Compare(_Strict):
     @field_validator(*_COMPARE_RANGES)
     @classmethod
     def _in_range(cls, v: float, info: ValidationInfo) -> float:
-        lo, hi, inclusive, what = _COMPARE_RANGES[str(info.field_name)]
-        ok = lo <= v <= hi if inclusive else lo < v < hi
-        if not ok:
-            raise ValueError(f"{v!r} must be {what}")
+        return _in_range(_COMPARE_RANGES, v, info)
+
+
+# Each [capacity] number: the values it accepts and what it means (the error message says both).
+_CAPACITY_RANGES: dict[str, tuple[float, float, bool, str]] = {
+    "start": (0, 100, False, "a multiple of each module's rate above 0 (0.5: the first step offers half of it)"),
+    "growth": (1, 10, False, "a factor above 1 and below 10 (1.2: each step offers 20 % more than the last)"),
+    "max": (0, 1000, False, "a multiple of each module's rate above 0 (4: no step above four times it)"),
+    "min_goodput": (0, 1, True, "a share between 0 and 1 (0.95: a step whose successful responses fall below "
+                                "95 % of the offered rate broke)"),
+}
+
+
+class CapacityRamp(_Strict):
+    """`loadbearing run capacity`: per service, a stepped arrival-rate ramp up to its knee (all optional).
+
+    Step k offers each module `rate x start x growth^k` iterations/s for `step`, for as many
+    steps as stay within `max x rate` and `time_limit`. A step breaks when its p95 is over
+    the SLO, its error rate over the budget, or its successful responses fall below
+    `min_goodput` of the offered rate; the service's modules stop at the first that breaks.
+    """
+
+    step: str = "10s"
+    start: float = 0.5
+    growth: float = 1.2
+    max: float = 4.0
+    time_limit: str = "5m"
+    min_goodput: float = 0.95
+    # Which services to ramp (default: every service that modules load).
+    services: list[str] | None = None
+    # Iterations/s each module's ramp scales from (default: the module's `rate`; needed for `vus` modules).
+    rates: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator(*_CAPACITY_RANGES)
+    @classmethod
+    def _in_range(cls, v: float, info: ValidationInfo) -> float:
+        return _in_range(_CAPACITY_RANGES, v, info)
+
+    @field_validator("step", "time_limit")
+    @classmethod
+    def _durations(cls, v: str, info: ValidationInfo) -> str:
+        _check_duration(v)
+        if info.field_name == "step" and parse_duration(v) < MIN_STEP_S:
+            raise ValueError(f"{v!r} is shorter than {MIN_STEP_S:g}s; each step must hold at least two of k6's "
+                             "one-second pushes, write e.g. step = \"5s\"")
         return v
+
+    @field_validator("rates")
+    @classmethod
+    def _rates(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, rate in v.items():
+            if not 0 < rate <= MAX_RATE:
+                raise ValueError(f"{name} = {rate:g} must be iterations/s above 0 and at most {MAX_RATE:g}")
+        return v
+
+    @model_validator(mode="after")
+    def _shape(self) -> CapacityRamp:
+        if self.max < self.start:
+            raise ValueError(f"max = {self.max:g} is below start = {self.start:g}: the ramp would have no step; "
+                             "raise max or lower start")
+        if self.time_limit_s < self.step_s:
+            raise ValueError(f"time_limit = {self.time_limit!r} is shorter than one step ({self.step!r})")
+        return self
+
+    @property
+    def step_s(self) -> float:
+        return parse_duration(self.step)
+
+    @property
+    def time_limit_s(self) -> float:
+        return parse_duration(self.time_limit)
+
+    @property
+    def steps(self) -> int:
+        """How many steps a ramp has: up to `max`, within `time_limit`."""
+        by_rate = math.floor(math.log(self.max / self.start) / math.log(self.growth) + 1e-9) + 1
+        by_time = math.floor(self.time_limit_s / self.step_s + 1e-9)
+        return max(1, min(by_rate, by_time))
+
+    def step_rates(self, base: float) -> list[float]:
+        """The iterations/s of each step for a module that scales from `base` (rounded to 0.01)."""
+        return [round(base * self.start * self.growth**k, 2) for k in range(self.steps)]
 
 
 class Plan(_Strict):
@@ -206,6 +295,7 @@ class Plan(_Strict):
     modules: list[Module] = Field(min_length=1)
     strategies: Strategies = Strategies()
     compare: Compare = Compare()
+    capacity: CapacityRamp = CapacityRamp()
     # Set by load_plan, not by the file.
     path: Path = Field(default=Path("plan.toml"), exclude=True)
 
@@ -221,6 +311,10 @@ class Plan(_Strict):
             assert url is not None
             return url
         return self.target.base_url
+
+    def capacity_base_rate(self, module: Module) -> float | None:
+        """The iterations/s a module's capacity ramp scales from: capacity.rates.NAME, else its `rate`."""
+        return self.capacity.rates.get(module.name, module.rate)
 
     def urls(self) -> list[tuple[str, str]]:
         """Every (key, url) the plan would send load to."""
@@ -290,6 +384,19 @@ def _cross_checks(plan: Plan) -> list[str]:
                 f"  modules[{i}] (name = {m.name!r}).script: {m.script!r} does not exist "
                 f"(looked for {script}); paths are relative to the plan file"
             )
+    served = {m.service for m in plan.modules if m.service is not None}
+    for i, name in enumerate(plan.capacity.services or []):
+        if name not in plan.services:
+            known = ", ".join(sorted(plan.services)) or "none defined"
+            problems.append(f"  capacity.services[{i}]: {name!r} is not a [services.*] table (known: {known}); "
+                            "fix the name")
+        elif name not in served:
+            problems.append(f"  capacity.services[{i}]: no module loads {name!r}; give a module `service = "
+                            f"\"{name}\"` or remove it")
+    for name in plan.capacity.rates:
+        if name not in names:
+            problems.append(f"  capacity.rates.{name}: {name!r} is not a module (modules: {', '.join(names)}); "
+                            "fix the name")
     hybrid = plan.strategies.hybrid
     if hybrid is not None:
         seen: dict[str, int] = {}
@@ -339,6 +446,41 @@ def load_plan(path: str | Path) -> Plan:
     if problems:
         raise BadInput("\n".join([f"{plan_path}: invalid plan:", *problems]))
     return plan
+
+
+def capacity_modules(plan: Plan, services: list[str] | None = None) -> dict[str, list[Module]]:
+    """The modules a capacity run ramps, by service (plan order). `services` (e.g. from the
+    command line) overrides capacity.services. Raises BadInput (exit 2) naming what to fix:
+    an unknown service, a `vus` module without capacity.rates.NAME."""
+    chosen = services if services is not None else plan.capacity.services
+    by_service: dict[str, list[Module]] = {}
+    for m in plan.modules:
+        if m.service is not None:
+            by_service.setdefault(m.service, []).append(m)
+    if chosen is not None:
+        unknown = [s for s in chosen if s not in by_service]
+        if unknown:
+            raise BadInput(f"{plan.path}: capacity: no module loads {', '.join(map(repr, unknown))} "
+                           f"(services with modules: {', '.join(by_service) or 'none'}); fix the name")
+        by_service = {s: by_service[s] for s in by_service if s in chosen}
+    if not by_service:
+        raise BadInput(f"{plan.path}: capacity: a capacity run ramps services, and no module names its service; "
+                       "give each module `service = \"NAME\"` with a [services.NAME] table")
+    problems = []
+    for mods in by_service.values():
+        for m in mods:
+            if plan.capacity_base_rate(m) is None:
+                problems.append(f"  capacity.rates.{m.name}: module {m.name!r} is planned with vus (closed model); "
+                                f"a capacity run offers an arrival rate: add capacity.rates.{m.name} = "
+                                "ITERATIONS_PER_S (the rate its ramp scales from) or plan the module with `rate`")
+    if plan.capacity.steps < 2:
+        problems.append(f"  capacity: the ramp has {plan.capacity.steps} step (start {plan.capacity.start:g}, growth "
+                        f"{plan.capacity.growth:g}, max {plan.capacity.max:g}, time_limit "
+                        f"{plan.capacity.time_limit}); raise max or time_limit, or lower start or growth, to get "
+                        "at least two")
+    if problems:
+        raise BadInput("\n".join([f"{plan.path}: invalid plan for a capacity run:", *problems]))
+    return by_service
 
 
 def check_strategy(plan: Plan, strategy: str) -> None:

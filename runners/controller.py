@@ -4,6 +4,11 @@ watch and finish the runners; finally compute the numbers from the stored sample
 Lifecycle per phase (as k6-operator splits it): initialize (runners paused, VUs
 ready) -> start (resumed together) -> watch (progress, crash detection, timeout)
 -> finish (record windows, events). `stop` runs on every exit path.
+
+A capacity run (`strategy` "capacity", runners.capacity) goes the same way with one
+phase per service (or one for all), each module on its stepped ramp; while it runs, a
+`KneeWatcher` judges every step from the store and the controller stops a service's
+runners at its knee.
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ from typing import Any
 from rich.markup import escape
 
 from core import measurements
+from core import measurements as names
 from core.console import console
 from core.errors import Aborted, BadInput, ExitCode, RunError
 from core.influx import InfluxClient
-from core.plan import Plan, load_plan
+from core.knees import ServiceKnee
+from core.plan import CAPACITY, Module, Plan, capacity_modules, load_plan
 from core.rundir import (
     RUN_ID_PATTERN,
     MetricsRecord,
@@ -39,9 +46,9 @@ from core.rundir import (
     runner_name,
 )
 from core.state import pid_dir
-from runners import k6
+from runners import capacity, k6
 from runners.allowlist import check_plan_hosts, k6_block_options
-from runners.backends import Backend, BackendOptions, Fleet, ProcessOptions, Runner, RunnerSpec
+from runners.backends import Backend, BackendOptions, EcsOptions, Fleet, ProcessOptions, Runner, RunnerSpec
 from runners.backends.registry import get_backend
 from runners.events import EventLog
 from runners.fleet import MAX_RUNNERS
@@ -65,6 +72,7 @@ class RunOptions:
     runners: int | None = 1    # k6 runners per module; None: the backend sizes the fleet (`--runners auto`)
     out_dir: Path = Path("runs")
     run_id: str | None = None  # chosen by the caller (e.g. the demo tags its services with it)
+    capacity: capacity.CapacityOptions | None = None  # strategy "capacity": which services, how
 
 
 @dataclass(frozen=True)
@@ -81,10 +89,17 @@ class PreparedRun:
     k6: K6
     backend: Backend
     fleet: Fleet
+    ramps: dict[str, list[Module]] | None = None  # a capacity run: the modules it ramps, by service
 
     @property
     def strategy(self) -> str:
         return self.opts.strategy
+
+    @property
+    def modules(self) -> list[Module]:
+        """The modules the phases run, in plan order (a capacity run ramps some of them)."""
+        names = {n for phase in self.phases for n in phase.modules}
+        return [m for m in self.plan.modules if m.name in names]
 
 
 def prepare(opts: RunOptions) -> PreparedRun:
@@ -99,19 +114,46 @@ def prepare(opts: RunOptions) -> PreparedRun:
         raise BadInput(f"--run-id {opts.run_id!r}: use letters, digits, '.', '_' and '-' (at most 81)")
     if opts.runners is not None and not 1 <= opts.runners <= MAX_RUNNERS:
         raise BadInput(f"--runners {opts.runners}: must be between 1 and {MAX_RUNNERS}")
+    if opts.strategy == CAPACITY and isinstance(opts.backend, EcsOptions):
+        raise BadInput("run capacity: --backend ecs sizes and prices its fleet from the plan's fixed durations; "
+                       "run the capacity ramp with --backend process or docker")
     plan = load_plan(opts.plan_path)
-    plan_phases = phases(plan, opts.strategy)
+    ramps = None
+    if opts.strategy == CAPACITY:
+        cap = opts.capacity or capacity.CapacityOptions()
+        ramps = capacity_modules(plan, cap.services)
+        plan_phases = capacity.phases(ramps, cap.parallel)
+    else:
+        plan_phases = phases(plan, opts.strategy)
     check_plan_hosts(plan)
     block = k6_block_options(plan.target.allow_hosts)
-    configs = {module.name: k6.config(module, block) for module in plan.modules}
+    modules = [m for m in plan.modules if any(m.name in p.modules for p in plan_phases)]
+    configs = {module.name: k6.config(module, block, capacity.scenario(plan, module) if ramps else None)
+               for module in modules}
     with tempfile.TemporaryDirectory(prefix="loadbearing-preflight-") as tmp:
-        for module in plan.modules:
+        for module in modules:
             k6.preflight(plan.script_path(module), module, configs[module.name], Path(tmp))
     used = k6.resolve()
     backend = get_backend(opts.backend)
     fleet = backend.plan_fleet(plan, plan_phases, opts.runners)
     return PreparedRun(opts=opts, plan=plan, phases=plan_phases, block=block, k6_configs=configs, k6=used,
-                       backend=backend, fleet=fleet)
+                       backend=backend, fleet=fleet, ramps=ramps)
+
+
+def _knee_watcher(prepared: PreparedRun, influx: InfluxClient, run_id: str,
+                  events: EventLog) -> capacity.KneeWatcher | None:
+    if prepared.ramps is None:
+        return None
+
+    def on_knee(svc: ServiceKnee, ts: float) -> None:
+        event = "knee" if svc.knee_reached and svc.knee is not None else ("lower_bound" if svc.knee is not None
+                                                                           else "no_knee")
+        events.emit(names.KNEE, event, svc.service, svc.note, ts)
+        console.print(f"[bold]{escape(svc.note)}[/]")
+
+    parallel = prepared.opts.capacity is not None and prepared.opts.capacity.parallel
+    return capacity.KneeWatcher(influx, run_id, prepared.plan, prepared.ramps,
+                                "parallel" if parallel else "sequential", on_knee)
 
 
 def run(prepared: PreparedRun, influx: InfluxClient, *, local_stack: str | None = None) -> tuple[RunDir, ExitCode]:
@@ -137,11 +179,12 @@ def run(prepared: PreparedRun, influx: InfluxClient, *, local_stack: str | None 
         slo=plan.slo, influx=StoreRecord(url=influx.public_url, db=influx.db, stack=local_stack),
         backend=backend.name, started_at=iso(started), k6=used.to_json(),
         modules=[ModuleRecord(name=m.name, service=m.service or "default", runners=prepared.fleet.runners)
-                 for m in plan.modules],
+                 for m in prepared.modules],
     )
     run_dir.write_record(record)
     owner = _claim(run_id)
     events = EventLog(influx, run_id, opts.strategy)
+    knees = _knee_watcher(prepared, influx, run_id, events)
     monitor = GeneratorMonitor(influx, run_id)
     scraper = Scraper({name: svc.metrics_url for name, svc in plan.services.items() if svc.metrics_url},
                       influx, run_id)
@@ -151,7 +194,7 @@ def run(prepared: PreparedRun, influx: InfluxClient, *, local_stack: str | None 
     try:
         scraper.start()
         events.emit("run", "start", run_id, f"{opts.strategy} run of plan {plan.name}", started)
-        with Progress([m.name for m in plan.modules], f"loadbearing {opts.strategy} · {run_id}") as progress:
+        with Progress([m.name for m in prepared.modules], f"loadbearing {opts.strategy} · {run_id}") as progress:
             for phase in prepared.phases:
                 if phase.recovery_before_s > 0:
                     progress.set_state(phase.modules, f"recovery {phase.recovery_before_s:.0f}s")
@@ -168,14 +211,24 @@ def run(prepared: PreparedRun, influx: InfluxClient, *, local_stack: str | None 
                     events.emit("module", "start", name, f"phase {phase.name}", t0)
                 run_dir.write_record(record)
                 progress.set_state(phase.modules, "running")
-                _watch(backend, live, plan, phase, progress, record, monitor)
+                if knees is not None:
+                    knees.begin(sorted({plan.module(n).service or "default" for n in phase.modules}), t0)
+                _watch(backend, live, plan, phase, progress, record, monitor, knees)
                 _finish_phase(backend, live, phase, phase_rec, record, events)
                 live = []
+                if knees is not None:
+                    knees.finish(time.time())
+                    record.capacity = knees.record
                 run_dir.write_record(record)
         _stop_scraper(scraper)
         record.status = "running"
         compute_results(record, plan, influx, run_dir)
         failed_slo = any(m.thresholds_ok is False for m in record.modules)
+        if knees is not None:  # a ramp breaks the SLO by design: the verdict is whether each knee carries the peak
+            carried, short = capacity.verdict(knees.record)
+            failed_slo = not carried
+            for line in short:
+                console.print(f"[yellow]capacity:[/] {escape(line)}")
         metrics = record.metrics
         if metrics is None or not metrics.complete:
             # The store lost samples (or is gone): the numbers cannot be trusted for a verdict.
@@ -252,15 +305,18 @@ def _specs(prepared: PreparedRun, phase: Phase, run_id: str, run_dir: RunDir,
 
 
 def _watch(backend: Backend, live: list[Runner], plan: Plan, phase: Phase, progress: Progress,
-           record: RunRecord, monitor: GeneratorMonitor) -> None:
-    """Wait for the phase's runners; a crashed runner stops its siblings and raises RunError."""
-    longest = max(plan.module(n).duration_s for n in phase.modules)
+           record: RunRecord, monitor: GeneratorMonitor, knees: capacity.KneeWatcher | None = None) -> None:
+    """Wait for the phase's runners; a crashed runner stops its siblings and raises RunError.
+
+    With `knees` (a capacity run), each service's runners are stopped once its ramp broke."""
+    longest = capacity.ramp_seconds(plan) if knees is not None else \
+        max(plan.module(n).duration_s for n in phase.modules)
     deadline = time.monotonic() + longest + k6.parse_graceful_stop_s() + WATCH_MARGIN_S
     next_sample = 0.0
     while True:
         codes = backend.poll(live)
         for r, c in zip(live, codes, strict=True):
-            if c is not None and c not in CRASH_EXIT_CODES_OK:
+            if c is not None and c not in CRASH_EXIT_CODES_OK and not r.info.get("stopped_at_knee"):
                 r.failure = r.failure or _describe_exit(c)
                 record.module(r.spec.module).failures.append(f"runner {r.spec.name}: {r.failure}")
                 backend.stop(live)
@@ -279,6 +335,13 @@ def _watch(backend: Backend, live: list[Runner], plan: Plan, phase: Phase, progr
             progress.sample(live)
             monitor.sample(live)
             next_sample = now + 1.0
+            if knees is not None:
+                for service in knees.tick(time.time()):
+                    mine = [r for r in live if r.spec.service == service]
+                    for r in mine:
+                        r.info["stopped_at_knee"] = True
+                    backend.stop(mine)
+                    progress.set_state(tuple({r.spec.module for r in mine}), "stopped at its knee")
         time.sleep(0.05)
 
 

@@ -78,10 +78,11 @@ def scenario(module: Module) -> dict[str, Any]:
             "gracefulStop": GRACEFUL_STOP}
 
 
-def config(module: Module, block: dict[str, list[str]]) -> dict[str, Any]:
-    """The k6 JSON config for one module: scenario, trimmed system tags, the block list."""
+def config(module: Module, block: dict[str, list[str]], shape: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The k6 JSON config for one module: scenario (the plan's shape, or `shape`: a capacity
+    run's ramp), trimmed system tags, the block list."""
     return {
-        "scenarios": {SCENARIO: scenario(module)},
+        "scenarios": {SCENARIO: shape or scenario(module)},
         "systemTags": SYSTEM_TAGS,
         "summaryTrendStats": TREND_STATS,
         "noUsageReport": True,

@@ -47,6 +47,20 @@ CASES = [
      "compare.alpha: 1.5 must be a significance level"),
     ("compare floor", ("max_error_rate = 0.01\n", "max_error_rate = 0.01\n[compare]\nmin_effect_ms = \"50ms\"\n"),
      "compare.min_effect_ms"),
+    ("capacity growth", ("max_error_rate = 0.01\n", "max_error_rate = 0.01\n[capacity]\ngrowth = 1\n"),
+     "capacity.growth: 1 must be a factor above 1"),
+    ("capacity step", ("max_error_rate = 0.01\n", "max_error_rate = 0.01\n[capacity]\nstep = \"1s\"\n"),
+     "capacity.step: '1s' is shorter than 2s"),
+    ("capacity max below start", ("max_error_rate = 0.01\n", "max_error_rate = 0.01\n[capacity]\nstart = 2\nmax = 1\n"),
+     "max = 1 is below start = 2"),
+    ("capacity goodput", ("max_error_rate = 0.01\n", "max_error_rate = 0.01\n[capacity]\nmin_goodput = 1.5\n"),
+     "capacity.min_goodput: 1.5 must be a share between 0 and 1"),
+    ("capacity rate", ("max_error_rate = 0.01\n", "max_error_rate = 0.01\n[capacity]\nrates = { a = 0 }\n"),
+     "capacity.rates: a = 0 must be iterations/s above 0"),
+    ("capacity unknown module", ("max_error_rate = 0.01\n", "max_error_rate = 0.01\n[capacity]\nrates = { zz = 3 }\n"),
+     "capacity.rates.zz: 'zz' is not a module"),
+    ("capacity unknown service", ("max_error_rate = 0.01\n", "max_error_rate = 0.01\n[capacity]\nservices = [\"ghost\"]\n"),
+     "capacity.services[0]: 'ghost' is not a [services.*] table"),
 ]
 
 

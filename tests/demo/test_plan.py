@@ -8,6 +8,7 @@ import pytest
 
 from core.plan import Plan, load_plan
 from demo import plan as demo_plan
+from runners import k6
 
 
 def _profile(plan: Plan):  # type: ignore[no-untyped-def]
@@ -17,10 +18,11 @@ def _profile(plan: Plan):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("scale", sorted(demo_plan.PLAN_FILES))
 def test_committed_plan_files_are_what_demo_plan_generates(scale: str) -> None:
     committed = demo_plan.DEMO_DIR / demo_plan.PLAN_FILES[scale]
-    assert committed.read_text() == demo_plan.plan_text(scale), "run `python -m demo.plan` to regenerate"
+    assert committed.read_text() == demo_plan.plan_text(scale, shipping_url=demo_plan.DEFAULT_SHIPPING_URL), \
+        "run `python -m demo.plan` to regenerate"
     plan = load_plan(committed)
-    assert [m.script for m in plan.modules] == [f"modules/{m}.js" for m in ("jobs", "ecommerce", "notifications",
-                                                                             "profile")]
+    names = ["jobs", "ecommerce", "notifications", "profile"] + (["shipping"] if scale == "ci" else [])
+    assert [m.script for m in plan.modules] == [f"modules/{m}.js" for m in names]
 
 
 @pytest.mark.parametrize("scale", sorted(demo_plan.SCALES))
@@ -33,8 +35,31 @@ def test_write_plan_points_every_module_at_its_service(scale: str, tmp_path: Pat
                     "notifications": "http://127.0.0.1:41000", "profile": "http://127.0.0.1:41001"}
     assert all(plan.script_path(m).is_file() for m in plan.modules)
     assert plan.services["profile-api"].db_pool_size == 7
-    assert demo_plan.service_env(plan, "profile-api") == {"DB_POOL_SIZE": "7", "CACHE_TTL_S": "30"}
-    assert demo_plan.service_env(plan, "core-api") == {"DB_POOL_SIZE": "10", "CACHE_TTL_S": "0"}
+    assert demo_plan.service_env(plan, "profile-api") == {"DB_POOL_SIZE": "7", "CACHE_TTL_S": "30", "INSTANCES": "1"}
+    assert demo_plan.service_env(plan, "core-api") == {"DB_POOL_SIZE": "10", "CACHE_TTL_S": "0", "INSTANCES": "1"}
+    assert "shipping-api" not in plan.services  # only with its URL
+
+
+@pytest.mark.parametrize("scale", ["ci", "test"])
+def test_shipping_needs_instances_and_the_recommended_count_fits_two_cores(scale: str, tmp_path: Path) -> None:
+    path = demo_plan.write_plan(tmp_path / "plan.toml", scale, "http://127.0.0.1:41000", "http://127.0.0.1:41001",
+                                shipping_url="http://127.0.0.1:41002", shipping_instances=3)
+    plan = load_plan(path)
+    shipping = plan.module("shipping")
+    assert plan.base_url(shipping) == "http://127.0.0.1:41002" and plan.services["shipping-api"].instances == 3
+    assert demo_plan.service_env(plan, "shipping-api")["INSTANCES"] == "3"
+    assert plan.strategies.hybrid is not None and "shipping" in plan.strategies.hybrid.groups[-1]
+    one = demo_plan.shipping_capacity_rps(1)
+    assert shipping.rate is not None and shipping.rate >= 1.5 * one  # one instance is far from enough
+    # at 70 % target utilisation the peak needs 3 instances; two would carry it only above 90 %
+    needed = -(-shipping.rate // (0.7 * one))
+    assert needed == 3 and shipping.rate >= 0.9 * demo_plan.shipping_capacity_rps(2)
+    # the capacity run ramps profile-api and shipping-api from half their rate: each breaks within a few steps
+    cap = plan.capacity
+    assert cap.services == ["profile-api", "shipping-api"] and cap.step_s <= 5
+    for name, capacity in (("profile", demo_plan.capacity_rps(2)), ("shipping", one)):
+        rates = cap.step_rates(plan.module(name).rate or 0)
+        assert rates[0] < capacity < rates[2], (name, rates[:3])
 
 
 def test_ci_scale_overloads_profile_only_and_the_bigger_pool_fixes_it() -> None:
@@ -51,7 +76,7 @@ def test_ci_scale_overloads_profile_only_and_the_bigger_pool_fixes_it() -> None:
     fixed = demo_plan.sufficient_pool(profile.rate)
     assert fixed >= profile.rate * demo_plan.PROFILE_DB_MS / 1000 * 1.5
     assert demo_plan.predicted_p95_ms(profile.rate, profile.duration_s, fixed) == 0.0
-    assert all(m.vus is not None and m.vus <= 50 for m in plan.modules if m.name != "profile")
+    assert all(m.vus is not None and m.vus <= 50 for m in plan.modules if m.service == "core-api")
 
 
 def test_ci_scale_fits_three_strategies_in_four_minutes() -> None:
@@ -60,15 +85,17 @@ def test_ci_scale_fits_three_strategies_in_four_minutes() -> None:
     assert pool is not None
     startup_s = 5.0  # k6 start, VU init, resume, summary: per phase
 
+    capacity = {"profile-api": demo_plan.capacity_rps(pool), "shipping-api": demo_plan.shipping_capacity_rps(1)}
+
     def phase(names: list[str]) -> float:
         longest = 0.0
         for name in names:
             m = plan.module(name)
             drain = 0.0
-            if m.rate is not None:
-                capacity = demo_plan.capacity_rps(pool)
-                drain = max(0.0, (m.rate - capacity) * m.duration_s / capacity)
-            longest = max(longest, m.duration_s + min(drain, 10.0))  # k6 stops waiting after gracefulStop
+            if m.rate is not None and m.service in capacity:  # the backlog drains after the last arrival
+                c = capacity[m.service]
+                drain = max(0.0, (m.rate - c) * m.duration_s / c)
+            longest = max(longest, m.duration_s + min(drain, k6.parse_graceful_stop_s()))  # k6 waits that long
         return longest + startup_s
 
     hybrid = plan.strategies.hybrid
