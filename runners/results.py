@@ -10,11 +10,12 @@ record says where they came from.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from core import measurements as names
 from core.errors import RunError
 from core.influx import InfluxClient, quote_literal
-from core.plan import Plan
+from core.plan import Plan, Slo
 from core.rundir import K6Summary, MetricsRecord, RunDir, RunRecord, runner_module
 
 COLLISION_TOLERANCE = 1e-3  # same-timestamp points InfluxDB merges; see allowed_missing
@@ -59,30 +60,44 @@ def _by_tag(influx: InfluxClient, select: str, measurement: str, testid: str, ta
     return out
 
 
-def compute_results(record: RunRecord, plan: Plan, influx: InfluxClient, run_dir: RunDir) -> None:
-    """Fill each module's numbers and `record.metrics` from the stored samples (else k6's summaries)."""
-    testid = record.testid
-    summaries = run_dir.summaries()
-    try:
-        counts = _by_tag(influx, 'count("value")', names.HTTP_REQS, testid, names.MODULE)
-        p95 = _by_tag(influx, 'percentile("value", 95)', names.HTTP_REQ_DURATION, testid, names.MODULE)
-        errors = _by_tag(influx, 'mean("value")', names.HTTP_REQ_FAILED, testid, names.MODULE)
-        per_runner = _by_tag(influx, 'count("value")', names.HTTP_REQS, testid, names.RUNNER)
-        source = "influxdb"
-    except RunError as exc:
-        counts, p95, errors, per_runner = {}, {}, {}, {}
-        source = "k6 summaries (InfluxDB unavailable)"
-        record.errors.append(f"metrics store unavailable at the end of the run: {exc.message}")
+@dataclass(frozen=True)
+class Stored:
+    """A run's numbers as InfluxDB computes them from the stored samples, per module (and runner)."""
+
+    requests: dict[str, float]
+    p95_ms: dict[str, float]
+    error_rate: dict[str, float]
+    runner_requests: dict[str, float]
+
+
+SOURCE_STORE = "influxdb"
+SOURCE_SUMMARIES = "k6 summaries (InfluxDB unavailable)"
+
+
+def read_stored(influx: InfluxClient, testid: str) -> Stored:
+    """Raises RunError when the store does not answer."""
+    return Stored(
+        requests=_by_tag(influx, 'count("value")', names.HTTP_REQS, testid, names.MODULE),
+        p95_ms=_by_tag(influx, 'percentile("value", 95)', names.HTTP_REQ_DURATION, testid, names.MODULE),
+        error_rate=_by_tag(influx, 'mean("value")', names.HTTP_REQ_FAILED, testid, names.MODULE),
+        runner_requests=_by_tag(influx, 'count("value")', names.HTTP_REQS, testid, names.RUNNER))
+
+
+def module_numbers(record: RunRecord, slo: Slo, stored: Stored | None,
+                   summaries: dict[str, K6Summary]) -> tuple[int, int]:
+    """Fill each module's requests, p95, error rate, per-runner requests, k6's own count and SLO
+    verdict: from `stored`, else (the store gone) from k6's summaries. Returns the run's
+    (stored requests, k6's requests)."""
     stored_total = 0
     k6_total = 0
     for mod in record.modules:
-        mine: dict[str, K6Summary] = {k: v for k, v in summaries.items() if runner_module(k) == mod.name}
+        mine = {k: v for k, v in summaries.items() if runner_module(k) == mod.name}
         mod.k6_requests = sum(v.requests for v in mine.values()) if mine else None
-        if source == "influxdb":
-            mod.requests = int(counts.get(mod.name, 0))
-            mod.p95_ms = _round(p95.get(mod.name))
-            mod.error_rate = _round(errors.get(mod.name), 6)
-            mod.runner_requests = {k: int(v) for k, v in sorted(per_runner.items())
+        if stored is not None:
+            mod.requests = int(stored.requests.get(mod.name, 0))
+            mod.p95_ms = _round(stored.p95_ms.get(mod.name))
+            mod.error_rate = _round(stored.error_rate.get(mod.name), 6)
+            mod.runner_requests = {k: int(v) for k, v in sorted(stored.runner_requests.items())
                                    if runner_module(k) == mod.name}
         elif mine:
             mod.requests = mod.k6_requests
@@ -91,31 +106,51 @@ def compute_results(record: RunRecord, plan: Plan, influx: InfluxClient, run_dir
             mod.error_rate = _round(sum((v.error_rate or 0.0) * v.requests for v in mine.values())
                                     / reqs, 6) if reqs else None
         if mod.requests is not None and mod.p95_ms is not None and mod.error_rate is not None and mod.requests > 0:
-            mod.thresholds_ok = mod.p95_ms <= plan.slo.p95_ms and mod.error_rate <= plan.slo.max_error_rate
+            mod.thresholds_ok = mod.p95_ms <= slo.p95_ms and mod.error_rate <= slo.max_error_rate
         elif mod.started_at is not None:
             mod.thresholds_ok = False
             if not mod.requests:
                 mod.failures.append("no requests were recorded")
         stored_total += mod.requests or 0
         k6_total += mod.k6_requests or 0
-    near: int | None = None
-    if source == "influxdb" and k6_total - stored_total > allowed_missing(k6_total):
-        try:
-            near = sum(near_coincidences(influx, testid).values())
-        except RunError:
-            near = None
-    complete = source == "influxdb" and stored_total >= k6_total - allowed_missing(k6_total, near or 0)
-    metrics = MetricsRecord(source=source, stored_requests=stored_total if source == "influxdb" else None,
-                            k6_requests=k6_total, complete=complete, near_coincident_pairs=near)
-    record.metrics = metrics
+    return stored_total, k6_total
+
+
+def completeness(from_store: bool, stored_total: int, k6_total: int, near: int | None) -> MetricsRecord:
+    """Whether the stored samples hold every request k6 counted, allowing for same-nanosecond
+    merges (`allowed_missing`; `near`: the same-series pairs within NEAR_NS the store shows)."""
+    if not from_store:
+        return MetricsRecord(source=SOURCE_SUMMARIES, stored_requests=None, k6_requests=k6_total, complete=False,
+                             near_coincident_pairs=near, incomplete_reason=SOURCE_SUMMARIES)
+    complete = stored_total >= k6_total - allowed_missing(k6_total, near or 0)
+    metrics = MetricsRecord(source=SOURCE_STORE, stored_requests=stored_total, k6_requests=k6_total,
+                            complete=complete, near_coincident_pairs=near)
     if complete and stored_total < k6_total:
         metrics.collapsed_points = k6_total - stored_total
     if not complete:
         metrics.incomplete_reason = (
             f"stored {stored_total} of k6's {k6_total} requests"
             + (f" (more than the {near} same-series pairs within {NEAR_NS} ns that same-nanosecond merges "
-               "could explain)" if near is not None else "")
-            if source == "influxdb" else source)
+               "could explain)" if near is not None else ""))
+    return metrics
+
+
+def compute_results(record: RunRecord, plan: Plan, influx: InfluxClient, run_dir: RunDir) -> None:
+    """Fill each module's numbers and `record.metrics` from the stored samples (else k6's summaries)."""
+    stored: Stored | None
+    try:
+        stored = read_stored(influx, record.testid)
+    except RunError as exc:
+        stored = None
+        record.errors.append(f"metrics store unavailable at the end of the run: {exc.message}")
+    stored_total, k6_total = module_numbers(record, plan.slo, stored, run_dir.summaries())
+    near: int | None = None
+    if stored is not None and k6_total - stored_total > allowed_missing(k6_total):
+        try:
+            near = sum(near_coincidences(influx, record.testid).values())
+        except RunError:
+            near = None
+    record.metrics = completeness(stored is not None, stored_total, k6_total, near)
 
 
 def _round(value: float | None, digits: int = 3) -> float | None:

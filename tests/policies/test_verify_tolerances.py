@@ -1,0 +1,68 @@
+"""`loadbearing verify`'s tolerances (policies/verify.py), at and around each edge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from core.plan import Slo
+from policies.verify import (
+    HIT_RATIO_TOLERANCE,
+    hit_ratio_problem,
+    p95_bound,
+    prediction_problems,
+    regression_bound,
+)
+
+SLO = Slo(p95_ms=1000, max_error_rate=0.01)
+
+
+@pytest.mark.parametrize(("predicted", "slo", "meets", "bound"), [
+    (400.0, 1000.0, True, 600.0),       # 50 % over the prediction ...
+    (60.0, 1000.0, True, 110.0),        # ... or 50 ms, whichever is larger
+    (100.0, 1000.0, True, 150.0),       # the two agree at 100 ms
+    (800.0, 1000.0, True, 1000.0),      # never above an SLO the prediction meets
+    (800.0, 1000.0, False, 1200.0),     # unless the prediction said it would not meet it
+    (1200.0, 1000.0, True, 1800.0),     # a prediction above the SLO is held to itself
+])
+def test_p95_bound(predicted: float, slo: float, meets: bool, bound: float) -> None:
+    assert p95_bound(predicted, slo, meets) == pytest.approx(bound)
+
+
+@pytest.mark.parametrize(("predicted", "measured", "problems"), [
+    ({"p95_ms": 400}, {"p95_ms": 600, "error_rate": 0.0}, []),
+    ({"p95_ms": 400}, {"p95_ms": 601, "error_rate": 0.0}, ["p95 601 ms > 600 ms allowed"]),
+    ({"p95_ms": 400}, {"p95_ms": None, "error_rate": None}, []),                 # nothing measured: no claim
+    ({}, {"p95_ms": 5000, "error_rate": 0.0}, []),                               # nothing predicted
+    ({}, {"p95_ms": 10, "error_rate": 0.0101}, ["error rate 1.01% > 1.00%"]),    # the SLO's error budget
+    ({"throughput_rps": 100}, {"throughput_rps": 95.0}, []),                    # 95 % of the prediction
+    ({"throughput_rps": 100}, {"throughput_rps": 94.9}, ["throughput 94.9/s < 95.0/s"]),
+    ({"p95_ms": 50, "throughput_rps": 40}, {"p95_ms": 120, "error_rate": 0.5, "throughput_rps": 10},
+     ["p95 120 ms > 100 ms allowed", "error rate 50.00% > 1.00%", "throughput 10.0/s < 38.0/s"]),
+])
+def test_prediction_problems(predicted: dict[str, Any], measured: dict[str, Any], problems: list[str]) -> None:
+    assert prediction_problems(predicted, measured, SLO) == problems
+
+
+@pytest.mark.parametrize(("measured", "expected", "problem"), [
+    (0.80, 0.80, None),
+    (0.70, 0.80, None),                                       # within 10 points
+    (0.69, 0.80, "svc cache hit ratio 0.69 vs expected 0.80"),
+    (0.95, 0.80, "svc cache hit ratio 0.95 vs expected 0.80"),  # a surprise either way
+    (0.50, None, None),                                       # nothing expected: counters suffice
+    (None, 0.80, "no cache counters from svc (app_cache) in the after run: the hit ratio cannot be verified"),
+])
+def test_hit_ratio(measured: float | None, expected: float | None, problem: str | None) -> None:
+    assert HIT_RATIO_TOLERANCE == 0.10
+    assert hit_ratio_problem("svc", measured, expected) == problem
+
+
+@pytest.mark.parametrize(("before", "bound"), [
+    (1000.0, 1100.0),   # 10 % worse ...
+    (100.0, 120.0),     # ... or 20 ms, whichever is larger
+    (200.0, 220.0),
+    (0.0, 20.0),
+])
+def test_regression_bound(before: float, bound: float) -> None:
+    assert regression_bound(before) == pytest.approx(bound)
