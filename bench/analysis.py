@@ -37,7 +37,9 @@ from typing import Any
 
 import psutil
 
-from bench.common import base_parser, emit, exit_on_term, load_now, log, machine, start_influx, workdir
+from bench.harness import base_parser, emit, exit_on_term, log, workdir
+from bench.machine import load_now, machine
+from bench.servers import start_influx
 from core import measurements as names
 from core.influx import InfluxClient, line
 from core.percentile import nearest_rank

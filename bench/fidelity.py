@@ -37,24 +37,12 @@ from pathlib import Path
 from typing import Any
 
 from bench import promrw
-from bench.common import (
-    base_parser,
-    bench_env,
-    cpu_seconds,
-    emit,
-    exit_on_term,
-    load_now,
-    log,
-    new_db,
-    promrw_receiver,
-    rnd,
-    run_bare_k6,
-    run_loadbearing,
-    services,
-    stored_count,
-    workdir,
-    write_plan,
-)
+from bench.harness import base_parser, emit, exit_on_term, log, rnd, workdir
+from bench.machine import load_now
+from bench.plans import write_plan
+from bench.runs import bench_env, run_bare_k6, run_loadbearing
+from bench.servers import new_db, promrw_receiver, services, stored_count
+from bench.watch import cpu_seconds
 from core.influx import InfluxClient, quote_literal
 from runners import k6 as k6mod
 from runners.influxd import Influxd

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.common import base_parser, emit, exit_on_term, log, rnd, session, write_plan
+from bench.harness import base_parser, emit, exit_on_term, log, rnd
+from bench.plans import write_plan
+from bench.runs import session
 
 GOAL = 0.8
 FLEETS = (1, 2, 4)

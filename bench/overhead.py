@@ -35,23 +35,11 @@ from typing import Any
 
 import httpx
 
-from bench.common import (
-    base_parser,
-    bench_env,
-    emit,
-    exit_on_term,
-    load_now,
-    log,
-    median,
-    new_db,
-    rnd,
-    run_bare_k6,
-    run_loadbearing,
-    services,
-    stored_count,
-    workdir,
-    write_plan,
-)
+from bench.harness import base_parser, emit, exit_on_term, log, median, rnd, workdir
+from bench.machine import load_now
+from bench.plans import write_plan
+from bench.runs import bench_env, run_bare_k6, run_loadbearing
+from bench.servers import new_db, services, stored_count
 from core.influx import InfluxClient
 from core.plan import load_plan
 from core.rundir import RunDir

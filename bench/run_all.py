@@ -29,7 +29,9 @@ from typing import Any
 
 import psutil
 
-from bench.common import PY, REPO_ROOT, die_with_parent, load_now, machine
+from bench.harness import PY, REPO_ROOT
+from bench.machine import load_now, machine
+from runners.children import die_with_parent
 
 TOTAL_BUDGET_S = 12 * 60
 OUT = REPO_ROOT / "BENCHMARKS.md"

@@ -23,8 +23,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.common import LbRun, base_parser, demo_plan, demo_services, emit, exit_on_term, log, rnd, session
+from bench.harness import base_parser, emit, exit_on_term, log, rnd
+from bench.plans import demo_plan
+from bench.runs import LbRun, session
+from bench.servers import demo_services
 from core.influx import InfluxClient
+from policies.recommend import recommend_run
 
 K6_CPU_PEGGED_PCT = 90.0
 MACHINE_PEGGED_PCT = 95.0
@@ -61,8 +65,6 @@ def judge_saturation(run: LbRun) -> tuple[bool, dict[str, Any]]:
 def run_verdict(run_dir: Path, client: InfluxClient) -> dict[str, Any]:
     """The run's own validity verdict (policies.recommend), or why it is not available."""
     try:
-        from policies.recommend import recommend_run
-
         doc = recommend_run(run_dir, client)
     except Exception as exc:  # the policies are another part; report, do not fail the benchmark
         return {"available": False, "reason": f"{type(exc).__name__}: {exc}"[:300]}

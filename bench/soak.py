@@ -27,7 +27,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.common import base_parser, demo_plan, demo_services, emit, exit_on_term, log, rnd, session
+from bench.harness import base_parser, emit, exit_on_term, log, rnd
+from bench.plans import demo_plan
+from bench.runs import session
+from bench.servers import demo_services
+from demo.plan import sufficient_pool
 
 RSS_TOLERANCE = 0.10
 
@@ -46,8 +50,6 @@ def load_window(samples: list[dict[str, float]], runners: int, started_at: float
 
 
 def measure(minutes: float, interval_s: float, profile_pool: int | None, keep: bool = False) -> dict[str, Any]:
-    from demo.plan import sufficient_pool
-
     seconds = max(5, round(minutes * 60))
     pool = profile_pool if profile_pool is not None else sufficient_pool(60)
     with session("soak", "soak", keep, nginx=False) as sess, \

@@ -30,22 +30,11 @@ from typing import Any
 
 import httpx
 
-from bench.common import (
-    base_parser,
-    bench_env,
-    die_with_parent,
-    emit,
-    exit_on_term,
-    load_now,
-    log,
-    median,
-    new_db,
-    rnd,
-    run_loadbearing,
-    services,
-    workdir,
-    write_plan,
-)
+from bench.harness import base_parser, emit, exit_on_term, log, median, rnd, workdir
+from bench.machine import load_now
+from bench.plans import write_plan
+from bench.runs import bench_env, run_loadbearing
+from bench.servers import new_db, services
 from core.errors import RunError
 from core.influx import InfluxClient, quote_literal
 from core.plan import load_plan
@@ -54,6 +43,7 @@ from runners import k6 as k6mod
 from runners.allowlist import k6_block_options
 from runners.backends import Runner, RunnerSpec
 from runners.backends.process import ProcessBackend
+from runners.children import die_with_parent
 from runners.fleet import segment, segment_sequence
 
 GOAL_MS = 50.0

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from bench import promrw
-from bench.common import promrw_receiver
+from bench.servers import promrw_receiver
 from runners import k6 as k6mod
 
 

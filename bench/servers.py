@@ -1,0 +1,204 @@
+"""The servers a benchmark starts and stops: the fast target (a private nginx), a private
+influxd (`start_influx`, `new_db`, `stored_count`), a Prometheus remote-write receiver
+(`promrw_receiver`), the demo's services (`demo_services`), and `services` for a block.
+Every one of them dies with the benchmark if it is killed (PR_SET_PDEATHSIG; the demo
+services watch their parent).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from bench.watch import cpu_seconds
+from core.influx import InfluxClient, quote_literal
+from core.state import free_port
+from demo.launcher import ServiceHandle, start_service
+from runners.children import die_with_parent, wait_answering
+from runners.influxd import Influxd, start_influxd
+
+NGINX_BODY = '{"ok":true}'
+
+
+NGINX_CONF = """\
+daemon off;
+master_process on;
+worker_processes 1;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {root}/tmp/body;
+  proxy_temp_path {root}/tmp/proxy;
+  fastcgi_temp_path {root}/tmp/fastcgi;
+  uwsgi_temp_path {root}/tmp/uwsgi;
+  scgi_temp_path {root}/tmp/scgi;
+  keepalive_requests 100000000;
+  keepalive_timeout 120s;
+  server {{
+    listen 127.0.0.1:{port} backlog=4096;
+    location / {{
+      default_type application/json;
+      return 200 '{body}';
+    }}
+  }}
+}}
+"""
+
+
+def nginx_binary() -> str | None:
+    return shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+
+
+@dataclass
+class Nginx:
+    """A private nginx (1 worker, no access log) answering 200 on every path of 127.0.0.1:port."""
+
+    root: Path
+    port: int
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def pids(self) -> list[int]:
+        """The master and its worker(s)."""
+        try:
+            return [self.proc.pid, *(c.pid for c in psutil.Process(self.proc.pid).children())]
+        except psutil.Error:
+            return [self.proc.pid]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # fast shutdown
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_nginx(root: Path, body: str = NGINX_BODY) -> Nginx:
+    """Start nginx with its own prefix, config and temp dirs under `root`; wait until it answers."""
+    binary = nginx_binary()
+    if binary is None:
+        raise RuntimeError("nginx is not installed (Debian package 'nginx-light' or 'nginx')")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "tmp").mkdir(exist_ok=True)
+    last = ""
+    for _ in range(3):
+        port = free_port()
+        conf = root / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(root=root, port=port, body=body.replace("'", "\\'")))
+        proc = subprocess.Popen([binary, "-p", str(root), "-c", str(conf), "-e", str(root / "error.log")],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                preexec_fn=die_with_parent)
+        server = Nginx(root=root, port=port, proc=proc)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
+            try:
+                if httpx.get(server.url + "/", timeout=1.0).status_code == 200:
+                    return server
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        server.stop()
+        last = (proc.stderr.read().decode(errors="replace") if proc.stderr else "")[-500:]
+        last += (root / "error.log").read_text(errors="replace")[-500:] if (root / "error.log").exists() else ""
+    raise RuntimeError(f"nginx did not start: {last}")
+
+
+def start_influx(root: Path, wait_s: float = 30.0) -> Influxd:
+    """A private influxd under `root` on a free loopback port, with the config of
+    `runners.influxd` (max-body-size 0, loopback only), that dies with this process."""
+    return start_influxd(root, wait_s=wait_s, tied=True)
+
+
+@dataclass
+class PromRwReceiver:
+    """`bench.promrw` in a child process (its CPU counted apart from the benchmark's)."""
+
+    url: str
+    proc: subprocess.Popen[bytes]
+
+    def summary(self) -> dict[str, Any]:
+        return dict(httpx.get(f"{self.url}/summary", timeout=10.0).json())
+
+    def cpu_s(self) -> float:
+        return cpu_seconds([self.proc.pid])
+
+
+@contextlib.contextmanager
+def promrw_receiver(wait_s: float = 15.0) -> Iterator[PromRwReceiver]:
+    """A Prometheus remote-write receiver on a free loopback port, stopped on exit."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bench.promrw", "--port", str(port)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=die_with_parent)
+    receiver = PromRwReceiver(f"http://127.0.0.1:{port}", proc)
+    try:
+        problem = wait_answering(proc, f"{receiver.url}/summary", 200, wait_s)
+        if problem is not None:
+            err = proc.stderr.read().decode(errors="replace") if proc.poll() is not None and proc.stderr else ""
+            raise RuntimeError(f"bench.promrw {problem}: {err[-800:]}")
+        yield receiver
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def new_db(influx: Influxd, prefix: str) -> InfluxClient:
+    client = InfluxClient.from_url(influx.url, db=f"{prefix}_{uuid.uuid4().hex[:8]}")
+    client.ensure_db()
+    return client
+
+
+def stored_count(client: InfluxClient, testid: str, measurement: str = "http_reqs") -> int:
+    """How many samples of `measurement` InfluxDB holds for `testid` (counted on the server)."""
+    rows = client.rows(f'SELECT count("value") FROM "{measurement}" WHERE "testid" = {quote_literal(testid)}')
+    return int(rows[0]["count"]) if rows else 0
+
+
+@contextlib.contextmanager
+def services(root: Path, *, nginx: bool = True, influx: bool = True) -> Iterator[tuple[Nginx | None, Influxd | None]]:
+    """Start the fast target and/or a private influxd for the duration of a block."""
+    ng = start_nginx(root / "nginx") if nginx else None
+    try:
+        ix = start_influx(root / "influxd") if influx else None
+        try:
+            yield ng, ix
+        finally:
+            if ix is not None:
+                ix.stop()
+    finally:
+        if ng is not None:
+            ng.stop()
+
+
+@contextlib.contextmanager
+def demo_services(root: Path,
+                  profile_env: dict[str, str] | None = None) -> Iterator[tuple[ServiceHandle, ServiceHandle]]:
+    """The demo's core-api and profile-api on loopback (profile-api with `profile_env` added to
+    its environment, logs under `root`); both stop when the block ends."""
+    with start_service("core-api", log_path=root / "core-api.log") as core, \
+            start_service("profile-api", env=profile_env, log_path=root / "profile-api.log") as profile:
+        yield core, profile
