@@ -104,6 +104,9 @@ class Module(_Strict):
     max_vus: int | None = Field(default=None, ge=1, le=MAX_VUS)
     duration: str | None = None
     stages: list[Stage] | None = None
+    # Average bytes of one response (headers and body): the ecs backend prices the data its
+    # runners pull through a NAT gateway from it. Optional; the estimate says what it assumed.
+    response_bytes: int | None = Field(default=None, ge=0, le=10**10)
 
     _dur = field_validator("duration")(classmethod(lambda cls, v: v if v is None else _check_duration(v)))
 
