@@ -70,6 +70,8 @@ class StackOutputs(BaseModel):
     influxdb_controller_username: str | None = None
     influxdb_controller_secret_arn: str | None = None
     influxdb_store_id: str | None = None
+    influxdb_cpu: WholeNumber | None = Field(default=None, ge=256)     # the store's Fargate size: the
+    influxdb_memory: WholeNumber | None = Field(default=None, ge=512)  # planner checks the plan's peak against it
 
     # -- Grafana, feedback, cost guard -------------------------------------------------
     grafana_admin_user: str | None = None

@@ -116,6 +116,7 @@ class StackSettings(_Keys):
     runner_cpu: WholeNumber = 1024
     runner_memory: WholeNumber = 2048
     runner_capacity_provider: CapacityProvider = "FARGATE"
+    runner_subnets: Literal["private", "public"] = "private"
     log_retention_days: WholeNumber = 14
     results_expiration_days: WholeNumber = Field(default=30, ge=1)
     # InfluxDB

@@ -132,12 +132,15 @@ def build(cfg: StackConfig, dashboards_root: Path = grafana_provisioning.DASHBOA
         tags=tags,
     )
 
+    # runnerSubnets public: each runner gets a public IP and skips the NAT gateway (no per-GB NAT
+    # charge; one source address per runner), as AWS's own load-testing solution runs them
+    public_runners = cfg.runner_subnets == "public"
     exports = stack_outputs.exports({
         # the contract read by the ecs backend
         "cluster_arn": fleet.cluster_arn,
         "task_definition_arn": fleet.task_definition_arn,
         "container_name": fleet.container_name,
-        "subnet_ids": network.private_subnet_ids,
+        "subnet_ids": network.public_subnet_ids if public_runners else network.private_subnet_ids,
         "security_group_ids": [fleet.security_group_id],
         "scripts_bucket": fleet.bucket_name,
         "influxdb_url": influx_url,
@@ -148,7 +151,7 @@ def build(cfg: StackConfig, dashboards_root: Path = grafana_provisioning.DASHBOA
         "task_family": fleet.task_family,
         "capacity_providers": list(CAPACITY_PROVIDERS),
         "capacity_provider": cfg.runner_capacity_provider,
-        "assign_public_ip": False,
+        "assign_public_ip": public_runners,
         "runner_count": cfg.runner_count,
         "runner_max_minutes": cfg.runner_max_minutes,
         "log_group_name": fleet.log_group_name,
@@ -162,6 +165,8 @@ def build(cfg: StackConfig, dashboards_root: Path = grafana_provisioning.DASHBOA
         "influxdb_controller_username": influx_users.controller.username,
         "influxdb_controller_secret_arn": influx_users.controller.secret_arn,
         "influxdb_store_id": influxdb.file_system_id,
+        "influxdb_cpu": cfg.influxdb_cpu,
+        "influxdb_memory": cfg.influxdb_memory,
         "grafana_admin_user": cfg.grafana_admin_user,
         "grafana_influxdb_proxy_url": grafana.datasource_proxy_url,
         "vpc_id": network.vpc_id,

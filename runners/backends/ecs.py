@@ -230,7 +230,9 @@ class EcsBackend:
             vus_per_task=self.vus_per_task, rate_per_task=self.rate_per_task, vcpu=self.shape.vcpu,
             memory_gb=self.shape.memory_gb, region=self.region, spot=self.spot, start_delay_s=self.start_delay_s,
             max_cost=self.max_cost, runner_count=self.outputs.runner_count,
-            runner_max_minutes=self.outputs.runner_max_minutes), plan, phases, runners)
+            runner_max_minutes=self.outputs.runner_max_minutes, public_ip=self.outputs.assign_public_ip,
+            influxdb_cpu=self.outputs.influxdb_cpu, influxdb_memory=self.outputs.influxdb_memory),
+            plan, phases, runners)
         self.estimate_usd = fleet.estimate_usd
         return fleet
 

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 
 from core.console import console
+from core.durations import parse_duration
 from core.errors import BadInput
 from core.plan import Module, Plan
 from runners import cost, k6
@@ -24,6 +25,22 @@ from runners.strategies import Phase
 TEARDOWN_S = 20.0                # task stop and log flush, for the cost estimate
 VUS_PER_VCPU = 300
 RATE_PER_VCPU = 200.0
+
+# What a module's load means in requests when the plan cannot say: one request per iteration,
+# and for a closed model (VUs) one iteration per VU per second (a request plus think time).
+ASSUMED_ITERATIONS_PER_VU_S = 1.0
+DEFAULT_RESPONSE_BYTES = 16 * 1024   # per response, when the module declares no response_bytes
+
+# The stack's InfluxDB ingests k6's samples: 13.0 points per request with loadbearing's k6 output
+# settings (3,532,888 points for 271,755 requests) at 0.0428 CPU-seconds of influxd per 1000
+# requests: `make bench` (bench/fidelity.py) on this project's 2-core AMD EPYC machine, InfluxDB
+# 1.6.7, k6 1.1.0 (BENCHMARKS.md). A Fargate vCPU is a hyperthread and the store also answers the
+# controller's and Grafana's queries and compacts: the planner counts on half of that rate.
+POINTS_PER_REQUEST = 13.0
+INFLUXD_CPU_S_PER_1K_REQUESTS = 0.0428
+STORE_HEADROOM = 0.5
+STORE_REQUESTS_PER_VCPU_S = STORE_HEADROOM * 1000 / INFLUXD_CPU_S_PER_1K_REQUESTS   # ~11,700
+STORE_WARN = 0.7                    # warn above this share of the store's budget
 
 
 @dataclass(frozen=True)
@@ -40,6 +57,61 @@ class FleetTerms:
     max_cost: float | None = None
     runner_count: int | None = None          # stack output: tasks the cost guard allows at once
     runner_max_minutes: int | None = None    # stack output: the longest a task may live
+    public_ip: bool = False                  # stack output assign_public_ip: no NAT gateway in the path
+    influxdb_cpu: int | None = None          # stack outputs: the store's Fargate size (CPU units, MiB)
+    influxdb_memory: int | None = None
+
+
+@dataclass(frozen=True)
+class ModuleLoad:
+    """A module's requests over its run and at its peak, and whether they rest on ASSUMED_* figures."""
+
+    requests: float
+    peak_rps: float
+    assumed: bool
+
+
+def module_load(module: Module) -> ModuleLoad:
+    """Requests a module sends (the plan's rate over its duration and stages, linear ramps)."""
+    if module.rate is not None:
+        start, levels, assumed = module.rate, [module.rate], False
+    else:
+        assert module.vus is not None
+        start, levels, assumed = module.vus * ASSUMED_ITERATIONS_PER_VU_S, [module.vus * ASSUMED_ITERATIONS_PER_VU_S], True
+    if not module.stages:
+        return ModuleLoad(start * module.duration_s, start, assumed)
+    total, level = 0.0, start
+    scale = 1.0 if module.rate is not None else ASSUMED_ITERATIONS_PER_VU_S
+    for stage in module.stages:
+        target = stage.target * scale
+        total += (level + target) / 2 * parse_duration(stage.duration)
+        levels.append(target)
+        level = target
+    return ModuleLoad(total, max(levels), assumed)
+
+
+def check_store(plan: Plan, plan_phases: list[Phase], influxdb_cpu: int | None, influxdb_memory: int | None) -> None:
+    """Refuse (BadInput) a plan whose peak samples/s exceed what the stack's InfluxDB ingests;
+    warn above STORE_WARN of it. The load of a phase is the sum of its modules' peaks."""
+    if influxdb_cpu is None:
+        return
+    budget = influxdb_cpu / 1024 * STORE_REQUESTS_PER_VCPU_S
+    for phase in plan_phases:
+        loads = [module_load(plan.module(n)) for n in phase.modules]
+        peak = sum(m.peak_rps for m in loads)
+        assumed = " (closed-model modules counted at 1 request per VU per second)" if any(
+            m.assumed for m in loads) else ""
+        what = (f"phase {phase.name} peaks at {peak:,.0f} requests/s{assumed} = {peak * POINTS_PER_REQUEST:,.0f} "
+                f"InfluxDB points/s; the stack's InfluxDB ({influxdb_cpu / 1024:g} vCPU, {influxdb_memory} MiB: "
+                f"loadbearing:influxdbCpu / influxdbMemory) ingests about {budget * POINTS_PER_REQUEST:,.0f}")
+        if peak > budget:
+            cpu = next((c for c in (2048, 4096, 8192, 16384) if c / 1024 * STORE_REQUESTS_PER_VCPU_S >= peak), 16384)
+            raise BadInput(f"{what}: samples would be refused or late, and the run marked metrics_incomplete. "
+                           f"Give InfluxDB more CPU (`pulumi config set influxdbCpu {cpu}` and `pulumi config set "
+                           f"influxdbMemory {cpu * 2}`, then `pulumi up`) or lower the rate")
+        if peak > STORE_WARN * budget:
+            console.print(f"[yellow]ecs: {what} ({peak / budget:.0%} of it); consider a bigger influxdbCpu[/]",
+                          markup=True, highlight=False)
 
 
 def module_tasks(module: Module, vus_per_task: int, rate_per_task: float) -> int:
@@ -100,20 +172,38 @@ class FleetEstimate:
 
 
 def fleet_estimate(terms: FleetTerms, plan: Plan, runners: int) -> FleetEstimate:
-    """The cost of running every module of `plan` with `runners` tasks, and how it was computed."""
+    """The cost of running every module of `plan` with `runners` tasks, and how it was computed:
+    Fargate time, plus the data the runners pull through the NAT gateway (or their public IPs)."""
     graceful = k6.parse_graceful_stop_s()
     per_module = [(m.name, cost.billed_seconds(task_lifetime_s(m, terms.start_delay_s))) for m in plan.modules]
-    total = sum(cost.estimate(runners, terms.vcpu, terms.memory_gb, s, terms.region, terms.spot)
-                for _, s in per_module)
+    fargate = sum(cost.estimate(runners, terms.vcpu, terms.memory_gb, s, terms.region, terms.spot)
+                  for _, s in per_module)
+    loads = {m.name: module_load(m) for m in plan.modules}
+    undeclared = [m.name for m in plan.modules if m.response_bytes is None]
+    through = sum(loads[m.name].requests * (m.response_bytes if m.response_bytes is not None
+                                            else DEFAULT_RESPONSE_BYTES) for m in plan.modules)
+    data = cost.transfer(public_ip=terms.public_ip, region=terms.region, bytes_through=through,
+                         task_seconds=runners * sum(s for _, s in per_module))
+    total = fargate + data.usd
     p = cost.price(terms.region, terms.spot)
     billed = ", ".join(f"{name} {s:.0f} s" for name, s in per_module)
-    text = (f"ecs: estimated cost ${total:.4f} (an estimate, not a bill) = {runners} task(s) per module x "
-            f"({terms.vcpu:g} vCPU x ${p.vcpu_hour:.5f}/vCPU-h + {terms.memory_gb:g} GB x "
-            f"${p.gb_hour:.6f}/GB-h) x billed time per task ({billed});\n"
+    assumptions = []
+    if any(load.assumed for load in loads.values()):
+        assumptions.append("closed-model modules at 1 request per VU per second")
+    if undeclared and not terms.public_ip:
+        assumptions.append(f"{DEFAULT_RESPONSE_BYTES // 1024} KiB per response for {', '.join(undeclared)} "
+                           "(set response_bytes in the plan)")
+    text = (f"ecs: estimated cost ${total:.4f} (an estimate, not a bill) = Fargate ${fargate:.4f} + data "
+            f"${data.usd:.4f};\n"
+            f"  Fargate = {runners} task(s) per module x ({terms.vcpu:g} vCPU x ${p.vcpu_hour:.5f}/vCPU-h + "
+            f"{terms.memory_gb:g} GB x ${p.gb_hour:.6f}/GB-h) x billed time per task ({billed});\n"
             f"  billed time = start delay {terms.start_delay_s:.0f} s + module duration + {graceful:.0f} s "
             f"graceful stop + {TEARDOWN_S:.0f} s teardown, at least {cost.MIN_BILLED_S:.0f} s;\n"
             f"  prices: {p.describe()};\n"
-            "  not counted: data transfer, NAT gateway, public IPv4, CloudWatch Logs, S3, the InfluxDB host")
+            f"  data: {data.text}"
+            + (f"; assumed: {'; '.join(assumptions)}" if assumptions else "") + ";\n"
+            "  not counted: CloudWatch Logs, S3 requests, the stack's standing cost (InfluxDB, Grafana, load "
+            "balancer, NAT gateway hours)")
     return FleetEstimate(total_usd=total, text=text)
 
 
@@ -135,6 +225,7 @@ def size_fleet(terms: FleetTerms, plan: Plan, plan_phases: list[Phase], runners:
                       f"{terms.vus_per_task} VUs / {terms.rate_per_task:g} it/s per task; load generators "
                       "may saturate (use --runners auto)[/]")
     check_stack_limits(plan, plan_phases, count, terms.start_delay_s, terms.runner_count, terms.runner_max_minutes)
+    check_store(plan, plan_phases, terms.influxdb_cpu, terms.influxdb_memory)
     est = fleet_estimate(terms, plan, count)
     console.print(est.text, markup=False)
     cost.check_max_cost(est.total_usd, terms.max_cost, est.text)

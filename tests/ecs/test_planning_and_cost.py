@@ -10,7 +10,18 @@ import pytest
 from core.errors import BadInput
 from core.plan import Module, Plan, Slo, Stage, Target
 from runners import cost
-from runners.backends.ecs_planning import TEARDOWN_S, check_stack_limits, module_tasks, plan_runners
+from runners.backends.ecs_planning import (
+    STORE_REQUESTS_PER_VCPU_S,
+    TEARDOWN_S,
+    FleetTerms,
+    check_stack_limits,
+    check_store,
+    fleet_estimate,
+    module_load,
+    module_tasks,
+    plan_runners,
+    task_lifetime_s,
+)
 from runners.backends.ecs_task import END_MARK, SUMMARY_MARK, parse_task_log
 from runners.strategies import phases
 
@@ -147,3 +158,58 @@ def test_a_task_may_not_outlive_the_cost_guards_age_limit() -> None:
         check_stack_limits(plan, phases(plan, "sequential"), 1, 150, None, 60)
     assert f"would live {life / 60:.1f} min" in err.value.message
     assert "loadbearing:runnerMaxMinutes" in err.value.message and "after 60 min" in err.value.message
+
+
+@pytest.mark.parametrize(("shape", "requests", "peak", "assumed"), [
+    ({"rate": 100, "duration": "60s"}, 6000, 100, False),
+    ({"rate": 10, "stages": [{"duration": "60s", "target": 110}, {"duration": "30s", "target": 110}]},
+     60 * 60 + 110 * 30, 110, False),                            # a linear ramp, then a plateau
+    ({"vus": 50, "duration": "60s"}, 3000, 50, True),           # closed model: 1 request per VU per second
+])
+def test_module_load(shape: dict[str, object], requests: float, peak: float, assumed: bool) -> None:
+    load = module_load(_module(**shape))
+    assert (load.requests, load.peak_rps, load.assumed) == (pytest.approx(requests), pytest.approx(peak), assumed)
+
+
+def _terms(**kw: object) -> FleetTerms:
+    base: dict[str, object] = {"vus_per_task": 300, "rate_per_task": 200.0, "vcpu": 1.0, "memory_gb": 2.0,
+                               "region": "us-east-1", "spot": False, "start_delay_s": 150.0}
+    return FleetTerms(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_the_estimate_counts_nat_data_or_public_addresses() -> None:
+    """100 req/s for 10 minutes of 50 kB responses through the NAT: 3 GB at $0.045; with public
+    IPs instead, no NAT data, one IPv4 address per task-hour."""
+    plan = _plan(Module(name="a", script="a.js", rate=100, duration="10m", response_bytes=50_000))
+    fargate_only = cost.estimate(2, 1, 2, cost.billed_seconds(task_lifetime_s(plan.modules[0], 150)), "us-east-1",
+                                 False)
+    nat = fleet_estimate(_terms(), plan, 2)
+    assert nat.total_usd == pytest.approx(fargate_only + 3.0 * 0.045)
+    assert "NAT gateway data: 3.000 GB x $0.045/GB = $0.1350" in nat.text
+    assert "assumed" not in nat.text
+    public = fleet_estimate(_terms(public_ip=True), plan, 2)
+    task_hours = 2 * cost.billed_seconds(task_lifetime_s(plan.modules[0], 150)) / 3600
+    assert public.total_usd == pytest.approx(fargate_only + task_hours * 0.005)
+    assert "no NAT gateway data charge" in public.text
+    # undeclared sizes and closed-model rates are assumed, and the estimate says so
+    guess = fleet_estimate(_terms(region="eu-west-1"), _plan(Module(name="b", script="b.js", vus=10, duration="100s")), 1)
+    assert "16 KiB per response for b (set response_bytes in the plan)" in guess.text
+    assert "closed-model modules at 1 request per VU per second" in guess.text
+    assert "no verified NAT price for eu-west-1" in guess.text
+
+
+def test_a_plan_beyond_the_stores_ingest_is_refused_naming_its_size(capsys: pytest.CaptureFixture[str]) -> None:
+    budget = STORE_REQUESTS_PER_VCPU_S   # requests/s one vCPU of InfluxDB is planned to ingest
+    plan = _plan(*(Module(name=n, script=f"{n}.js", rate=budget * 0.4, duration="60s") for n in "abc"))
+    check_store(plan, phases(plan, "sequential"), 1024, 4096)          # one module at a time: 40 %
+    assert capsys.readouterr().err == ""
+    check_store(plan, phases(plan, "hybrid"), 1024, 4096)              # a + b together: 80 %, warned
+    assert "80% of it" in capsys.readouterr().err
+    with pytest.raises(BadInput) as err:
+        check_store(plan, phases(plan, "parallel"), 1024, 4096)        # 120 %
+    message = err.value.message
+    assert f"peaks at {budget * 1.2:,.0f} requests/s" in message
+    assert "loadbearing:influxdbCpu / influxdbMemory" in message and "1 vCPU, 4096 MiB" in message
+    assert "pulumi config set influxdbCpu 2048" in message and "influxdbMemory 4096" in message
+    check_store(plan, phases(plan, "parallel"), 2048, 4096)
+    check_store(plan, phases(plan, "parallel"), None, None)            # outputs without the size: not checked

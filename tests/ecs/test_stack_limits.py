@@ -66,3 +66,35 @@ def test_runner_tasks_get_the_task_definitions_tags(ecs_stack: EcsStack, influx:
     for call in runs:
         assert call.params["propagateTags"] == "TASK_DEFINITION"
         assert {t["key"] for t in call.params["tags"]} >= {"loadbearing:run_id", "loadbearing:runner"}
+
+
+def test_a_plan_the_stores_cpu_cannot_ingest_is_refused(ecs_stack: EcsStack, influx: InfluxClient, target: Target,
+                                                        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plan = write_plan(tmp_path, target.url, [{"name": "api", "rate": 5000, "max_vus": 100, "duration": "30s"}])
+    outputs = ecs_stack.write_outputs(influxdb_cpu=256, influxdb_memory=1024)
+    code = main(_run(plan, outputs, influx, tmp_path, "auto"))
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "peaks at 5,000 requests/s = 65,000 InfluxDB points/s" in err
+    assert "loadbearing:influxdbCpu / influxdbMemory" in err and "pulumi config set influxdbCpu 2048" in err
+    assert not ecs_stack.tasks()
+
+
+def test_max_cost_counts_the_nat_data(ecs_stack: EcsStack, influx: InfluxClient, target: Target, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Fargate time alone is within --max-cost; the 1 MB responses through the NAT gateway are not."""
+    plan = write_plan(tmp_path, target.url, [{"name": "api", "rate": 50, "max_vus": 50, "duration": "60s",
+                                              "response_bytes": 1_000_000}])
+    code = main([*_run(plan, ecs_stack.outputs_path, influx, tmp_path, "1"), "--max-cost", "0.05"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "NAT gateway data: 3.000 GB x $0.045/GB = $0.1350" in err and "above --max-cost $0.0500" in err
+    assert not ecs_stack.tasks()
+    # the same plan with runners in public subnets: no NAT data, within the limit
+    public = ecs_stack.write_outputs(assign_public_ip=True)
+    with LocalFargate(ecs_stack, tmp_path / "fargate", crash_output=["gone"], crash_before_start=True):
+        code = main([*_run(plan, public, influx, tmp_path, "1"), "--max-cost", "0.05"])
+    err = capsys.readouterr().err
+    assert "no NAT gateway data charge" in err and "above --max-cost" not in err
+    (task,) = ecs_stack.tasks()
+    assert task["lastStatus"] == "STOPPED"   # it started: the estimate let it through (LocalFargate ends it)

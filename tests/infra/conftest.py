@@ -1,7 +1,8 @@
 """Fixtures for the Pulumi program tests: mocked runs shared by the whole session.
 
 `example_run`: Pulumi.example.yaml as it is. `variant_run`: the other branches of the
-program in one run: an existing VPC, an HTTPS certificate, other targets, no budget,
+program in one run: an existing VPC, runners in public subnets, an HTTPS certificate,
+other targets, no budget,
 and a `grafana_dashboards/` without any files (defaults take their place).
 """
 
@@ -63,6 +64,7 @@ def variant_config() -> dict[str, Any]:
         "loadbearing:grafanaAllowedCidrs": ["203.0.113.0/24", "2001:db8::/32"],
         "loadbearing:operatorCidrs": [],
         "loadbearing:influxdbDatabase": "perf",
+        "loadbearing:runnerSubnets": "public",
         "loadbearing:targetClusterName": "search-prod",
         "loadbearing:targetSettingsPrefix": "/perf/settings",
         "loadbearing:targets": VARIANT_TARGETS,

@@ -308,3 +308,13 @@ def test_the_controllers_policy_is_one_policy_a_team_attaches(example_run: Progr
         secret_arn=exports["influxdb_controller_secret_arn"])
     assert json.loads(policy.inputs["policy"]) == json.loads(expected)
     assert validators.iam_s3_scope(policy.type, policy.inputs) == []
+
+
+def test_runners_in_public_subnets_are_a_config_choice(example_run: ProgramRun, variant_run: ProgramRun) -> None:
+    """runnerSubnets public: the runners get the public subnets and a public IP each (no NAT in
+    their path); the default keeps them private behind the NAT gateway."""
+    assert example_run.exports["assign_public_ip"] is False
+    private = [r.state["id"] for r in example_run.of_type("aws:ec2/subnet:Subnet") if "private" in r.name]
+    assert example_run.exports["subnet_ids"] == private
+    assert variant_run.exports["assign_public_ip"] is True
+    assert variant_run.exports["subnet_ids"] == ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0aaaaaaaaaaaaaaa2"]

@@ -17,7 +17,8 @@ def test_existing_network_creates_no_vpc_and_uses_the_given_subnets(variant_run:
                     "aws:ec2/internetGateway:InternetGateway", "aws:ec2/eip:Eip"):
         assert variant_run.of_type(created) == [], created
     private = ["subnet-0bbbbbbbbbbbbbbb1", "subnet-0bbbbbbbbbbbbbbb2", "subnet-0bbbbbbbbbbbbbbb3"]
-    assert variant_run.exports["subnet_ids"] == private
+    # the runners are in the public subnets here (runnerSubnets: public); InfluxDB stays private
+    assert variant_run.exports["subnet_ids"] == ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0aaaaaaaaaaaaaaa2"]
     assert variant_run.exports["vpc_id"] == "vpc-0123456789abcdef0"
     assert {m.inputs["subnetId"] for m in variant_run.of_type("aws:efs/mountTarget:MountTarget")} == set(private)
     (alb,) = variant_run.of_type("aws:lb/loadBalancer:LoadBalancer")
