@@ -111,6 +111,11 @@ class StackSettings(_Keys):
     vpc_cidr: str = "10.42.0.0/16"
     nat_gateways: Literal[1, 2] = 1
     existing_network: ExistingNetwork | None = None
+    vpc_endpoints: bool = True
+    # images: through an ECR pull-through cache (a Docker Hub credential), or straight from Docker Hub
+    docker_hub_credential_arn: str | None = Field(
+        default=None, pattern=r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:ecr-pullthroughcache/.+$")
+    pull_images_from_docker_hub: bool = False
     # runner fleet
     runner_count: WholeNumber = Field(default=8, ge=1, le=500)
     runner_cpu: WholeNumber = 1024
@@ -192,6 +197,14 @@ class StackSettings(_Keys):
         if self.targets and not self.target_cluster_name:
             raise ValueError(f"targetClusterName: required when {NAMESPACE}:targets is not empty (the ECS cluster "
                              "of the target services)")
+        if self.docker_hub_credential_arn is None and not self.pull_images_from_docker_hub:
+            raise ValueError("dockerHubCredentialArn: required: the ARN of a Secrets Manager secret named "
+                             "ecr-pullthroughcache/<name> holding a Docker Hub username and access token, for the "
+                             "stack's ECR pull-through cache (every task pulling from Docker Hub through one NAT "
+                             "address hits its anonymous pull limit); or set pullImagesFromDockerHub: true for a "
+                             "small trial")
+        if self.docker_hub_credential_arn is not None and self.pull_images_from_docker_hub:
+            raise ValueError("pullImagesFromDockerHub: true contradicts dockerHubCredentialArn (the cache); keep one")
         if self.budget_monthly_usd is not None and not self.budget_emails:
             raise ValueError(f"budgetEmails: at least one address is required when {NAMESPACE}:budgetMonthlyUsd "
                              "is set")

@@ -75,6 +75,7 @@ class GrafanaArgs:
     log_retention_days: int
     provisioning: Provisioning
     certificate_arn: str | None = None
+    images: images.ImageSource = images.DOCKER_HUB_DIRECT
 
 
 class Grafana(pulumi.ComponentResource):
@@ -171,7 +172,8 @@ class Grafana(pulumi.ComponentResource):
 
         logs = log_group(name, args.name_prefix, "grafana", args.log_retention_days, tags, self)
 
-        exec_role = execution_role(name, [args.admin_secret_arn, args.influxdb_secret_arn], tags, self)
+        exec_role = execution_role(name, [args.admin_secret_arn, args.influxdb_secret_arn], tags, self,
+                                   images=args.images)
         role = task_role(name, "Grafana: read its provisioning files (grafana/ of the bucket)", tags, self)
         aws.iam.RolePolicy(
             f"{name}-task-s3",
@@ -187,7 +189,7 @@ class Grafana(pulumi.ComponentResource):
             admin_password_value_from=args.admin_password_value_from, influxdb_url=args.influxdb_url,
             influxdb_username=args.influxdb_username,
             influxdb_password_value_from=args.influxdb_password_value_from, provisioning=args.provisioning,
-            https=https)
+            https=https, registry=args.images.registry)
         task_definition = fargate.task_definition(
             name, family=f"{args.name_prefix}-grafana", cpu=args.cpu, memory=args.memory,
             execution_role=exec_role, task_role=role, containers=containers, tags=tags, parent=self,
@@ -213,12 +215,12 @@ class Grafana(pulumi.ComponentResource):
 def grafana_containers(*, log_group: str, region: str, bucket: str, root_url: str, admin_username: str,
                        admin_password_value_from: str, influxdb_url: str, influxdb_username: str,
                        influxdb_password_value_from: str, provisioning: Provisioning,
-                       https: bool) -> list[dict[str, Any]]:
+                       https: bool, registry: str | None = None) -> list[dict[str, Any]]:
     """The init container and Grafana; passwords only through `secrets`."""
     return [
         {
             "name": "provisioning",
-            "image": images.AWS_CLI,
+            "image": images.AWS_CLI.via(registry),
             "essential": False,
             "entryPoint": ["sh", "-c"],
             "command": [init_script(bucket)],
@@ -228,7 +230,7 @@ def grafana_containers(*, log_group: str, region: str, bucket: str, root_url: st
         },
         {
             "name": CONTAINER_NAME,
-            "image": images.GRAFANA,
+            "image": images.GRAFANA.via(registry),
             "essential": True,
             "dependsOn": [{"containerName": "provisioning", "condition": "SUCCESS"}],
             "portMappings": [{"containerPort": PORT, "protocol": "tcp"}],

@@ -149,6 +149,7 @@ class InfluxDbArgs:
     client_security_group_ids: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     operator_cidrs: Sequence[str] = ()
     controller: ControllerAccess | None = None
+    images: images.ImageSource = images.DOCKER_HUB_DIRECT
 
 
 class InfluxDb(pulumi.ComponentResource):
@@ -208,7 +209,7 @@ class InfluxDb(pulumi.ComponentResource):
 
         logs = log_group(name, args.name_prefix, "influxdb", args.log_retention_days, tags, self)
 
-        exec_role = execution_role(name, args.users.secret_arns(), tags, self)
+        exec_role = execution_role(name, args.users.secret_arns(), tags, self, images=args.images)
         role = task_role(name, "InfluxDB: mount its EFS access point", tags, self)
         aws.iam.RolePolicy(
             f"{name}-task-efs",
@@ -229,7 +230,8 @@ class InfluxDb(pulumi.ComponentResource):
             influxdb_containers, log_group=logs.name, region=args.region, database=args.database,
             store_id=file_system.id,
             usernames={role: getattr(users, role).username for role in USER_ENV},
-            password_value_from={role: getattr(users, role).password_value_from for role in USER_ENV})
+            password_value_from={role: getattr(users, role).password_value_from for role in USER_ENV},
+            registry=args.images.registry)
         task_definition = fargate.task_definition(
             name, family=f"{args.name_prefix}-influxdb", cpu=args.cpu, memory=args.memory,
             execution_role=exec_role, task_role=role, containers=containers, tags=tags, parent=self,
@@ -314,7 +316,8 @@ class InfluxDb(pulumi.ComponentResource):
 
 
 def influxdb_containers(*, log_group: str, region: str, database: str, store_id: str,
-                        usernames: Mapping[str, str], password_value_from: Mapping[str, str]) -> list[dict[str, Any]]:
+                        usernames: Mapping[str, str], password_value_from: Mapping[str, str],
+                        registry: str | None = None) -> list[dict[str, Any]]:
     """The InfluxDB container: auth on; users, passwords and the store marker applied at every
     start by `start_script`; passwords only through `secrets`."""
     environment = [
@@ -330,7 +333,7 @@ def influxdb_containers(*, log_group: str, region: str, database: str, store_id:
     environment += [{"name": USER_ENV[role][0], "value": usernames[role]} for role in USER_ENV]
     return [{
         "name": SERVICE_NAME,
-        "image": images.INFLUXDB,
+        "image": images.INFLUXDB.via(registry),
         "essential": True,
         "entryPoint": ["sh", "-c"],
         "command": [start_script()],

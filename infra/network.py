@@ -16,6 +16,10 @@ import pulumi_aws as aws
 from infra.config import ExistingNetwork
 
 AZ_COUNT = 2
+# Interface endpoints in the private subnets, so that tasks start without the NAT gateway: image
+# pulls from ECR (api, dkr), their logs, their secrets. S3 (ECR's image layers, k6 archives) is a
+# gateway endpoint on every route table, at no charge.
+ENDPOINT_SERVICES = ("ecr.api", "ecr.dkr", "logs", "secretsmanager")
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,8 @@ class NetworkArgs:
     vpc_cidr: str = "10.42.0.0/16"
     nat_gateways: int = 1
     existing: ExistingNetwork | None = None
+    region: pulumi.Input[str] = "us-east-1"
+    endpoints: bool = True    # a new VPC's endpoints for what tasks need to start (ENDPOINT_SERVICES)
 
 
 def subnet_cidrs(vpc_cidr: str) -> tuple[list[str], list[str]]:
@@ -117,8 +123,10 @@ class Network(pulumi.ComponentResource):
             nats.append(aws.ec2.NatGateway(
                 f"{name}-nat-{i}", allocation_id=eip.id, subnet_id=public[i].id, tags=tags,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[igw])))
+        private_rts = []
         for i in range(AZ_COUNT):
             rt = aws.ec2.RouteTable(f"{name}-private-rt-{i}", vpc_id=vpc.id, tags=tags, opts=child)
+            private_rts.append(rt)
             aws.ec2.Route(f"{name}-private-{i}-default", route_table_id=rt.id,
                           destination_cidr_block="0.0.0.0/0", nat_gateway_id=nats[i % len(nats)].id,
                           opts=child)
@@ -127,3 +135,24 @@ class Network(pulumi.ComponentResource):
 
         self.public_subnet_ids = [s.id for s in public]
         self.private_subnet_ids = [s.id for s in private]
+        if args.endpoints:
+            self._endpoints(name, args, vpc, [public_rt, *private_rts], tags, child)
+
+    def _endpoints(self, name: str, args: NetworkArgs, vpc: aws.ec2.Vpc, route_tables: list[aws.ec2.RouteTable],
+                   tags: dict[str, str], child: pulumi.ResourceOptions) -> None:
+        sg = aws.ec2.SecurityGroup(f"{name}-endpoints-sg", vpc_id=vpc.id,
+                                   description="VPC endpoints: HTTPS from inside the VPC", tags=tags, opts=child)
+        aws.vpc.SecurityGroupIngressRule(f"{name}-endpoints-https", security_group_id=sg.id, ip_protocol="tcp",
+                                         from_port=443, to_port=443, cidr_ipv4=args.vpc_cidr,
+                                         description="tasks in the VPC", opts=child)
+        for service in ENDPOINT_SERVICES:
+            aws.ec2.VpcEndpoint(
+                f"{name}-endpoint-{service.replace('.', '-')}", vpc_id=vpc.id, vpc_endpoint_type="Interface",
+                service_name=pulumi.Output.concat("com.amazonaws.", args.region, f".{service}"),
+                subnet_ids=self.private_subnet_ids, security_group_ids=[sg.id], private_dns_enabled=True,
+                tags={**tags, "Name": f"{args.name_prefix}-{service}"}, opts=child)
+        aws.ec2.VpcEndpoint(
+            f"{name}-endpoint-s3", vpc_id=vpc.id, vpc_endpoint_type="Gateway",
+            service_name=pulumi.Output.concat("com.amazonaws.", args.region, ".s3"),
+            route_table_ids=[rt.id for rt in route_tables], tags={**tags, "Name": f"{args.name_prefix}-s3"},
+            opts=child)

@@ -61,7 +61,8 @@ def build(cfg: StackConfig, dashboards_root: Path = grafana_provisioning.DASHBOA
 
     network = Network("network", NetworkArgs(
         name_prefix=prefix, tags=tags, vpc_cidr=cfg.vpc_cidr, nat_gateways=cfg.nat_gateways,
-        existing=cfg.existing_network))
+        existing=cfg.existing_network, region=region, endpoints=cfg.vpc_endpoints))
+    image_source = _image_source(cfg, region, identity.account_id, partition)
     influx_url = influxdb_url(network.namespace_name)
 
     influxdb_admin = Credential("influxdb-admin", CredentialArgs(
@@ -78,7 +79,7 @@ def build(cfg: StackConfig, dashboards_root: Path = grafana_provisioning.DASHBOA
         results_expiration_days=cfg.results_expiration_days, influxdb_url=influx_url,
         influxdb_database=cfg.influxdb_database, influxdb_username=influx_users.writer.username,
         influxdb_secret_arn=influx_users.writer.secret_arn,
-        influxdb_password_value_from=influx_users.writer.password_value_from))
+        influxdb_password_value_from=influx_users.writer.password_value_from, images=image_source))
 
     grafana = Grafana("grafana", GrafanaArgs(
         name_prefix=prefix, tags=tags, vpc_id=network.vpc_id, public_subnet_ids=network.public_subnet_ids,
@@ -90,7 +91,7 @@ def build(cfg: StackConfig, dashboards_root: Path = grafana_provisioning.DASHBOA
         influxdb_password_value_from=influx_users.reader.password_value_from,
         bucket_name=fleet.bucket_name, bucket_arn=fleet.bucket_arn, allowed_cidrs=cfg.grafana_allowed_cidrs,
         log_retention_days=cfg.log_retention_days, certificate_arn=cfg.grafana_certificate_arn,
-        provisioning=grafana_provisioning.collect(dashboards_root, cfg.influxdb_database)))
+        provisioning=grafana_provisioning.collect(dashboards_root, cfg.influxdb_database), images=image_source))
 
     influxdb = InfluxDb("influxdb", InfluxDbArgs(
         name_prefix=prefix, tags=tags, vpc_id=network.vpc_id, subnet_ids=network.private_subnet_ids,
@@ -102,7 +103,8 @@ def build(cfg: StackConfig, dashboards_root: Path = grafana_provisioning.DASHBOA
         controller=None if not cfg.operator_cidrs else ControllerAccess(
             load_balancer_arn=grafana.load_balancer_arn,
             load_balancer_security_group_id=grafana.alb_security_group_id, host=grafana.host,
-            certificate_arn=cfg.grafana_certificate_arn, allowed_cidrs=cfg.operator_cidrs)))
+            certificate_arn=cfg.grafana_certificate_arn, allowed_cidrs=cfg.operator_cidrs),
+        images=image_source))
 
     feedback = Feedback("feedback", FeedbackArgs(
         targets=cfg.targets, cluster_name=cfg.target_cluster_name, settings_prefix=cfg.target_settings_prefix,
@@ -159,7 +161,7 @@ def build(cfg: StackConfig, dashboards_root: Path = grafana_provisioning.DASHBOA
         "runner_execution_role_arn": fleet.execution_role_arn,
         "scripts_prefix": SCRIPTS_PREFIX,
         "results_prefix": RESULTS_PREFIX,
-        "k6_image": images.K6,
+        "k6_image": pulumi.Output.from_input(image_source.registry).apply(images.K6.via),
         "influxdb_database": cfg.influxdb_database,
         "influxdb_controller_url": influxdb.controller_url,
         "influxdb_controller_username": influx_users.controller.username,
@@ -179,6 +181,21 @@ def build(cfg: StackConfig, dashboards_root: Path = grafana_provisioning.DASHBOA
     return Program(network=network, influxdb_users=influx_users, grafana_admin=grafana_admin, fleet=fleet,
                    grafana=grafana, influxdb=influxdb, feedback=feedback, cost_guard=cost_guard,
                    exports=exports)
+
+
+def _image_source(cfg: StackConfig, region: pulumi.Output[str], account: pulumi.Output[str],
+                  partition: pulumi.Output[str]) -> images.ImageSource:
+    """Docker Hub directly (pullImagesFromDockerHub), or the stack's ECR pull-through cache."""
+    if cfg.docker_hub_credential_arn is None:
+        return images.DOCKER_HUB_DIRECT
+    rule = aws.ecr.PullThroughCacheRule(
+        "images-cache", ecr_repository_prefix=images.CACHE_PREFIX, upstream_registry_url=images.DOCKER_HUB,
+        credential_arn=cfg.docker_hub_credential_arn)
+    # from the rule's own output, so every task definition waits for the rule
+    registry = pulumi.Output.all(rule.registry_id, region).apply(lambda v: f"{v[0]}.dkr.ecr.{v[1]}.amazonaws.com")
+    repositories = pulumi.Output.all(partition, region, account).apply(
+        lambda v: f"arn:{v[0]}:ecr:{v[1]}:{v[2]}:repository/{images.CACHE_PREFIX}/*")
+    return images.ImageSource(registry=registry, repositories_arn=repositories)
 
 
 INFLUXDB_USERS = {"writer": "k6_writer", "reader": "grafana_reader", "controller": "loadbearing_controller"}

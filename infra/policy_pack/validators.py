@@ -51,7 +51,6 @@ IAM_POLICY_PROPS: dict[str, tuple[str, ...]] = {
 }
 ROLE = "aws:iam/role:Role"
 
-_VERSION_TAG = re.compile(r"^v?\d+\.\d+\.\d+([.+-][0-9A-Za-z.+-]*)?$")
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 _SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|PRIVATE_KEY", re.IGNORECASE)
 _S3_ARN = re.compile(r"^arn:aws(?:-cn|-us-gov)?:s3:::(?P<bucket>[^/]+)(?:/(?P<key>.*))?$")
@@ -160,16 +159,13 @@ def lambda_log_group(resource_type: str, props: Mapping[str, Any]) -> list[str]:
 
 
 def image_pinned(image: str) -> str | None:
-    """None if `image` names a fixed version (x.y.z tag or sha256 digest), else why not."""
+    """None if `image` is pinned by digest (`...@sha256:<64 hex>`), else why not.
+
+    A tag (even x.y.z) can be moved to other content; only a digest names one image.
+    """
     if _DIGEST.search(image):
         return None
-    last = image.rsplit("/", 1)[-1]
-    if ":" not in last:
-        return f"image {image!r} has no tag (that means :latest)"
-    tag = last.rsplit(":", 1)[1]
-    if not _VERSION_TAG.match(tag):
-        return f"image {image!r} is not pinned to a version (tag {tag!r}; use x.y.z or a digest)"
-    return None
+    return f"image {image!r} is not pinned by digest; append @sha256:<digest> (a tag can be moved)"
 
 
 def _container_definitions(props: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -180,7 +176,7 @@ def _container_definitions(props: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def images_pinned(resource_type: str, props: Mapping[str, Any]) -> list[str]:
-    """Every container image in a task definition is pinned to a version."""
+    """Every container image in a task definition is pinned by digest."""
     if resource_type != TASK_DEFINITION:
         return []
     messages = []
@@ -291,8 +287,7 @@ RESOURCE_GUARDS: tuple[Guard, ...] = (
     Guard("log-groups-have-retention", "Every CloudWatch log group sets a retention.", log_retention),
     Guard("lambdas-log-to-managed-groups", "Every Lambda logs to a log group the stack manages.",
           lambda_log_group),
-    Guard("images-pinned", "Every container image is pinned to a version (x.y.z or a digest).",
-          images_pinned),
+    Guard("images-pinned", "Every container image is pinned by digest (@sha256:...).", images_pinned),
     Guard("no-plaintext-secrets-in-tasks", "Task definitions take passwords from Secrets Manager.",
           no_plaintext_secrets),
     Guard("iam-s3-names-buckets", "IAM policies grant S3 on named buckets only, never '*'.",

@@ -1,7 +1,8 @@
 """Fixtures for the Pulumi program tests: mocked runs shared by the whole session.
 
 `example_run`: Pulumi.example.yaml as it is. `variant_run`: the other branches of the
-program in one run: an existing VPC, runners in public subnets, an HTTPS certificate,
+program in one run: an existing VPC, runners in public subnets, images straight from
+Docker Hub, an HTTPS certificate,
 other targets, no budget,
 and a `grafana_dashboards/` without any files (defaults take their place).
 """
@@ -50,7 +51,8 @@ VARIANT_TARGETS: dict[str, Any] = {
 def variant_config() -> dict[str, Any]:
     """Example config with the other side of every branch."""
     config = example_config()
-    for key in ("loadbearing:budgetMonthlyUsd", "loadbearing:budgetEmails", "loadbearing:budgetScope"):
+    for key in ("loadbearing:budgetMonthlyUsd", "loadbearing:budgetEmails", "loadbearing:budgetScope",
+                "loadbearing:dockerHubCredentialArn"):
         config.pop(key)
     config.update({
         "loadbearing:existingNetwork": {
@@ -65,6 +67,7 @@ def variant_config() -> dict[str, Any]:
         "loadbearing:operatorCidrs": [],
         "loadbearing:influxdbDatabase": "perf",
         "loadbearing:runnerSubnets": "public",
+        "loadbearing:pullImagesFromDockerHub": True,
         "loadbearing:targetClusterName": "search-prod",
         "loadbearing:targetSettingsPrefix": "/perf/settings",
         "loadbearing:targets": VARIANT_TARGETS,

@@ -90,6 +90,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["arn"] = f"arn:aws:iam::{ACCOUNT}:role/{args.name}"
         elif args.typ == "aws:iam/policy:Policy":
             state["arn"] = f"arn:aws:iam::{ACCOUNT}:policy/{inputs['name']}"
+        elif args.typ == "aws:ecr/pullThroughCacheRule:PullThroughCacheRule":
+            state["registryId"] = ACCOUNT
         elif args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = generated(args.name)
         elif args.typ == "aws:efs/fileSystem:FileSystem":

