@@ -76,6 +76,7 @@ class StackOutputs(BaseModel):
     # -- Grafana, feedback, cost guard -------------------------------------------------
     grafana_admin_user: str | None = None
     grafana_influxdb_proxy_url: str | None = None
+    load_balancer_dns_name: str | None = None   # where grafanaDomainName must point (CNAME or alias)
     target_settings_prefix: str | None = None
     feedback_parameters: dict[str, str] | None = None
     feedback_scalable_targets: dict[str, str] | None = None

@@ -135,7 +135,10 @@ class StackSettings(_Keys):
     grafana_memory: WholeNumber = 1024
     grafana_admin_user: str = Field(default="admin", pattern=_IDENTIFIER)
     grafana_allowed_cidrs: tuple[Cidr, ...] = Field(min_length=1)
-    grafana_certificate_arn: str | None = Field(default=None, min_length=1)
+    grafana_certificate_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+$")
+    grafana_domain_name: str | None = Field(
+        default=None, max_length=253, pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+    allow_insecure_http: bool = False
     # feedback (written by `loadbearing apply --stack`)
     target_cluster_name: str | None = Field(default=None, min_length=1)
     targets: TargetsBlock = Field(default_factory=dict)
@@ -197,6 +200,13 @@ class StackSettings(_Keys):
         if self.targets and not self.target_cluster_name:
             raise ValueError(f"targetClusterName: required when {NAMESPACE}:targets is not empty (the ECS cluster "
                              "of the target services)")
+        if not self.allow_insecure_http and not (self.grafana_certificate_arn and self.grafana_domain_name):
+            missing = "grafanaCertificateArn" if not self.grafana_certificate_arn else "grafanaDomainName"
+            raise ValueError(f"{missing}: required: Grafana (and the controller's InfluxDB door) are served over "
+                             "HTTPS with an ACM certificate (grafanaCertificateArn) for a name you own "
+                             "(grafanaDomainName); or set allowInsecureHttp: true for a trial over plain HTTP")
+        if self.grafana_domain_name and not self.grafana_certificate_arn:
+            raise ValueError("grafanaCertificateArn: required with grafanaDomainName (the certificate for it)")
         if self.docker_hub_credential_arn is None and not self.pull_images_from_docker_hub:
             raise ValueError("dockerHubCredentialArn: required: the ARN of a Secrets Manager secret named "
                              "ecr-pullthroughcache/<name> holding a Docker Hub username and access token, for the "

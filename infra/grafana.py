@@ -1,7 +1,10 @@
 """Grafana (pinned image) on ECS Fargate behind an internet-facing ALB.
 
-The ALB admits only `grafanaAllowedCidrs` (HTTP 80, or HTTPS 443 plus an 80 -> 443
-redirect when `grafanaCertificateArn` is set). Grafana's admin password and the
+The ALB admits only `grafanaAllowedCidrs`: HTTPS on 443 with the ACM certificate
+`grafanaCertificateArn` for `grafanaDomainName` (the root URL and every link Grafana makes
+use that name; point it at the ALB's `load_balancer_dns_name`) and an 80 -> 443 redirect.
+Plain HTTP on 80 only with `allowInsecureHttp` (a trial: the admin password crosses the
+network in clear). Grafana's admin password and the
 InfluxDB password come from Secrets Manager. Its datasource and dashboards come
 from `grafana_dashboards/` (see `infra.grafana_provisioning`): the files are stored in
 the stack bucket under `grafana/`, and an init container (`provisioning`, aws-cli)
@@ -75,6 +78,7 @@ class GrafanaArgs:
     log_retention_days: int
     provisioning: Provisioning
     certificate_arn: str | None = None
+    domain_name: str | None = None     # the name users reach it by (the certificate's); None: the ALB's
     images: images.ImageSource = images.DOCKER_HUB_DIRECT
 
 
@@ -91,6 +95,7 @@ class Grafana(pulumi.ComponentResource):
     security_group_id: pulumi.Output[str]
     alb_security_group_id: pulumi.Output[str]
     load_balancer_arn: pulumi.Output[str]
+    dns_name: pulumi.Output[str]
     host: pulumi.Output[str]
     datasource_proxy_url: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
@@ -154,8 +159,9 @@ class Grafana(pulumi.ComponentResource):
                 f"{name}-http", load_balancer_arn=alb.arn, port=80, protocol="HTTP",
                 default_actions=forward, opts=child))
         self.load_balancer_arn = alb.arn
-        self.host = alb.dns_name
-        self.url = alb.dns_name.apply(lambda dns: f"{'https' if https else 'http'}://{dns}")
+        self.dns_name = alb.dns_name
+        self.host = pulumi.Output.from_input(args.domain_name) if args.domain_name else alb.dns_name
+        self.url = self.host.apply(lambda host: f"{'https' if https else 'http'}://{host}")
 
         objects = [
             aws.s3.BucketObjectv2(

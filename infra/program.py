@@ -91,7 +91,7 @@ def build(cfg: StackConfig, dashboards_root: Path = grafana_provisioning.DASHBOA
         influxdb_password_value_from=influx_users.reader.password_value_from,
         bucket_name=fleet.bucket_name, bucket_arn=fleet.bucket_arn, allowed_cidrs=cfg.grafana_allowed_cidrs,
         log_retention_days=cfg.log_retention_days, certificate_arn=cfg.grafana_certificate_arn,
-        provisioning=grafana_provisioning.collect(dashboards_root, cfg.influxdb_database), images=image_source))
+        domain_name=cfg.grafana_domain_name, provisioning=grafana_provisioning.collect(dashboards_root, cfg.influxdb_database), images=image_source))
 
     influxdb = InfluxDb("influxdb", InfluxDbArgs(
         name_prefix=prefix, tags=tags, vpc_id=network.vpc_id, subnet_ids=network.private_subnet_ids,
@@ -171,6 +171,7 @@ def build(cfg: StackConfig, dashboards_root: Path = grafana_provisioning.DASHBOA
         "influxdb_memory": cfg.influxdb_memory,
         "grafana_admin_user": cfg.grafana_admin_user,
         "grafana_influxdb_proxy_url": grafana.datasource_proxy_url,
+        "load_balancer_dns_name": grafana.dns_name,
         "vpc_id": network.vpc_id,
         "target_settings_prefix": cfg.target_settings_prefix,
         "feedback_parameters": feedback.parameters,

@@ -2,7 +2,7 @@
 
 `example_run`: Pulumi.example.yaml as it is. `variant_run`: the other branches of the
 program in one run: an existing VPC, runners in public subnets, images straight from
-Docker Hub, an HTTPS certificate,
+Docker Hub, plain HTTP (allowInsecureHttp),
 other targets, no budget,
 and a `grafana_dashboards/` without any files (defaults take their place).
 """
@@ -52,7 +52,8 @@ def variant_config() -> dict[str, Any]:
     """Example config with the other side of every branch."""
     config = example_config()
     for key in ("loadbearing:budgetMonthlyUsd", "loadbearing:budgetEmails", "loadbearing:budgetScope",
-                "loadbearing:dockerHubCredentialArn"):
+                "loadbearing:dockerHubCredentialArn", "loadbearing:grafanaCertificateArn",
+                "loadbearing:grafanaDomainName"):
         config.pop(key)
     config.update({
         "loadbearing:existingNetwork": {
@@ -61,8 +62,7 @@ def variant_config() -> dict[str, Any]:
             "private_subnet_ids": ["subnet-0bbbbbbbbbbbbbbb1", "subnet-0bbbbbbbbbbbbbbb2",
                                    "subnet-0bbbbbbbbbbbbbbb3"],
         },
-        "loadbearing:grafanaCertificateArn":
-            "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000",
+        "loadbearing:allowInsecureHttp": True,   # a trial: plain HTTP, no certificate, the ALB's own name
         "loadbearing:grafanaAllowedCidrs": ["203.0.113.0/24", "2001:db8::/32"],
         "loadbearing:operatorCidrs": [],
         "loadbearing:influxdbDatabase": "perf",

@@ -15,7 +15,7 @@ SECRET = pulumi.Output.secret("Abcdefgh-12345")
 SECRETS = {k: SECRET for k in SECRET_KEYS}
 
 
-BASE = {"grafanaAllowedCidrs": ["203.0.113.0/24"], "pullImagesFromDockerHub": True}
+BASE = {"grafanaAllowedCidrs": ["203.0.113.0/24"], "pullImagesFromDockerHub": True, "allowInsecureHttp": True}
 
 
 def parse(**raw: Any) -> Any:
@@ -95,6 +95,11 @@ def test_name_prefix_fits_aws_names(stack: str, prefix: str) -> None:
     ({"targets": {"api": {"ecs_service": "api"}}}, "loadbearing:targetClusterName"),
     ({"runnerCont": 3}, "loadbearing:runnerCont"),
     ({"pullImagesFromDockerHub": False}, "loadbearing:dockerHubCredentialArn"),
+    ({"allowInsecureHttp": False}, "loadbearing:grafanaCertificateArn"),     # HTTPS by default
+    ({"allowInsecureHttp": False, "grafanaCertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/x"},
+     "loadbearing:grafanaDomainName"),
+    ({"grafanaDomainName": "grafana.example.com"}, "loadbearing:grafanaCertificateArn"),
+    ({"grafanaDomainName": "not a name"}, "loadbearing:grafanaDomainName"),
     ({"dockerHubCredentialArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:dockerhub"},
      "loadbearing:dockerHubCredentialArn"),   # the cache takes only secrets named ecr-pullthroughcache/...
     # numbers that are not numbers: a message naming the key, never a traceback
@@ -126,7 +131,8 @@ def test_a_config_value_given_as_text_is_read_as_the_engine_hands_it() -> None:
     """`pulumi config set runnerCount 12` stores the text "12"; a database named `123` stays text."""
     cfg = run_text_config({"loadbearing:runnerCount": "12", "loadbearing:influxdbDatabase": "db_123",
                            "loadbearing:grafanaAllowedCidrs": '["203.0.113.0/24"]',
-                           "loadbearing:pullImagesFromDockerHub": "true"})
+                           "loadbearing:pullImagesFromDockerHub": "true",
+                           "loadbearing:allowInsecureHttp": "true"})
     assert cfg.runner_count == 12 and cfg.influxdb_database == "db_123"
     assert cfg.grafana_allowed_cidrs == ("203.0.113.0/24",)
     with pytest.raises(ConfigError, match=r"^loadbearing:runnerCont: unknown key"):

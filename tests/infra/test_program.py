@@ -41,7 +41,8 @@ def test_example_config_exports_the_stack_output_contract(example_run: ProgramRu
     assert exports["security_group_ids"] == [example_run.named("runners-sg").state["id"]]
     assert exports["scripts_bucket"] == example_run.named("runners-bucket").state["bucket"]
     assert exports["influxdb_url"] == "http://influxdb.loadbearing-test.internal:8086"
-    assert re.fullmatch(r"http://\S+\.elb\.amazonaws\.com", exports["grafana_url"])
+    assert exports["grafana_url"] == "https://loadtest.example.com"   # grafanaDomainName, over HTTPS
+    assert re.fullmatch(r"\S+\.elb\.amazonaws\.com", exports["load_balancer_dns_name"])
     assert exports["runner_count"] == 8
     # The ecs backend reads these without --show-secrets.
     assert not set(CONTRACT) & example_run.secret_exports
@@ -123,7 +124,7 @@ def test_grafana_alb_admits_only_configured_cidrs(example_run: ProgramRun) -> No
     alb_sg = example_run.named("grafana-alb-sg").state["id"]
     rules = [r for r in example_run.of_type(INGRESS) if r.inputs["securityGroupId"] == alb_sg]
     assert {(r.inputs.get("cidrIpv4"), r.inputs["fromPort"]) for r in rules} == {
-        ("203.0.113.0/24", 80), (example_config()["loadbearing:operatorCidrs"][0], 8086)}
+        ("203.0.113.0/24", 80), ("203.0.113.0/24", 443), (example_config()["loadbearing:operatorCidrs"][0], 8086)}
     grafana_sg = example_run.named("grafana-sg").state["id"]
     into_grafana = [r for r in example_run.of_type(INGRESS) if r.inputs["securityGroupId"] == grafana_sg]
     assert [(r.inputs.get("referencedSecurityGroupId"), r.inputs["fromPort"]) for r in into_grafana] == [
@@ -305,8 +306,10 @@ def test_the_controller_reaches_influxdb_through_the_load_balancer_from_operator
     (service,) = [r for r in example_run.of_type("aws:ecs/service:Service") if r.name == "influxdb-service"]
     assert service.inputs["loadBalancers"] == [{"targetGroupArn": target_group.state["arn"],
                                                 "containerName": "influxdb", "containerPort": 8086}]
-    dns = example_run.named("grafana-alb").state["dnsName"]
-    assert example_run.exports["influxdb_controller_url"] == f"{listener.inputs['protocol'].lower()}://{dns}:8086"
+    # HTTPS with the stack's certificate, at the stack's name
+    assert listener.inputs["protocol"] == "HTTPS"
+    assert listener.inputs["certificateArn"] == example_config()["loadbearing:grafanaCertificateArn"]
+    assert example_run.exports["influxdb_controller_url"] == "https://loadtest.example.com:8086"
     assert example_run.exports["influxdb_store_id"] == example_run.named("influxdb-data").state["id"]
     assert example_run.exports["influxdb_store_id"].startswith("fs-")
     # no operatorCidrs: nobody outside the VPC may reach InfluxDB, and nothing says otherwise

@@ -40,17 +40,26 @@ def test_new_network_spans_two_azs_with_private_and_public_subnets(example_run: 
         assert service.inputs["networkConfiguration"]["assignPublicIp"] is False
 
 
-def test_certificate_serves_grafana_over_https_with_a_redirect(variant_run: ProgramRun) -> None:
-    listeners = {int(x.inputs["port"]): x.inputs for x in variant_run.of_type("aws:lb/listener:Listener")}
-    assert set(listeners) == {80, 443}
+def test_grafana_is_https_at_its_name_by_default_and_plain_http_only_when_asked(example_run: ProgramRun,
+                                                                             variant_run: ProgramRun) -> None:
+    listeners = {int(x.inputs["port"]): x.inputs for x in example_run.of_type("aws:lb/listener:Listener")}
+    assert set(listeners) == {80, 443, 8086}
     assert listeners[443]["protocol"] == "HTTPS" and listeners[443]["certificateArn"].startswith("arn:aws:acm:")
     assert listeners[80]["defaultActions"][0]["type"] == "redirect"
-    assert variant_run.exports["grafana_url"].startswith("https://")
+    grafana = {c["name"]: c for c in container_definitions(example_run.named("grafana-task"))}["grafana"]
+    env = {e["name"]: e["value"] for e in grafana["environment"]}
+    assert env["GF_SERVER_ROOT_URL"] == "https://loadtest.example.com"   # links Grafana makes use the name
+    assert env["GF_SECURITY_COOKIE_SECURE"] == "true"
+    assert grafana["image"].split("@")[0].endswith("grafana/grafana")
+    # allowInsecureHttp (a trial): port 80 forwards, the ALB's own name, insecure cookies
+    plain = {int(x.inputs["port"]): x.inputs for x in variant_run.of_type("aws:lb/listener:Listener")}
+    assert set(plain) == {80} and plain[80]["defaultActions"][0]["type"] == "forward"
+    assert variant_run.exports["grafana_url"] == f"http://{variant_run.exports['load_balancer_dns_name']}"
     alb_sg = variant_run.named("grafana-alb-sg").state["id"]
     rules = {(r.inputs.get("cidrIpv4") or r.inputs.get("cidrIpv6"), int(r.inputs["fromPort"]))
              for r in variant_run.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
              if r.inputs["securityGroupId"] == alb_sg}
-    assert rules == {(c, p) for c in ("203.0.113.0/24", "2001:db8::/32") for p in (80, 443)}
+    assert rules == {(c, 80) for c in ("203.0.113.0/24", "2001:db8::/32")}
 
 
 def test_budget_follows_config(example_run: ProgramRun, variant_run: ProgramRun) -> None:
