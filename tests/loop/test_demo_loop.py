@@ -1,15 +1,15 @@
 """The closed loop on the real demo target, at the `test` scale (the `ci` shape, shorter).
 
-One module-scoped `loadbearing demo` run (real services, real k6, real influxd), then
-the acceptance points of the policies and the loop: the seed's shape before, the
-recommended pool and cache, applied, verified; the pool alone meets the SLO while two
-fewer connections do not.
+One module-scoped `loadbearing demo` run (real services, real k6, and the local stack's real
+influxd, which the demo starts and stops as `make demo` does), then the acceptance points of
+the policies and the loop: its runs read back after the demo with the stack brought up on
+demand; the seed's shape before, the recommended pool and cache, applied, verified; the pool
+alone meets the SLO while two fewer connections do not.
 """
 
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,13 +19,17 @@ import psutil
 import pytest
 
 from core.influx import InfluxClient
+from core.rundir import StoreRecord
 from core.state import free_port
 from demo.launcher import start_service
 from demo.loop import run_demo
 from demo.plan import write_plan
+from runners import stack
 from runners.controller import RunOptions, prepare
 from runners.controller import run as run_strategy
-from runners.influxd import Influxd
+from runners.stack import recorded_store
+from tests.fixtures.require import need_binary
+from tests.fixtures.runs import cli_env, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +39,16 @@ class Loop:
     code: int
     root: Path
     runs: list[dict[str, Any]]
-    influx: InfluxClient
+    state: Path  # the demo's state dir: its local stack lives there
+
+    @property
+    def influx(self) -> InfluxClient:
+        """The demo's store: the local stack, brought up again where it listens now."""
+        return recorded_store(StoreRecord.model_validate(self.runs[0]["influx"]))
+
+    def env(self) -> dict[str, str]:
+        """The CLI's environment with the demo's state dir (and no other store)."""
+        return cli_env(self.state)
 
     def run(self, strategy: str, index: int = 0) -> dict[str, Any]:
         return [r for r in self.runs if r["strategy"] == strategy][index]
@@ -49,23 +62,39 @@ def _demo_processes() -> list[psutil.Process]:
 
 
 @pytest.fixture(scope="module")
-def loop(influxd: Influxd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
+def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
+    need_binary("influxd", "influxdb")
     out = tmp_path_factory.mktemp("demo")
-    influx = InfluxClient.from_url(influxd.url, db=f"demo_{uuid.uuid4().hex[:8]}")
-    influx.ensure_db()
     mp = pytest.MonkeyPatch()
-    mp.setenv("LOADBEARING_STATE_DIR", str(out / "state"))
+    mp.setenv("LOADBEARING_STATE_DIR", str(out / "state"))  # for the whole module: the stack lives there
+    mp.delenv("LOADBEARING_INFLUX_URL", raising=False)
     try:
-        code = run_demo(scale="test", out_dir=out / "runs", influx_url=f"{influx.url}/{influx.db}")
+        code = run_demo(scale="test", out_dir=out / "runs")  # the local stack: up, then down again
+        (root,) = [p for p in (out / "runs").iterdir() if p.is_dir()]
+        runs = sorted((json.loads(p.read_text()) for p in root.glob("*/run.json")), key=lambda r: r["started_at"])
+        yield Loop(code, root, runs, out / "state")
     finally:
+        stack.down()
         mp.undo()
-    (root,) = [p for p in (out / "runs").iterdir() if p.is_dir()]
-    runs = sorted((json.loads(p.read_text()) for p in root.glob("*/run.json")), key=lambda r: r["started_at"])
-    yield Loop(code, root, runs, influx)
 
 
 def _modules(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {m["name"]: m for m in record["modules"]}
+
+
+def test_after_the_demo_its_runs_read_back_with_the_stack_started_on_demand(loop: Loop) -> None:
+    assert all(r["influx"]["stack"] == "process" for r in loop.runs)
+    stack.down()  # as `make demo` leaves it (a test before this one may have brought it up)
+    assert stack.status()[1] is False
+    before, after = loop.dir(loop.run("parallel", 0)), loop.dir(loop.run("parallel", 1))
+    verify = run_cli(["verify", str(before), str(after)], loop.env())
+    assert verify.code == 0, verify.stderr
+    assert "starting it" in verify.stderr and "delivered" in verify.stderr
+    info, alive = stack.status()
+    assert alive and info is not None
+    recommend = run_cli(["recommend", str(loop.dir(loop.run("hybrid"))), "--json"], loop.env())
+    assert recommend.code == 0, recommend.stderr
+    assert json.loads(recommend.stdout)["endpoints"]
 
 
 def test_the_loop_runs_every_strategy_and_verify_passes(loop: Loop) -> None:
@@ -149,10 +178,8 @@ def test_the_recommended_pool_alone_meets_the_slo_and_two_fewer_do_not(loop: Loo
     assert _profile_p95(_parallel_with_pool(loop, n - 2, tmp_path / "n-2")) > slo
 
 
-def test_verify_fails_when_nothing_changed_or_the_change_did_not_take(loop: Loop, tmp_path: Path,
-                                                                      lb_env: dict[str, str]) -> None:
-    from tests.fixtures.runs import run_cli
-
+def test_verify_fails_when_nothing_changed_or_the_change_did_not_take(loop: Loop, tmp_path: Path) -> None:
+    lb_env = loop.env()
     before = loop.dir(loop.run("parallel", 0))
     # the same run as its own "after": recommending again still moves the pool: not converged
     same = run_cli(["verify", str(before), str(before)], lb_env)
