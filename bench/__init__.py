@@ -1,4 +1,4 @@
-"""Benchmarks: ratios measured side by side in one process run (issue 10), and the soak (issue 11).
+"""Benchmarks: ratios measured side by side in one process run, and the soak.
 
 Every benchmark is a module run as `python -m bench.NAME`; it prints exactly one
 JSON line on stdout (progress goes to stderr). `python -m bench.run_all` runs them

@@ -1,4 +1,4 @@
-"""Run the six benchmarks of issue 10 and rewrite BENCHMARKS.md: `python -m bench.run_all` (`make bench`).
+"""Run the six benchmarks and rewrite BENCHMARKS.md: `python -m bench.run_all` (`make bench`).
 
 Each benchmark runs as its own subprocess (`python -m bench.NAME`), one after
 another (they would disturb each other's figures), and prints one JSON line; this
@@ -435,7 +435,7 @@ def _explain(name: str, r: dict[str, Any] | None, o: Outcome) -> list[str]:
             f"`loadbearing run parallel` (resume_together: one barrier releases every PATCH) **{r.get('median_ms')} ms**; "
             f"the same paused runners resumed one after another over open connections "
             f"{r.get('sequential_median_ms')} ms; 16 `k6 run ... &` started one after another, not paused, as "
-            f"the seed's bash scripts did: {r.get('shell_background_median_ms')} ms. Runs (ms): "
+            f"the field report's bash scripts did: {r.get('shell_background_median_ms')} ms. Runs (ms): "
             f"{json.dumps(r.get('runs_ms'))}.",
             "",
             "Resuming a paused k6 is one cheap HTTP call, so resuming in sequence costs only about 1 ms per "

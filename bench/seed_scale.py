@@ -1,4 +1,4 @@
-"""The seed's headline load: the parallel strategy at 1,200 VUs across the demo's four modules.
+"""The field report's headline load: the parallel strategy at 1,200 VUs across the demo's four modules.
 
 The demo's `seed` plan (demo/plan.py: jobs, ecommerce, notifications on core-api,
 profile on profile-api; 300 VUs each, closed model, the scripts' think time) with

@@ -1,4 +1,4 @@
-"""Soak (issue 11 item 4): the parallel strategy at the demo's ci scale for N minutes.
+"""Soak: the parallel strategy at the demo's ci scale for N minutes.
 
 The demo's `ci` plan (jobs 30 VUs, ecommerce 30 VUs, notifications 20 VUs with the
 scripts' think time, profile at 60 req/s) with every module lasting `--minutes`, run by

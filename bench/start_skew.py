@@ -10,7 +10,7 @@ the skew is the spread max - min of those 16 timestamps. Median of 5 runs of eac
 - `sequential` the same runners started by the process backend, resumed one after
   another (one PATCH at a time over already-open connections: the fastest
   one-by-one resume there is, so the difference is only the sequence);
-- `shell_background` for reference, what the seed's `run_all_parallel.sh` does: 16
+- `shell_background` for reference, what the field report's `run_all_parallel.sh` does: 16
   `k6 run ... &` started one after another, not paused (each initialises its VUs
   after it starts).
 

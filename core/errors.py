@@ -1,4 +1,4 @@
-"""Exit codes (ARCHITECTURE.md) and the user-facing errors that map onto them.
+"""Exit codes (docs/architecture.md) and the user-facing errors that map onto them.
 
 Every error a user can cause is one of these; the CLI prints its message (no
 traceback) and exits with its code.

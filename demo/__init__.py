@@ -1,4 +1,5 @@
-"""The demo target: two small APIs that reproduce the seed post's pathology.
+"""The demo target: two small APIs that reproduce the field report's pathology (the project
+README: a Profile API whose latency spiked past 17 s at ~1200 users).
 
 - `core-api` serves the jobs, ecommerce and notifications modules and holds up.
 - `profile-api` serves profile; each request holds a pooled DB connection for

@@ -12,7 +12,7 @@ Scales:
   connections at 70 req/s, and 3 (two fewer) cannot keep up (60 req/s < 70).
 - `compare`: the `test` shape, lighter (profile at 30 req/s against a pool of 1), for
   comparing runs of the same plan on a shared machine (the compare acceptance test).
-- `seed`: the seed post's parallel run, ~1200 VUs with think time (300 per module),
+- `seed`: the field report's parallel run, ~1200 VUs with think time (300 per module),
   5 minutes a module, for targets with real capacity.
 
 The `ci` and `test` scales also carry shipping-api (given its URL): the shipping module
@@ -126,7 +126,7 @@ SCALES: dict[str, Scale] = {
     ),
     "seed": Scale(
         name="seed",
-        description="the seed post's parallel run: ~1200 VUs with think time",
+        description="the field report's parallel run: ~1200 VUs with think time",
         modules=(
             ModuleLoad("jobs", "core-api", vus=300, duration="5m"),
             ModuleLoad("ecommerce", "core-api", vus=300, duration="5m"),

@@ -3,7 +3,7 @@
 Entry points (what `loadbearing recommend` and `loadbearing report` call):
 
 - `recommend_run(run_dir, influx=None) -> dict`: the recommendations document
-  (ARCHITECTURE.md), also written to RUN_DIR/recommendations.json and to InfluxDB
+  (docs/architecture.md), also written to RUN_DIR/recommendations.json and to InfluxDB
   as `loadbearing_events` (kind=finding|recommendation).
 - `write_report(run_dir, influx=None) -> (report.md, report.html)`.
 - `dumps_document(doc) -> str`: the exact bytes of recommendations.json / `--json`.

@@ -1,6 +1,6 @@
 """`loadbearing apply`: write a run's recommendations into infrastructure config.
 
-- Pulumi: `Pulumi.<stack>.yaml`, key `loadbearing:targets` (ARCHITECTURE.md), edited
+- Pulumi: `Pulumi.<stack>.yaml`, key `loadbearing:targets` (core/targets.py), edited
   with ruamel.yaml's round-trip mode so every other key, every comment and every
   `secure:` value stays byte for byte.
 - Env file: `DB_POOL_SIZE=...`, `CACHE_TTL_S=...` for targets configured by their

@@ -1,8 +1,9 @@
 """`loadbearing recommend RUN_DIR`: read a run back and compute findings and recommendations.
 
-`recommend_run(run_dir, influx=None)` reads `run.json`, the plan and k6's summaries,
-queries InfluxDB (aggregates only), returns the recommendations document defined in
-ARCHITECTURE.md, writes it to `RUN_DIR/recommendations.json` (`dumps_document`,
+`recommend_run(run_dir, influx=None, connect=None)` reads `run.json`, the plan snapshot and
+k6's summaries, queries InfluxDB (aggregates only; `connect` reaches the store the run
+recorded), returns the recommendations document (docs/architecture.md), writes it to
+`RUN_DIR/recommendations.json` (`dumps_document`,
 byte-identical to what `--json` prints) and writes each finding and recommendation
 to InfluxDB as a `loadbearing_events` point (kind=finding|recommendation) for
 Grafana annotations. Same data, same output: lists are sorted and numbers rounded.

@@ -1,4 +1,4 @@
-// profile module: the Profile API of the seed post (profile-api).
+// profile module: the Profile API of the field report in the README (profile-api).
 //
 // One iteration = one request, chosen by MIX; every profile id is drawn from a
 // Zipf distribution (exponent ZIPF_S) over ids 1..PROFILE_IDS, so the hottest 20 %

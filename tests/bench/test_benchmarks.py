@@ -1,5 +1,5 @@
 """Each benchmark runs in its tiny mode and prints exactly one JSON line with its keys;
-the soak's short form (issue 11: "CI runs a short form") holds its three guarantees.
+the soak's short form (the one CI runs) holds its three guarantees.
 
 These tests check what the benchmarks report and that the numbers are consistent
 (every sample stored, counts add up), never how fast anything is.
@@ -98,7 +98,7 @@ def test_seed_scale_quick() -> None:
 
 
 def test_soak_short_form() -> None:
-    """Issue 11: controller memory flat within 10 %, fd count not growing, no sample lost."""
+    """The soak's guarantees: controller memory flat within 10 %, fd count not growing, no sample lost."""
     r = run_bench("soak", "--minutes", "0.5", timeout=180)
     assert r["samples"] >= 10
     assert r["rss_mb"]["max"] <= r["rss_mb"]["first"] * 1.10, r["rss_mb_series"]

@@ -1,4 +1,4 @@
-"""The ci plan reproduces the seed post under the parallel strategy, and the pool knob fixes it.
+"""The ci plan reproduces the field report (README) under the parallel strategy, and the pool knob fixes it.
 
 All four modules of demo/plan.toml run at once (four real k6 processes with the
 scenarios the controller would give them) against core-api and profile-api:

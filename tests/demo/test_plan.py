@@ -1,4 +1,4 @@
-"""The demo plan: valid for the controller, sized for the seed's shape, and in step with demo/plan.py."""
+"""The demo plan: valid for the controller, sized for the field report's shape, and in step with demo/plan.py."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def test_ci_scale_overloads_profile_only_and_the_bigger_pool_fixes_it() -> None:
     capacity = demo_plan.capacity_rps(pool)
     assert profile.rate >= 1.25 * capacity  # offered well above what the pool can serve
     p95 = demo_plan.predicted_p95_ms(profile.rate, profile.duration_s, pool)
-    assert p95 >= 10 * plan.slo.p95_ms * 1.2  # the seed's shape, with margin
+    assert p95 >= 10 * plan.slo.p95_ms * 1.2  # the field report's shape, with margin
     backlog = (profile.rate - capacity) * profile.duration_s
     assert profile.max_vus is not None and profile.max_vus >= 1.2 * backlog  # k6 can keep offering
     fixed = demo_plan.sufficient_pool(profile.rate)

@@ -36,7 +36,7 @@ def _module(**kw: object) -> Module:
     ({"vus": 1, "duration": "60s"}, 1),
     ({"vus": 300, "duration": "60s"}, 1),
     ({"vus": 301, "duration": "60s"}, 2),
-    ({"vus": 1200, "duration": "60s"}, 4),                                  # the seed's ~1200 users
+    ({"vus": 1200, "duration": "60s"}, 4),                                  # the field report's ~1200 users
     ({"vus": 100, "stages": [{"duration": "1m", "target": 900}]}, 3),       # the peak counts, not the start
     ({"rate": 150, "duration": "60s"}, 1),                                  # 150 it/s, default 300 VUs
     ({"rate": 150, "max_vus": 500, "duration": "60s"}, 2),                  # VU-bound

@@ -163,7 +163,7 @@ def event_lines(run: Run, start_s: float, end_s: float, with_conclusions: bool) 
 def app_metric_lines(run: Run, start_s: float, end_s: float, pool_size: int) -> list[str]:
     """Synthetic app_* points, one per second, in the shape demo/services/metrics.py writes.
 
-    Synthetic on purpose: the demo services (issue 3) were being built at the same time
+    Synthetic on purpose: the demo services were being built at the same time
     as these dashboards; the lead may replace this writer with a real demo run (the
     services write app_* with tag testid when LOADBEARING_TESTID is set).
     """

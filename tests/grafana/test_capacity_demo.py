@@ -1,6 +1,6 @@
 """The capacity dashboard against a real demo service writing its own app_* metrics.
 
-profile-api (issue 3) runs with a 2-connection pool, 50 ms DB hold and a TTL cache,
+profile-api runs with a 2-connection pool, 50 ms DB hold and a TTL cache,
 writing app_pool / app_cache / app_endpoint tagged with the run's testid; k6 runs the
 demo's profile module against it at 45 requests/s, above the pool's 40/s capacity.
 Findings and recommendations are written as `recommend` writes them.

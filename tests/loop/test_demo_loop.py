@@ -3,7 +3,7 @@
 One module-scoped `loadbearing demo` run (real services, real k6, and the local stack's real
 influxd, which the demo starts and stops as `make demo` does), then the acceptance points of
 the policies and the loop: its runs read back after the demo with the stack brought up on
-demand; the seed's shape before, the recommended pool and cache, applied, verified; the pool
+demand; the field report's shape before, the recommended pool and cache, applied, verified; the pool
 alone meets the SLO while two fewer connections do not.
 """
 

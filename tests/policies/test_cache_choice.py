@@ -12,7 +12,7 @@ from policies.cache import choose_ttl, ttl_candidates
     (20, 60, [1, 5, 10, 30]),
     (30, 60, [1, 5, 10, 30]),       # 30 s covers the whole run
     (31, 60, [1, 5, 10, 30, 60]),
-    (300, 60, [1, 5, 10, 30, 60]),  # the seed's 5 minutes: capped by max_ttl_s
+    (300, 60, [1, 5, 10, 30, 60]),  # the field report's 5 minutes: capped by max_ttl_s
     (300, 10, [1, 5, 10]),
     (3, 60, [1, 5]),
     (0.5, 60, [1]),
