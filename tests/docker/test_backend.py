@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from core import measurements as names
 from core.influx import InfluxClient, quote_literal
 from runners.images import k6_version
 from runners.influxd import Influxd
@@ -68,8 +69,8 @@ def test_two_modules_two_containers_each_deliver_the_plan(tmp_path: Path, docker
     # each container's k6 was sampled for CPU once a second, as the process backend's are: the
     # evidence the validity policy needs to tell a saturated generator from a slow target
     cpu = {s["tags"]["runner"]: s["values"][0][1:] for s in influx.series(
-        f'SELECT count("cpu_percent"), max("cpu_percent") FROM "loadbearing_runner" '
-        f'WHERE "testid" = {quote_literal(rec["testid"])} GROUP BY "runner"')}
+        f'SELECT count("{names.CPU_PERCENT}"), max("{names.CPU_PERCENT}") FROM "{names.RUNNER_CPU}" '
+        f'WHERE "{names.TESTID}" = {quote_literal(rec["testid"])} GROUP BY "{names.RUNNER}"')}
     assert sorted(cpu) == ["alpha-0", "alpha-1", "beta-0", "beta-1"], cpu
     assert all(count >= seconds // 2 for count, _ in cpu.values()), cpu
     assert max(peak for _, peak in cpu.values()) > 0, cpu
