@@ -10,6 +10,7 @@ alone meets the SLO while two fewer connections do not.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +59,19 @@ class Loop:
 
 
 def _demo_processes() -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["cmdline"]) if "demo.launcher" in " ".join(p.info["cmdline"] or [])]
+    """Demo services this test process started that still run, orphaned or not (the shared
+    machine runs other people's demo services too: those are not ours to count)."""
+    me = os.getpid()
+    mine = {p.pid for p in psutil.Process(me).children(recursive=True)}
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if "demo.launcher" in " ".join(p.info["cmdline"] or []) and (
+                    p.pid in mine or p.environ().get("DEMO_PARENT_PID") == str(me)):
+                found.append(p)
+        except psutil.Error:
+            continue
+    return found
 
 
 @pytest.fixture(scope="module")
