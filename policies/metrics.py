@@ -157,6 +157,7 @@ class PoolStats:
     instances: int
     size: float | None
     used_mean: float | None
+    used_peak: float | None              # the most connections seen in use at one scrape
     pending_max: float
     timeouts: float
     hold_ms: float | None                # mean time a connection was held (use_time / usage)
@@ -541,7 +542,8 @@ class MetricsReader:
                                      group=f'"{names.INSTANCE}"') if sel else []
         used_name, state_tag, state = conv.used
         used_cond = f"{quote_ident(state_tag)} = {quote_literal(state)}" if state_tag else ""
-        used_rows = self._scraped(f"pool_{conv.name}_used", f'mean({quote_ident(used_name)}) AS "used"', service,
+        used_rows = self._scraped(f"pool_{conv.name}_used", f'mean({quote_ident(used_name)}) AS "used", '
+                                  f'max({quote_ident(used_name)}) AS "peak"', service,
                                   window, used_cond, group=f'"{names.INSTANCE}"') if has(used_name) else []
         if not per_instance and not used_rows:
             return None
@@ -569,6 +571,7 @@ class MetricsReader:
             instances=max(1, instances),
             size=max(sizes) if sizes else None,
             used_mean=sum(used) / len(used) if used else None,
+            used_peak=max((v for r in used_rows if (v := _num(r.get("peak"))) is not None), default=None),
             pending_max=max((_num(r.get("pending")) or 0.0 for r in per_instance), default=0.0),
             timeouts=sum(_num(r.get("timeouts")) or 0.0 for r in per_instance),
             hold_ms=use_sum / uses * conv.unit_ms if uses > 0 else None,

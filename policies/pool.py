@@ -22,8 +22,9 @@ plan's `db_pool_size`):
    pending requests, timeouts or waits, or the black-box match above). A concurrency
    limit that the declared pool does not explain is never a pool: the note says so and
    the autoscaling policy sizes instances from it. A pool far larger than needed
-   (current >= 2 x c and >= c + 2, with pool metrics proving it never waited) may be
-   recommended smaller; a service that never waited never gets a larger one.
+   (current >= 2 x c and >= c + 2, with pool metrics showing it never waited, c never
+   below the most connections seen in use at once) may be recommended smaller; a
+   service that never waited never gets a larger one.
 """
 
 from __future__ import annotations
@@ -154,9 +155,11 @@ def decide(inputs: RunInputs, m: Measurements, service: str, plateau: Plateau | 
     direction: str | None = None
     if waited and needed > current and basis is not None:
         direction = "increase"
-    elif pool is not None and not pool.waited and current >= 2 * needed and current >= needed + 2 \
-            and basis is not None:
-        direction = "decrease"
+    elif pool is not None and not pool.waited and basis is not None:
+        # Never below the most connections seen in use at once: sampled gauges cannot prove less.
+        needed = max(needed, math.ceil(pool.used_peak or 0.0))
+        if current >= 2 * needed and current >= needed + 2:
+            direction = "decrease"
     if direction is None:
         if waited:
             note = f"{service}: current pool {current} meets the wait target (needs {needed})"
@@ -223,8 +226,10 @@ def decide(inputs: RunInputs, m: Measurements, service: str, plateau: Plateau | 
                                         "concurrency": plateau.concurrency.to_json() if plateau.concurrency else None}
     rec = DbPool(
         service=service, current=current, recommended=recommended, reason=reason, basis=basis, evidence=evidence,
+        # A larger pool should carry the plan's peak; a smaller one keeps what the run achieved.
         predicted={"p95_ms": at_rec["p95_ms"], "p95_wait_ms": at_rec["p95_wait_ms"],
-                   "throughput_rps": r(offered.rps), "utilization": at_rec["utilization"],
+                   "throughput_rps": r(offered.rps if direction == "increase" else goodput_rps),
+                   "utilization": at_rec["utilization"],
                    "meets_slo": at_rec["meets_slo"], "at_current": at_cur, "two_fewer": two_fewer},
         cap_binds=cap_binds, alternatives=alternatives)
     return PoolDecision(service, current, recommended, s, lam, target_ms, rec)

@@ -63,7 +63,8 @@ def prediction_problems(predicted: dict[str, Any], measured: dict[str, Any], slo
 def hit_ratio_problem(service: str, measured: float | None, expected: float | None) -> str | None:
     """A cache's measured hit ratio against the expected one (HIT_RATIO_TOLERANCE points)."""
     if measured is None:
-        return f"no cache counters from {service} (app_cache) in the after run: the hit ratio cannot be verified"
+        return (f"no cache counters from {service} (cache_gets_total scraped from its metrics_url) in the after "
+                "run: the hit ratio cannot be verified")
     if expected is not None and round(abs(measured - expected), 9) > HIT_RATIO_TOLERANCE:  # 10 points is within
         return f"{service} cache hit ratio {measured:.2f} vs expected {expected:.2f}"
     return None
@@ -176,7 +177,8 @@ def verify_runs(before_dir: Path, after_dir: Path, connect: StoreConnector | Non
 
 
 def _measured_hit_ratio(doc: dict[str, Any], service: str) -> float | None:
-    """The service's own cache counters over the run (`app.caches`, from `app_cache`)."""
+    """The service's own cache counters over the run (`app.caches`: Micrometer's `cache_gets_total`
+    scraped from its metrics_url)."""
     for f in (doc.get("app") or {}).get("caches", []):
         if f.get("service") == service and f.get("hit_ratio") is not None:
             return float(f["hit_ratio"])

@@ -1,4 +1,6 @@
-"""What every demo service shares: lifespan, /health, /metrics, endpoint timing, errors.
+"""What every demo service shares: lifespan, /health, /metrics (Prometheus text in the standard
+names, `demo.services.exposition`), /status (its settings and counters as JSON), endpoint
+timing, errors.
 
 `create_app(settings, build_routes)` returns the Starlette app. At start it creates
 and seeds the database, starts the InfluxDB reporter when configured, and (when
@@ -39,6 +41,7 @@ from core import measurements as names
 from demo.services.cache import TTLCache
 from demo.services.db import Database, PoolTimeout
 from demo.services.inflight import InflightLimit, SlotTimeout
+from demo.services.exposition import CONTENT_TYPE, exposition, registry_for
 from demo.services.metrics import EndpointMetrics, InfluxReporter, interval_lines
 from demo.services.settings import Settings
 
@@ -141,7 +144,7 @@ def timed(ctx: ServiceContext, name: str, handler: Handler) -> Handler:
 
 
 def metrics_document(ctx: ServiceContext) -> dict[str, Any]:
-    """GET /metrics: settings, pool gauges and counters, cache and endpoint counters."""
+    """GET /status: settings, pool gauges and counters, cache and endpoint counters."""
     s = ctx.settings
     stats = ctx.db.stats
     pool: dict[str, Any] = dict(ctx.db.pool_state())
@@ -203,8 +206,13 @@ def create_app(settings: Settings, build_routes: Callable[[ServiceContext], list
         return JSONResponse({"status": "ok", "service": settings.service, "db": ctx.db.kind, "pid": os.getpid(),
                              "instances": settings.instances})
 
-    async def metrics(_: Request) -> Response:
+    registry = registry_for(ctx)
+
+    async def status(_: Request) -> Response:
         return JSONResponse(metrics_document(ctx))
+
+    async def metrics(_: Request) -> Response:
+        return Response(exposition(registry), media_type=CONTENT_TYPE)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -239,6 +247,7 @@ def create_app(settings: Settings, build_routes: Callable[[ServiceContext], list
     routes: list[BaseRoute] = [
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/status", status, methods=["GET"]),
         *build_routes(ctx),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

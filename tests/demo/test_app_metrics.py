@@ -63,7 +63,7 @@ def _serves_while_writes_fail(url: str) -> None:
     assert httpx.get(f"{url}/profiles/1", timeout=10).status_code == 200
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        influx = httpx.get(f"{url}/metrics", timeout=10).json()["influx"]
+        influx = httpx.get(f"{url}/status", timeout=10).json()["influx"]
         if influx["write_errors"] > 0:
             break
         time.sleep(0.2)

@@ -26,7 +26,7 @@ SATURATED_POOL = 1     # capacity 1 / 0.05 s = 20 req/s: half the offered load
 
 
 def _metrics(url: str) -> dict[str, Any]:
-    return httpx.get(f"{url}/metrics", timeout=10).json()
+    return httpx.get(f"{url}/status", timeout=10).json()
 
 
 def _load_and_measure(url: str, tmp: Path, duration_s: int) -> tuple[K6Result, float, float]:

@@ -1,7 +1,7 @@
 """The k6 modules: real k6 runs each script against the services; every request is named.
 
 The names k6 tags requests with must be the endpoint names the services report
-(app_endpoint / GET /metrics), so that client and server views of a run join.
+(app_endpoint / GET /status), so that client and server views of a run join.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def test_every_module_runs_clean_and_names_match_the_server(services: StartServi
 
     server_counts = {}
     for url in urls.values():
-        for name, ep in httpx.get(f"{url}/metrics", timeout=10).json()["endpoints"].items():
+        for name, ep in httpx.get(f"{url}/status", timeout=10).json()["endpoints"].items():
             server_counts[name] = ep["count"]
     assert client_counts == server_counts
     for name in ("jobs_list", "jobs_search", "jobs_detail", "products_list", "product_detail", "cart_create",

@@ -40,7 +40,7 @@ def _wait_gone(pid: int, timeout_s: float) -> bool:
 def test_stop_leaves_no_process_port_or_file_behind() -> None:
     handles = [start_service("core-api"), start_service("profile-api")]
     pids = [h.pid for h in handles]
-    data_dirs = [Path(httpx.get(f"{h.url}/metrics", timeout=10).json()["settings"]["sqlite_path"]).parent
+    data_dirs = [Path(httpx.get(f"{h.url}/status", timeout=10).json()["settings"]["sqlite_path"]).parent
                  for h in handles]
     log_dirs = [h.log_path.parent for h in handles]
     assert all(d.is_dir() for d in data_dirs)
@@ -58,7 +58,7 @@ def test_a_service_exits_when_the_process_that_started_it_dies() -> None:
     starter = subprocess.Popen(
         [sys.executable, "-c",
          "import time, httpx; from demo.launcher import start_service; h = start_service('profile-api'); "
-         "print(h.pid, httpx.get(h.url + '/metrics').json()['settings']['sqlite_path'], h.log_path, flush=True); "
+         "print(h.pid, httpx.get(h.url + '/status').json()['settings']['sqlite_path'], h.log_path, flush=True); "
          "time.sleep(120)"],
         stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},

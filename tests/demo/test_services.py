@@ -11,7 +11,7 @@ from tests.demo.conftest import StartService
 
 
 def metrics(url: str) -> dict:  # type: ignore[type-arg]
-    return httpx.get(f"{url}/metrics", timeout=10).json()
+    return httpx.get(f"{url}/status", timeout=10).json()
 
 
 def test_core_api_serves_jobs_ecommerce_and_notifications(services: StartService) -> None:

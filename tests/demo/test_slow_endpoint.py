@@ -27,7 +27,7 @@ def test_only_the_named_endpoint_is_slowed() -> None:
         with httpx.Client(base_url=core.url, timeout=10) as c:
             fastest_search, _ = _slowest_ms(c, "/jobs/search?q=python")
             _, slowest_list = _slowest_ms(c, "/jobs?page=1")
-            metrics = c.get("/metrics").json()
+            metrics = c.get("/status").json()
     finally:
         core.stop()
     assert fastest_search >= 300
