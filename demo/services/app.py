@@ -40,8 +40,8 @@ from starlette.routing import BaseRoute, Route
 from core import measurements as names
 from demo.services.cache import TTLCache
 from demo.services.db import Database, PoolTimeout
-from demo.services.inflight import InflightLimit, SlotTimeout
 from demo.services.exposition import CONTENT_TYPE, exposition, registry_for
+from demo.services.inflight import InflightLimit, SlotTimeout
 from demo.services.metrics import EndpointMetrics, InfluxReporter, interval_lines
 from demo.services.settings import Settings
 

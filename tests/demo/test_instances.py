@@ -52,7 +52,7 @@ def test_n_instances_share_one_socket_each_with_its_own_pool(postgres_url: str) 
         listening = [c for c in psutil.net_connections("tcp")
                      if c.status == psutil.CONN_LISTEN and c.laddr.port == handle.port]
         assert len(listening) == 1  # one socket, bound once by the supervisor
-        metrics = httpx.get(f"{handle.url}/metrics", timeout=5).json()
+        metrics = httpx.get(f"{handle.url}/status", timeout=5).json()
         assert metrics["settings"]["instances"] == 3
         assert metrics["instance"] == f"{handle.port}-{metrics['pid']}"  # each instance tags its own metrics
         # Every instance opened its own pool of 2: 3 x 2 connections count against max_connections.
@@ -71,12 +71,12 @@ def test_n_instances_share_one_socket_each_with_its_own_pool(postgres_url: str) 
 def test_stop_leaves_no_worker_nor_file_behind() -> None:
     handle = start_service("shipping-api", env={"INSTANCES": "2"})
     workers = handle.worker_pids()
-    data_dir = Path(httpx.get(f"{handle.url}/metrics", timeout=5).json()["settings"]["sqlite_path"]).parent
+    data_dir = Path(httpx.get(f"{handle.url}/status", timeout=5).json()["settings"]["sqlite_path"]).parent
     assert data_dir.is_dir() and handle.log_path.parent.is_dir()
     # one database for every instance: both answer from the same file
     paths = set()
     for _ in range(40):
-        paths.add(httpx.get(f"{handle.url}/metrics", timeout=5).json()["settings"]["sqlite_path"])
+        paths.add(httpx.get(f"{handle.url}/status", timeout=5).json()["settings"]["sqlite_path"])
     assert paths == {str(data_dir / "shipping-api.sqlite3")}
     handle.stop()
     assert _wait_gone([handle.pid, *workers], 5)
@@ -127,7 +127,7 @@ def test_an_instance_serves_max_inflight_requests_at_a_time() -> None:
     handle = start_service("shipping-api", env={"MAX_INFLIGHT": "2", "CARRIER_MS": "150"})
     try:
         results = asyncio.run(_quotes(handle.url, 6))
-        metrics = httpx.get(f"{handle.url}/metrics", timeout=5).json()
+        metrics = httpx.get(f"{handle.url}/status", timeout=5).json()
     finally:
         handle.stop()
     assert [s for s, _ in results] == [200] * 6

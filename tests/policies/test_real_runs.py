@@ -37,7 +37,7 @@ def test_baseline_finds_the_pool_limit_and_sizes_the_pool(real_runs: dict[str, P
     # The plateau on profile-api, attributed to its pool (its scraped pool metrics show waiting).
     (limit,) = findings(doc, "throughput_limit")
     assert limit["service"] == "profile-api"
-    assert limit["evidence"]["attribution"] == "db_pool"
+    assert limit["evidence"]["attribution"] == "db_pool", limit
     assert 35 <= limit["evidence"]["throughput_rps"] <= 55          # 1 connection / 20 ms = 50/s
     breached = {f["endpoint"] for f in findings(doc, "slo_breach")}
     assert breached == {"profile_get", "profile_put"}
@@ -88,7 +88,7 @@ def test_without_app_metrics_falls_back_to_the_plateau(real_runs: dict[str, Path
     doc = recommend_run(real_runs["no_app"])
     (limit,) = findings(doc, "throughput_limit")
     # Without pool metrics: the concurrency sustained (Little's law) matches the declared pool of 1.
-    assert limit["evidence"]["attribution"] == "db_pool"
+    assert limit["evidence"]["attribution"] == "db_pool", limit
     n = limit["evidence"]["concurrency"]
     assert n["low"] - 0.5 <= 1 <= n["high"] + 0.5                  # a whole pool within N's range
     (pool,) = recs(doc, "db_pool")
