@@ -76,7 +76,8 @@ def test_a_plan_the_stores_cpu_cannot_ingest_is_refused(ecs_stack: EcsStack, inf
     err = capsys.readouterr().err
     assert code == 2, err
     assert "peaks at 5,000 requests/s = 65,000 InfluxDB points/s" in err
-    assert "loadbearing:influxdbCpu / influxdbMemory" in err and "pulumi config set influxdbCpu 2048" in err
+    assert "loadbearing:influxdbCpu / influxdbMemory" in err and "pulumi config set influxdbCpu 1024" in err
+    assert "pulumi config set influxdbMemory 2048" in err
     assert not ecs_stack.tasks()
 
 
