@@ -8,7 +8,11 @@ LocalStack). Per phase:
    `subnet_ids`, `security_group_ids`, `scripts_bucket`, `influxdb_url`, `grafana_url`;
    optional `region`, `capacity_provider` (`FARGATE` | `FARGATE_SPOT`), `assign_public_ip`,
    `log_group_name` and the rest of `core.stack_outputs.StackOutputs`. A missing key is
-   BadInput (exit 2) naming the key and the fix.
+   BadInput (exit 2) naming the key and the fix. The `metrics_store` hook gives the run the
+   stack's InfluxDB through the controller's way in (`ecs_store`: `influxdb_controller_url`,
+   the controller's user from Secrets Manager; an `--influx-url` that is not the runners'
+   store is refused), and `plan_fleet` sizes and prices the fleet within the stack's limits
+   (`ecs_planning`).
 2. **Task definition contract** (checked before launch, BadInput otherwise): the container
    `container_name` has `entryPoint` `["sh", "-c"]` (the command override is one shell
    script) and an `awslogs` log configuration with `awslogs-group` and
@@ -23,10 +27,12 @@ LocalStack). Per phase:
 4. **Launch.** One `run_task` per runner (overrides differ per runner): capacity provider
    strategy FARGATE or FARGATE_SPOT, awsvpc network configuration, `startedBy`
    `loadbearing/<run_id>` (ECS allows no `:` there), tags `loadbearing:run_id`,
-   `loadbearing:runner`, `loadbearing:module`, `loadbearing:controller` (`host:pid`), and a
-   container override: the wrapper script below as `command`, and as `environment` the k6
-   runner env (`BASE_URL`, `K6_INFLUXDB_*`), `LB_ARCHIVE_URL` and `LB_START_AT`.
-   k6 writes to `--out influxdb=<influxdb_url from the stack outputs>/<db>`.
+   `loadbearing:runner`, `loadbearing:module`, `loadbearing:controller` (`host:pid`) plus the
+   task definition's own (`propagateTags`), and a container override: the wrapper script
+   below as `command`, and as `environment` the k6 runner env (`BASE_URL`, `K6_INFLUXDB_*`),
+   `LB_ARCHIVE_URL` and `LB_START_AT`. k6 writes to `--out influxdb=<influxdb_url from the
+   stack outputs>/<db>`, with `--include-system-env-vars=false` (the script gets `BASE_URL`
+   through `-e`, never the task's credentials).
 5. **Start barrier.** `LB_START_AT` is one wall-clock epoch second for the whole phase,
    `start delay` seconds after launch (default 150 s: Fargate provisioning and image pull).
    The wrapper downloads the archive, starts `k6 run --paused` (VUs are initialised before
@@ -46,6 +52,9 @@ LocalStack). Per phase:
    line). A task that stopped without a complete summary is a failure
    (`Runner.failure` names the ECS stop reason, stop code, exit code, a hint and the last
    output lines) with exit code NO_SUMMARY_EXIT (254) when k6's own code was 0/99/unknown.
+   A task ECS stopped from outside mid-run (a Spot reclaim, a termination notice, a manual
+   or cost-guard stop) is a failure even with a clean summary (CUT_SHORT_EXIT, 253), named
+   by its stop code and reason: its share of the load is missing.
    `poll` calls `describe_tasks` at most every `poll interval` (default 5 s).
 8. **Stop.** `stop` calls `stop_task` (reason `loadbearing: <cause>`, the cause inferred:
    a failed sibling, the duration + grace timeout, an abort, or an error) for every
@@ -71,8 +80,10 @@ CloudWatch Logs), `LOADBEARING_ECS_SPOT` (1/0, else the stack's capacity provide
 Secrets: when the task definition sets `K6_INFLUXDB_USERNAME`/`K6_INFLUXDB_PASSWORD` itself
 (environment or `secrets` from Secrets Manager, as infra/runner_fleet.py does), the override
 carries no credentials. Otherwise the controller's InfluxDB credentials reach k6 through
-the override's environment (visible to whoever may `ecs:DescribeTasks`). They never go
-into run.json, ecs-tasks.json or messages; presigned URLs are not recorded either.
+the override's environment (visible to whoever may `ecs:DescribeTasks`), except the stack's
+controller user, which is never handed to runners (a task definition without runner
+credentials is refused). They never go into run.json, ecs-tasks.json or messages;
+presigned URLs are not recorded either.
 """
 
 from __future__ import annotations
