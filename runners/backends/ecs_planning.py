@@ -4,8 +4,11 @@ A task of 1 vCPU carries VUS_PER_VCPU (300) VUs or RATE_PER_VCPU (200) iteration
 by the task's vCPU; `LOADBEARING_ECS_VUS_PER_TASK` / `_RATE_PER_TASK` override. `--runners auto` is the largest
 `module_tasks` over the plan's modules (`plan_runners`). `size_fleet` (the backend's
 `plan_fleet` hook, called once by the controller's `prepare` before anything starts) resolves
-it, prints the cost estimate (`fleet_estimate`, priced by `runners.cost`) and refuses above
-`--max-cost` (exit 2). `FleetTerms` is what the backend knows that the sizing needs.
+it, refuses a fleet the stack's cost guard would cut short (`check_stack_limits`:
+`runner_count` tasks at once, `runner_max_minutes` per task) or a load its InfluxDB cannot
+ingest (`check_store`), prints the cost estimate (`fleet_estimate`: Fargate time, and NAT
+data or public IPv4 hours, priced by `runners.cost`) and refuses above `--max-cost` (exit 2).
+`FleetTerms` is what the backend knows that the sizing needs.
 """
 
 from __future__ import annotations
