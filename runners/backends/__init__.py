@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from core.errors import BadInput
 from core.influx import InfluxClient
@@ -44,6 +44,8 @@ from core.plan import Plan
 from core.rundir import RunDir, RunnerFiles, runner_name
 from runners.fleet import MAX_RUNNERS
 from runners.strategies import Phase
+
+H = TypeVar("H")  # a backend's runner handle
 
 
 @dataclass(frozen=True)
@@ -79,11 +81,12 @@ class RunnerSpec:
 
 
 @dataclass
-class Runner:
-    """A started runner. `handle` is backend-specific (a Popen, a container, a task ARN)."""
+class Runner(Generic[H]):
+    """A started runner. `handle` is the backend's own, typed per backend: the process backend's
+    `subprocess.Popen`, the docker backend's container, the ecs backend's task ARN."""
 
     spec: RunnerSpec
-    handle: Any = None
+    handle: H
     api: str | None = None            # k6 REST API base URL, when the backend exposes it
     exit_code: int | None = None
     failure: str | None = None        # why it failed, in words, when it did
@@ -135,20 +138,20 @@ BackendOptions = ProcessOptions | DockerOptions | EcsOptions
 
 
 @runtime_checkable
-class Backend(Protocol):
+class Backend(Protocol[H]):
     name: str
 
     def plan_fleet(self, plan: Plan, phases: list[Phase], runners: int | None) -> Fleet: ...
 
     def metrics_store(self, influx_url: str | None) -> InfluxClient | None: ...
 
-    def initialize(self, specs: list[RunnerSpec]) -> list[Runner]: ...
+    def initialize(self, specs: list[RunnerSpec]) -> list[Runner[H]]: ...
 
-    def start(self, runners: list[Runner]) -> float: ...
+    def start(self, runners: list[Runner[H]]) -> float: ...
 
-    def poll(self, runners: list[Runner]) -> list[int | None]: ...
+    def poll(self, runners: list[Runner[H]]) -> list[int | None]: ...
 
-    def stop(self, runners: list[Runner], grace_s: float = 10.0) -> None: ...
+    def stop(self, runners: list[Runner[H]], grace_s: float = 10.0) -> None: ...
 
     def cleanup_stale(self) -> list[str]: ...
 

@@ -41,6 +41,7 @@ from typing import Any
 
 import docker
 import docker.errors
+from docker.models.containers import Container
 
 from core.errors import RunError
 from core.influx import InfluxClient
@@ -53,6 +54,8 @@ from runners.backends.process import resume_together, wait_until_paused
 from runners.fleet import segment, segment_sequence
 from runners.influxd import pid_alive
 from runners.strategies import Phase
+
+DockerRunner = Runner[Container]  # a k6 container
 
 ENGINE_TIMEOUT_S = 60
 POOL_SIZE = 160
@@ -203,8 +206,8 @@ class DockerBackend:
         return None  # runners write where the controller's client points: flag, env or the local stack
 
     # -- initialize ------------------------------------------------------------------
-    def initialize(self, specs: list[RunnerSpec]) -> list[Runner]:
-        runners: list[Runner] = []
+    def initialize(self, specs: list[RunnerSpec]) -> list[DockerRunner]:
+        runners: list[DockerRunner] = []
         try:
             image = self.image
             for spec in specs:
@@ -216,7 +219,7 @@ class DockerBackend:
             raise
         return runners
 
-    def _spawn(self, spec: RunnerSpec, image: str) -> Runner:
+    def _spawn(self, spec: RunnerSpec, image: str) -> DockerRunner:
         files = spec.files
         files.config.parent.mkdir(parents=True, exist_ok=True)
         files.config.write_text(json.dumps(spec.config, indent=2, sort_keys=True))
@@ -241,15 +244,15 @@ class DockerBackend:
         runner.pid = local_pid(container)
         return runner
 
-    def _wait_ready(self, runners: list[Runner]) -> None:
+    def _wait_ready(self, runners: list[DockerRunner]) -> None:
         wait_until_paused(runners, self._code, lambda r: _follower(r).join(timeout=5))
 
     # -- start ---------------------------------------------------------------------
-    def start(self, runners: list[Runner]) -> float:
+    def start(self, runners: list[DockerRunner]) -> float:
         return resume_together(runners)
 
     # -- poll / stop ---------------------------------------------------------
-    def _code(self, r: Runner) -> int | None:
+    def _code(self, r: DockerRunner) -> int | None:
         """The runner's exit code once its container ended, else None (no engine call)."""
         if r.exit_code is not None:
             return r.exit_code
@@ -260,7 +263,7 @@ class DockerBackend:
             return _exit_code(follower.exit_code)
         return self._inspect_code(r)  # the follower lost the engine: ask directly
 
-    def _inspect_code(self, r: Runner) -> int | None:
+    def _inspect_code(self, r: DockerRunner) -> int | None:
         try:
             r.handle.reload()
         except docker.errors.NotFound:
@@ -274,7 +277,7 @@ class DockerBackend:
             r.failure = r.failure or "the container ran out of memory (OOM-killed)"
         return _exit_code(int(state.get("ExitCode", -1)))
 
-    def poll(self, runners: list[Runner]) -> list[int | None]:
+    def poll(self, runners: list[DockerRunner]) -> list[int | None]:
         codes: list[int | None] = []
         for r in runners:
             code = self._code(r)
@@ -284,7 +287,7 @@ class DockerBackend:
             codes.append(code)
         return codes
 
-    def stop(self, runners: list[Runner], grace_s: float = 10.0) -> None:
+    def stop(self, runners: list[DockerRunner], grace_s: float = 10.0) -> None:
         live = [r for r in runners if r.handle is not None and "follower" in r.info
                 and not r.info.get("removed") and self._code(r) is None]
         for r in live:
@@ -315,7 +318,7 @@ class DockerBackend:
                 r.ended_at = time.time()
             self._remove(r)
 
-    def _remove(self, r: Runner) -> None:
+    def _remove(self, r: DockerRunner) -> None:
         try:
             r.handle.remove(force=True, v=True)
         except docker.errors.NotFound:
@@ -329,7 +332,7 @@ class DockerBackend:
         if follower is not None:
             follower.join(timeout=5)
 
-    def _remove_unlisted(self, specs: list[RunnerSpec], runners: list[Runner]) -> None:
+    def _remove_unlisted(self, specs: list[RunnerSpec], runners: list[DockerRunner]) -> None:
         """Remove containers of these specs that never made it into `runners` (interrupted create)."""
         if not specs:
             return
@@ -371,7 +374,7 @@ def local_pid(container: Any) -> int | None:
     return pid if container.id in cgroup else None
 
 
-def _follower(r: Runner) -> _Follower:
+def _follower(r: DockerRunner) -> _Follower:
     follower: _Follower = r.info["follower"]
     return follower
 

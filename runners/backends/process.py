@@ -16,8 +16,9 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -32,6 +33,8 @@ from runners.children import ProcessIdentity, die_with_parent
 from runners.fleet import segment, segment_sequence
 from runners.influxd import pid_alive
 from runners.strategies import Phase
+
+ProcessRunner = Runner[subprocess.Popen[bytes]]  # a local k6 process
 
 READY_TIMEOUT_S = 120.0
 PAUSED_BEFORE_RUN = 4  # k6's execution status once VUs are initialised and it waits (--paused)
@@ -49,8 +52,8 @@ class ProcessBackend:
         return None  # runners write where the controller's client points: flag, env or the local stack
 
     # -- initialize ------------------------------------------------------------------
-    def initialize(self, specs: list[RunnerSpec]) -> list[Runner]:
-        runners: list[Runner] = []
+    def initialize(self, specs: list[RunnerSpec]) -> list[ProcessRunner]:
+        runners: list[ProcessRunner] = []
         try:
             for spec in specs:
                 runners.append(self._spawn(spec))
@@ -60,7 +63,7 @@ class ProcessBackend:
             raise
         return runners
 
-    def _spawn(self, spec: RunnerSpec) -> Runner:
+    def _spawn(self, spec: RunnerSpec) -> ProcessRunner:
         files = spec.files
         files.config.parent.mkdir(parents=True, exist_ok=True)
         files.config.write_text(json.dumps(spec.config, indent=2, sort_keys=True))
@@ -84,15 +87,15 @@ class ProcessBackend:
              "name": me.name, "create_time": me.create_time}))
         return Runner(spec=spec, handle=proc, api=f"http://127.0.0.1:{port}", pid=proc.pid)
 
-    def _wait_ready(self, runners: list[Runner]) -> None:
+    def _wait_ready(self, runners: list[ProcessRunner]) -> None:
         wait_until_paused(runners, lambda r: r.handle.poll())
 
     # -- start ---------------------------------------------------------------------
-    def start(self, runners: list[Runner]) -> float:
+    def start(self, runners: list[ProcessRunner]) -> float:
         return resume_together(runners)
 
     # -- poll / stop ---------------------------------------------------------
-    def poll(self, runners: list[Runner]) -> list[int | None]:
+    def poll(self, runners: list[ProcessRunner]) -> list[int | None]:
         codes: list[int | None] = []
         for r in runners:
             code = r.handle.poll()
@@ -102,7 +105,7 @@ class ProcessBackend:
             codes.append(code)
         return codes
 
-    def stop(self, runners: list[Runner], grace_s: float = 10.0) -> None:
+    def stop(self, runners: list[ProcessRunner], grace_s: float = 10.0) -> None:
         live = [r for r in runners if r.handle is not None and r.handle.poll() is None]
         for r in live:
             try:
@@ -183,8 +186,8 @@ def _is_k6(pid: int) -> bool:
     return bool(cmd) and Path(cmd[0].decode(errors="replace")).name == "k6"
 
 
-def wait_until_paused(runners: list[Runner], exit_code: Callable[[Runner], int | None],
-                      on_exit: Callable[[Runner], None] | None = None) -> None:
+def wait_until_paused(runners: Sequence[Runner[Any]], exit_code: Callable[[Runner[Any]], int | None],
+                      on_exit: Callable[[Runner[Any]], None] | None = None) -> None:
     """Wait until every runner's k6 has initialised its VUs and waits paused (REST API status).
 
     A runner that exits first (`exit_code` not None) raises RunError with its log's tail
@@ -216,7 +219,7 @@ def wait_until_paused(runners: list[Runner], exit_code: Callable[[Runner], int |
                 time.sleep(0.05)
 
 
-def resume_together(runners: list[Runner]) -> float:
+def resume_together(runners: Sequence[Runner[Any]]) -> float:
     """Resume every runner's k6 through its REST API at the same instant.
 
     Connections are opened (and kept alive) first; a barrier then releases one
@@ -229,7 +232,7 @@ def resume_together(runners: list[Runner]) -> float:
     errors: list[str] = []
     released = [0.0]
 
-    def go(r: Runner, client: httpx.Client) -> None:
+    def go(r: Runner[Any], client: httpx.Client) -> None:
         try:
             barrier.wait(timeout=30)
             resp = client.patch(f"{r.api}/v1/status", json=body)

@@ -6,10 +6,12 @@ neither a noticeable part of a second to import.
 
 from __future__ import annotations
 
+from typing import Any
+
 from runners.backends import Backend, BackendOptions, DockerOptions, EcsOptions, ProcessOptions
 
 
-def get_backend(options: BackendOptions) -> Backend:
+def get_backend(options: BackendOptions) -> Backend[Any]:
     """The backend `options` configure (docker connects to its engine, ecs reads its stack here)."""
     if isinstance(options, ProcessOptions):
         from runners.backends.process import ProcessBackend
