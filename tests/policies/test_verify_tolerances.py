@@ -51,7 +51,8 @@ def test_prediction_problems(predicted: dict[str, Any], measured: dict[str, Any]
     (0.69, 0.80, "svc cache hit ratio 0.69 vs expected 0.80"),
     (0.95, 0.80, "svc cache hit ratio 0.95 vs expected 0.80"),  # a surprise either way
     (0.50, None, None),                                       # nothing expected: counters suffice
-    (None, 0.80, "no cache counters from svc (app_cache) in the after run: the hit ratio cannot be verified"),
+    (None, 0.80, "no cache counters from svc (cache_gets_total scraped from its metrics_url) in the after run: "
+                 "the hit ratio cannot be verified"),
 ])
 def test_hit_ratio(measured: float | None, expected: float | None, problem: str | None) -> None:
     assert HIT_RATIO_TOLERANCE == 0.10
