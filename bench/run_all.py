@@ -52,6 +52,7 @@ BENCHES = (
     Bench("analysis", 150),
     Bench("fleet_scaling", 110, ("--rounds", "2", "--seconds", "10")),
     Bench("seed_scale", 160, ("--seconds", "60")),
+    Bench("accuracy", 420),
 )
 
 
@@ -162,6 +163,10 @@ def verdict(name: str, r: dict[str, Any] | None) -> tuple[str, str, str]:
         measured = (f"{r.get('vus')} VUs, stored_ratio {r.get('stored_ratio')}, generator_saturated "
                     f"{str(r.get('generator_saturated')).lower()}, controller peak RSS "
                     f"{r.get('controller_peak_rss_mb')} MB")
+    elif name == "accuracy":
+        ok = r.get("accuracy") == 1.0
+        measured = (f"accuracy {r.get('accuracy')} ({r.get('passed_cases')} of {r.get('cases')} gallery cases "
+                    "in their ground-truth range)")
     else:
         return "-", json.dumps(r), "n/a"
     return GOALS[name], measured, "PASS" if ok else "FAIL"
@@ -174,6 +179,7 @@ GOALS = {
     "analysis": "seconds_1e6 <= 3, growing sublinearly (1e5 -> 1e6 under 10x)",
     "fleet_scaling": "efficiency_4 >= 0.8",
     "seed_scale": "completes, every sample stored, saturation judged honestly",
+    "accuracy": "accuracy 1.0 (every gallery case's recommendation in its ground-truth range)",
 }
 
 
@@ -444,6 +450,13 @@ def _explain(name: str, r: dict[str, Any] | None, o: Outcome) -> list[str]:
             "spread by their start-up and VU initialisation.",
             *_start_failures(r.get("start_failures") or []),
         ]
+    if name == "accuracy":
+        rows = r.get("rows") or {}
+        return ["Every case of the gallery (tests/gallery/cases.py: a small real server per pathology, plain k6 "
+                "scripts tagging only `name`, the real controller and InfluxDB), checked against its row:"] + [
+            f"- `{n}` ({row.get('pathology')}): " + ("in range" if row.get("passed") else
+                                                     "**missed**: " + "; ".join(row.get("missed") or []))
+            + f" ({row.get('seconds')} s)" for n, row in sorted(rows.items())]
     if name == "analysis":
         keys = ("seconds_1e5", "seconds_1e6", "naive_seconds_1e6", "cpu_seconds_1e5", "cpu_seconds_1e6",
                 "naive_cpu_seconds_1e6", "same_result")

@@ -122,6 +122,10 @@ def test_run_all_records_goals_and_missing_bench(tmp_path: Path) -> None:
                                                                "influxd": 0.05, "nginx_with_loadbearing": 0.01}},
                         1.0),
         run_all.Outcome("analysis", None, 0.0, error=missing.error),
+        run_all.Outcome("accuracy", {"bench": "accuracy", "accuracy": 0.5, "cases": 2, "passed_cases": 1, "rows": {
+            "pool_queue": {"pathology": "pool-bound", "passed": True, "missed": [], "seconds": 20.0},
+            "cpu": {"pathology": "CPU-bound", "passed": False, "missed": ["render-api: got a db_pool"],
+                    "seconds": 15.0}}}, 1.0),
     ]
     mach = {"cpu_model": "Test CPU", "cores": 2, "memory_gb": 1.0, "kernel": "Linux x", "k6": "k6 v1",
             "influxdb": "InfluxDB v1", "nginx": "nginx/1", "python": "3.11"}
@@ -131,6 +135,8 @@ def test_run_all_records_goals_and_missing_bench(tmp_path: Path) -> None:
     assert "| `fidelity` | stored_ratio 1.000 and rps_ratio >= 0.80 |" in text and "**FAIL**" in text
     assert "Why rps_ratio is below 0.80" in text  # a missed goal comes with its measured cause
     assert "not available" in text and "Test CPU" in text
+    assert "| `accuracy` | accuracy 1.0" in text and "accuracy 0.5 (1 of 2 gallery cases" in text
+    assert "`cpu` (CPU-bound): **missed**: render-api: got a db_pool" in text
 
 
 def test_a_missed_overhead_goal_comes_with_its_cause() -> None:
