@@ -33,8 +33,9 @@ from bench.machine import load_now
 from bench.servers import Nginx, new_db, services
 from bench.watch import Watch
 from core.influx import InfluxClient
+from core.measurements import run_tags
 from core.plan import load_plan
-from core.rundir import K6Summary, RunDir, RunRecord
+from core.rundir import K6Summary, RunDir, RunRecord, runner_name
 from runners import k6 as k6mod
 from runners.allowlist import k6_block_options
 from runners.children import die_with_parent
@@ -165,8 +166,7 @@ def run_bare_k6(plan_path: Path, module_name: str, work_dir: Path, *, influx: In
     cfg_path = work_dir / f"{testid}.config.json"
     cfg_path.write_text(json.dumps(cfg))
     summary_path = work_dir / f"{testid}.summary.json"
-    tags = {"testid": testid, "strategy": "parallel", "module": module.name,
-            "service": module.service or "default", "runner": f"{module.name}-0"}
+    tags = run_tags(testid, "parallel", module.name, module.service or "default", runner_name(module.name, 0))
     args = k6mod.run_args(config_path=str(cfg_path), script=str(plan.script_path(module)),
                           summary_path=str(summary_path), segment="0:1", sequence="0,1", tags=tags,
                           influx_out=influx.k6_output_url() if influx else None, address=None, paused=False)
@@ -185,10 +185,9 @@ def run_bare_k6(plan_path: Path, module_name: str, work_dir: Path, *, influx: In
     summary: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
         summary = json.loads(summary_path.read_text())
-    metrics = summary.get("metrics", {})
-    return BareRun(requests=int(metrics.get("http_reqs", {}).get("count", 0)),
-                   dropped=int(metrics.get("dropped_iterations", {}).get("count", 0)),
-                   cpu_s=usage, wall_s=wall, code=code, testid=testid, summary=summary)
+    counted = K6Summary.from_export(tags["runner"], summary)
+    return BareRun(requests=counted.requests, dropped=counted.dropped, cpu_s=usage, wall_s=wall, code=code,
+                   testid=testid, summary=summary)
 
 
 def _wait_rusage(proc: subprocess.Popen[bytes], timeout_s: float) -> tuple[int, float]:
