@@ -1,11 +1,14 @@
 """`loadbearing demo`: the whole loop on the demo target, end to end.
 
-local stack up -> demo services -> sequential, hybrid, parallel -> recommend ->
-apply to the services' env files -> restart the services -> parallel again ->
-verify -> report. Prints a before/after table on stderr (per module p95, error
-rate, requests/s; every setting changed, old -> new) and where the report is.
-Exit 0 only when verify passes. Every run is a run directory under `out_dir`;
-the services are always stopped, whatever happens.
+local stack up -> demo services -> sequential, hybrid, parallel -> a capacity run
+(each ramped service's knee) -> recommend (autoscaling from the knees) -> apply to the
+services' env files (pool, cache, INSTANCES) -> restart the services -> parallel again
+-> a capacity run of the services whose instance count changed (the capacity per
+instance the new count delivers) -> verify -> report. Prints a before/after table on
+stderr (per module p95, error rate, requests/s, the service's settings; every setting
+changed, old -> new) and where the reports are. Exit 0 only when verify passes. Every
+run is a run directory under `out_dir`; the services are always stopped, whatever
+happens.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,12 +37,14 @@ from policies import recommend_run, render_summary, write_report
 from policies.apply import apply_run
 from policies.verify import verify_runs
 from runners import stack
+from runners.capacity import CapacityOptions
 from runners.controller import RunOptions, prepare
 from runners.controller import run as run_strategy
 
-SERVICES = ("core-api", "profile-api")
-ENV_KNOBS = ("DB_POOL_SIZE", "CACHE_TTL_S")
-PLAN_KEYS = {"DB_POOL_SIZE": "db_pool_size", "CACHE_TTL_S": "cache_ttl_s"}
+SERVICES = ("core-api", "profile-api", "shipping-api")
+ENV_KNOBS = ("DB_POOL_SIZE", "CACHE_TTL_S", "INSTANCES")
+PLAN_KEYS = {"DB_POOL_SIZE": "db_pool_size", "CACHE_TTL_S": "cache_ttl_s", "INSTANCES": "instances"}
+SETTING_NAMES = {"DB_POOL_SIZE": "pool", "CACHE_TTL_S": "cache s", "INSTANCES": "instances"}
 
 
 @dataclass
@@ -60,15 +66,24 @@ class Demo:
         return env
 
     def restart(self, run_id: str) -> None:
-        """(Re)start both services with their env files, tagged with the run they serve."""
+        """(Re)start every service with its env file, tagged with the run it serves (all at once)."""
         self.stop()
-        for name in SERVICES:
-            self.services[name] = start_service(name, self.ports[name], self.service_env(name, run_id),
-                                                log_path=self.out / "services" / f"{name}.log")
+        with ThreadPoolExecutor(len(self.ports)) as pool:
+            started = {name: pool.submit(start_service, name, self.ports[name], self.service_env(name, run_id),
+                                         log_path=self.out / "services" / f"{name}.log") for name in self.ports}
+            failures = []
+            for name, future in started.items():
+                try:
+                    self.services[name] = future.result()
+                except LoadbearingError as exc:
+                    failures.append(exc)
+        if failures:
+            self.stop()
+            raise failures[0]
 
     def stop(self) -> None:
-        for handle in self.services.values():
-            handle.stop()
+        with ThreadPoolExecutor(max(1, len(self.services))) as pool:
+            list(pool.map(lambda h: h.stop(), self.services.values()))
         self.services.clear()
 
 
@@ -83,9 +98,13 @@ def _read_env(path: Path) -> dict[str, str]:
     return env
 
 
-def _plan_with_env(base: Plan, target: Path, env_files: dict[str, Path]) -> Path:
-    """The plan file for a run: the demo plan with each service's current settings from its env file."""
+def _plan_with_env(base: Plan, target: Path, env_files: dict[str, Path], capacity_start: float | None = None) -> Path:
+    """The plan file for a run: the demo plan with each service's current settings from its env file
+    (and, if given, the capacity ramp's start: a verification ramp starts at the plan's peak)."""
     text = base.path.read_text()
+    if capacity_start is not None:
+        text = re.sub(r"(?m)^(\[capacity\][^\[]*?^start = )[^\n]*$", lambda m: m.group(1) + f"{capacity_start:g}",
+                      text, count=1, flags=re.S)
     for name, env_path in env_files.items():
         env = _read_env(env_path)
         for knob, key in PLAN_KEYS.items():
@@ -103,11 +122,12 @@ def _plan_with_env(base: Plan, target: Path, env_files: dict[str, Path]) -> Path
     return target
 
 
-def _run(demo: Demo, plan_path: Path, strategy: str, label: str) -> Path:
+def _run(demo: Demo, plan_path: Path, strategy: str, label: str, ramp: CapacityOptions | None = None) -> Path:
     run_id = new_run_id(strategy, time.time())
     demo.restart(run_id)
     console.rule(f"[bold]{label}[/]: {strategy}")
-    prepared = prepare(RunOptions(plan_path=plan_path, strategy=strategy, out_dir=demo.out, run_id=run_id))
+    prepared = prepare(RunOptions(plan_path=plan_path, strategy=strategy, out_dir=demo.out, run_id=run_id,
+                                  capacity=ramp))
     run_dir, code = run_strategy(prepared, demo.influx, local_stack=demo.local_stack)
     if code not in (ExitCode.PASSED, ExitCode.SLO_FAILED):
         raise LoadbearingError(f"the {strategy} run ended with exit {int(code)}; see {run_dir.record_path}")
@@ -115,19 +135,35 @@ def _run(demo: Demo, plan_path: Path, strategy: str, label: str) -> Path:
 
 
 def _module_rows(run_dir: Path) -> dict[str, dict[str, Any]]:
+    run = RunDir.open(run_dir)
+    plan, _ = run.read_plan()
     rows = {}
-    for m in RunDir.open(run_dir).read_record().modules:
+    for m in run.read_record().modules:
         secs = m.seconds
-        rows[m.name] = {"p95_ms": m.p95_ms, "error_rate": m.error_rate,
+        svc = plan.services.get(m.service) if plan is not None else None
+        settings = {"DB_POOL_SIZE": svc.db_pool_size, "CACHE_TTL_S": svc.cache_ttl_s,
+                    "INSTANCES": svc.instances} if svc is not None else {}
+        rows[m.name] = {"p95_ms": m.p95_ms, "error_rate": m.error_rate, "settings": settings,
                         "rps": (m.requests or 0) / secs if secs else None, "ok": m.thresholds_ok}
     return rows
+
+
+def _settings_change(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """The service's settings that changed, old -> new ("-" when none did)."""
+    out = []
+    for knob, name in SETTING_NAMES.items():
+        old, new = before.get(knob), after.get(knob)
+        if old != new and new is not None:
+            out.append(f"{name} {'-' if old is None else f'{old:g}'} -> {new:g}")
+    return ", ".join(out) or "-"
 
 
 def _before_after(before: Path, after: Path, slo_p95: float) -> Table:
     b, a = _module_rows(before), _module_rows(after)
     table = Table(title=f"parallel strategy, before -> after (SLO p95 <= {slo_p95:g} ms)", title_justify="left")
-    for col in ("module", "p95 before", "p95 after", "errors before", "errors after", "req/s before", "req/s after"):
-        table.add_column(col, justify="left" if col == "module" else "right")
+    for col in ("module", "p95 before", "p95 after", "errors before", "errors after", "req/s before", "req/s after",
+                "service settings changed"):
+        table.add_column(col, justify="left" if col in ("module", "service settings changed") else "right")
 
     def ms(v: float | None) -> str:
         return "-" if v is None else f"{v:,.0f} ms"
@@ -141,7 +177,24 @@ def _before_after(before: Path, after: Path, slo_p95: float) -> Table:
     for name in b:
         x, y = b[name], a.get(name, {})
         table.add_row(escape(name), ms(x["p95_ms"]), ms(y.get("p95_ms")), pct(x["error_rate"]), pct(y.get("error_rate")),
-                      rps(x["rps"]), rps(y.get("rps")))
+                      rps(x["rps"]), rps(y.get("rps")), escape(_settings_change(x["settings"], y.get("settings", {}))))
+    return table
+
+
+def _knees_table(runs: list[tuple[str, Path]]) -> Table:
+    """Each capacity run's knee per service: what instances were sized from, and what they delivered."""
+    table = Table(title="capacity runs: each service's knee", title_justify="left")
+    for col in ("run", "service", "instances", "knee req/s", "per instance", "first step that broke"):
+        table.add_column(col, justify="left" if col in ("run", "service", "first step that broke") else "right")
+    for label, run_dir in runs:
+        ramps = RunDir.open(run_dir).read_record().capacity
+        for svc in ramps.services if ramps is not None else []:
+            failed = svc.failed_step
+            cap, per = svc.capacity_rps, svc.capacity_per_instance_rps
+            table.add_row(escape(label), escape(svc.service), str(svc.instances),
+                          "-" if cap is None else (f"{cap:.1f}" if svc.knee_reached else f">= {cap:.1f}"),
+                          "-" if per is None else f"{per:.1f}",
+                          "-" if failed is None else escape(f"{failed.offered_rps:.1f} req/s: {'; '.join(failed.reasons)}"))
     return table
 
 
@@ -176,47 +229,62 @@ def _loop(scale: str, out: Path, influx: InfluxClient, local_stack: str | None, 
     influx.ping()
     ports = {name: free_port() for name in SERVICES}
     plan_path = write_plan(out / "plan.toml", scale, f"http://127.0.0.1:{ports['core-api']}",
-                           f"http://127.0.0.1:{ports['profile-api']}")
+                           f"http://127.0.0.1:{ports['profile-api']}",
+                           shipping_url=f"http://127.0.0.1:{ports['shipping-api']}")
     plan = load_plan(plan_path)
-    env_files = {name: out / f"{name}.env" for name in SERVICES}
-    for name in SERVICES:
+    services = [name for name in SERVICES if name in plan.services]
+    ports = {name: ports[name] for name in services}
+    env_files = {name: out / f"{name}.env" for name in services}
+    for name in services:
         settings = plan.services[name]
         lines = [f"# {name}: the demo service's settings (loadbearing apply writes here)"]
         if settings.db_pool_size is not None:
             lines.append(f"DB_POOL_SIZE={settings.db_pool_size}")
         lines.append(f"CACHE_TTL_S={settings.cache_ttl_s or 0:g}")
+        lines.append(f"INSTANCES={settings.instances or 1}")
         env_files[name].write_text("\n".join(lines) + "\n")
     demo = Demo(out=out, influx=influx, local_stack=local_stack, ports=ports, env_files=env_files, services={})
+    ramped = [s for s in plan.capacity.services or [] if s in services]
     try:
         console.print(f"[bold]loadbearing demo[/] ({scale} scale): runs in {escape(str(out))}, "
                       f"InfluxDB {escape(influx.public_url)}")
         for strategy in ("sequential", "hybrid"):
             _run(demo, plan_path, strategy, "before")
         before = _run(demo, plan_path, "parallel", "before")
-        doc = recommend_run(before)
+        knees = []
+        if ramped:  # services ramped together: they share nothing (another pool, other slots) and time is short
+            knees.append(("before", _run(demo, plan_path, "capacity", "before",
+                                         CapacityOptions(parallel=True, services=ramped))))
+        doc = recommend_run(before, capacity=knees[0][1] if knees else None)
         console.print(render_summary(doc), markup=False, highlight=False)
         write_report(before)
         if not doc.get("valid"):
             console.print(f"[red]the parallel run is not valid: {escape(str(doc.get('invalid_reasons')))}[/]")
             return int(ExitCode.RUN_ERROR)
         old = {name: _read_env(p) for name, p in env_files.items()}
-        services = sorted({r["service"] for r in doc.get("recommendations", []) if r.get("service") in SERVICES})
-        for name in services:
+        touched = sorted({r["service"] for r in doc.get("recommendations", []) if r.get("service") in services})
+        for name in touched:
             apply_run(before, env_file=env_files[name], service=name)
         changes = []
-        for name in SERVICES:
+        for name in services:
             new = _read_env(env_files[name])
             for knob in ENV_KNOBS + tuple(k for k in new if k not in ENV_KNOBS):
                 if old[name].get(knob) != new.get(knob) and new.get(knob) is not None:
                     changes.append((name, knob, old[name].get(knob, "-"), new[knob]))
         after_plan = _plan_with_env(plan, out / "plan-after.toml", env_files)
         after = _run(demo, after_plan, "parallel", "after")
+        rescaled = [s for s in services if old[s].get("INSTANCES") != _read_env(env_files[s]).get("INSTANCES")]
+        if rescaled:  # what the new instance count delivers: a ramp from the plan's peak
+            ramp_plan = _plan_with_env(plan, out / "plan-after-capacity.toml", env_files, capacity_start=1.0)
+            knees.append(("after", _run(demo, ramp_plan, "capacity", "after", CapacityOptions(services=rescaled))))
         demo.stop()
         console.rule("[bold]verify[/]")
-        ok = verify_runs(before, after)
+        ok = verify_runs(before, after, capacity=knees[-1][1] if len(knees) > 1 else None)
         md, html = write_report(after)
         console.print(_before_after(before, after, plan.slo.p95_ms))
         console.print(_changes_table(changes))
+        if knees:
+            console.print(_knees_table(knees))
         console.print(f"report: {html} (and {md}); before: {before / 'report.html'}", markup=False)
         console.print(f"demo took {time.monotonic() - started:.0f} s; verify "
                       + ("[green]passed[/]" if ok else "[red]FAILED[/]"))

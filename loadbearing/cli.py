@@ -116,12 +116,15 @@ def run(
 def recommend(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
     json_out: Annotated[bool, typer.Option("--json", help="Print the recommendations JSON on stdout.")] = False,
+    capacity: Annotated[Path | None, typer.Option(
+        help="A capacity run (the directory 'loadbearing run capacity' printed): autoscaling and instances are "
+             "sized from its knees.")] = None,
 ) -> None:
     """Read a run back and recommend pool sizes, caches and autoscaling."""
     from policies import dumps_document, recommend_run, render_summary
     from runners.stack import recorded_store
 
-    doc = recommend_run(run_dir, connect=recorded_store)
+    doc = recommend_run(run_dir, connect=recorded_store, capacity=capacity)
     if json_out:
         sys.stdout.write(dumps_document(doc))
         sys.stdout.flush()
@@ -164,12 +167,15 @@ def apply(
 def verify(
     before_dir: Annotated[Path, typer.Argument(help="The run the recommendations came from.")],
     after_dir: Annotated[Path, typer.Argument(help="The run after applying them.")],
+    capacity: Annotated[Path | None, typer.Option(
+        help="A capacity run of the after state ('loadbearing run capacity'): the capacity per instance "
+             "the applied instance count delivers.")] = None,
 ) -> None:
     """Predicted vs measured for every recommendation; exit 1 if one did not deliver."""
     from policies.verify import verify_runs
     from runners.stack import recorded_store
 
-    ok = verify_runs(before_dir, after_dir, connect=recorded_store)
+    ok = verify_runs(before_dir, after_dir, connect=recorded_store, capacity=capacity)
     raise typer.Exit(0 if ok else int(ExitCode.SLO_FAILED))
 
 

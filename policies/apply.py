@@ -3,9 +3,11 @@
 - Pulumi: `Pulumi.<stack>.yaml`, key `loadbearing:targets` (core/targets.py), edited
   with ruamel.yaml's round-trip mode so every other key, every comment and every
   `secure:` value stays byte for byte.
-- Env file: `DB_POOL_SIZE=...`, `CACHE_TTL_S=...` for targets configured by their
-  environment, such as the demo services; `export`, quotes, comments and every other
-  line are kept (policies.config_edit).
+- Env file: `DB_POOL_SIZE=...`, `CACHE_TTL_S=...`, `INSTANCES=...` (the count the plan's
+  peak needs at the target utilisation) and the autoscaling settings, for targets
+  configured by their environment, such as the demo services; `export`, quotes, comments
+  and every other line are kept (policies.config_edit). A Pulumi stack gets the
+  autoscaling settings only: there the autoscaler owns the count.
 
 Both files keep their mode and owner (an env file holding secrets stays 0600).
 
@@ -35,6 +37,7 @@ from policies.recommend import load_recommendations, require_valid
 ENV_KEYS = {
     "db_pool_size": "DB_POOL_SIZE",
     "cache_ttl_s": "CACHE_TTL_S",
+    "instances": "INSTANCES",
     "min_instances": "MIN_INSTANCES",
     "max_instances": "MAX_INSTANCES",
     "metric": "AUTOSCALING_METRIC",
@@ -45,7 +48,7 @@ ENV_KEYS = {
 
 
 def settings_by_service(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The settings each service should get: {service: {db_pool_size, cache_ttl_s, autoscaling}}."""
+    """The settings each service should get: {service: {db_pool_size, cache_ttl_s, instances, autoscaling}}."""
     out: dict[str, dict[str, Any]] = {}
     for rec in doc.get("recommendations", []):
         svc = rec.get("service")
@@ -62,6 +65,8 @@ def settings_by_service(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
             target["cache_ttl_s"] = min(target.get("cache_ttl_s", ttl), ttl)
         elif kind == "autoscaling":
             target["autoscaling"] = {k: rec[k] for k in AUTOSCALING_KEYS if rec.get(k) is not None}
+            if rec.get("instances") is not None:
+                target["instances"] = int(rec["instances"])
     return {k: v for k, v in out.items() if v}
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import BadInput
+from core.knees import CapacityRecord
 from core.plan import Module, Plan, Service
 from core.rundir import K6Summary, PhaseRecord, RunDir, RunRecord, runner_name
 
@@ -103,6 +104,9 @@ class RunInputs:
     modules: list[ModuleRun]
     phases: list[PhaseRecord]
     notes: list[str] = field(default_factory=list)
+    # A capacity run's knees (this run's own, or `with_capacity_run`'s) and the run they come from.
+    ramps: CapacityRecord | None = None
+    ramps_run: RunDir | None = None
 
     @property
     def seconds(self) -> float:
@@ -181,4 +185,18 @@ def load_run(run_dir: Path | RunDir) -> RunInputs:
         modules=sorted(modules, key=lambda m: m.name),
         phases=list(record.phases),
         notes=notes,
+        ramps=record.capacity,
+        ramps_run=rd if record.capacity is not None else None,
     )
+
+
+def with_capacity_run(inputs: RunInputs, capacity_dir: Path | RunDir) -> RunInputs:
+    """`inputs` with the knees of a capacity run (`loadbearing run capacity`): autoscaling sizes
+    instances from them. BadInput (exit 2) when the directory holds no capacity run."""
+    rd = capacity_dir if isinstance(capacity_dir, RunDir) else RunDir.open(capacity_dir)
+    ramps = rd.read_record().capacity
+    if ramps is None:
+        raise BadInput(f"--capacity {rd}: not a capacity run (its run.json has no 'capacity'); pass the directory "
+                       "printed by 'loadbearing run capacity'")
+    inputs.ramps, inputs.ramps_run = ramps, rd
+    return inputs

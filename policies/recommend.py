@@ -34,7 +34,7 @@ from policies.findings import (
     throughput_limits,
     timeout_findings,
 )
-from policies.inputs import RunInputs, load_run
+from policies.inputs import RunInputs, load_run, with_capacity_run
 from policies.metrics import Measurements, MetricsReader
 from policies.recommendations import Recommendation
 from policies.validity import Validity, judge, short_modules
@@ -179,6 +179,8 @@ def build_document(inputs: RunInputs, m: Measurements, validity: Validity, findi
         "bucket_s": m.interval_s,
         "app": app_section(m),
         "notes": sorted(set(notes)),
+        **({"capacity_run": {"run_id": inputs.ramps_run.path.name, "dir": str(inputs.ramps_run.path.absolute())}}
+           if inputs.ramps_run is not None else {}),
     }
 
 
@@ -201,10 +203,23 @@ def dumps_document(document: dict[str, Any]) -> str:
 
 
 def analyze_run(run_dir: Path, influx: InfluxClient | None = None,
-                connect: StoreConnector | None = None) -> Analysis:
+                connect: StoreConnector | None = None, capacity: Path | None = None) -> Analysis:
+    """Analyse a run. `capacity`: a capacity run whose knees size autoscaling (default: the one
+    the run's recommendations were built on, if any, so report and verify see the same numbers)."""
     inputs = load_run(Path(run_dir))
+    if capacity is None and inputs.ramps is None:
+        capacity = capacity_run_of(inputs.run_dir.read_recommendations())
+    if capacity is not None:
+        inputs = with_capacity_run(inputs, capacity)
     client = influx or client_for(inputs, connect)
     return analyze(inputs, make_reader(inputs, client))
+
+
+def capacity_run_of(document: dict[str, Any] | None) -> Path | None:
+    """The capacity run a recommendations document was built on, when it still exists."""
+    ref = (document or {}).get("capacity_run") or {}
+    path = Path(ref["dir"]) if ref.get("dir") else None
+    return path if path is not None and path.is_dir() else None
 
 
 def event_lines(document: dict[str, Any], testid: str, strategy: str, ended_ms: int) -> list[str]:
@@ -232,15 +247,17 @@ def headline(rec: dict[str, Any]) -> str:
     if rec["kind"] == "cache":
         return f"TTL {rec['ttl_s']} s, hit ratio {rec['expected_hit_ratio']:.2f}"
     if rec["kind"] == "autoscaling":
-        return (f"{rec['min_instances']}-{rec['max_instances']} instances, {rec['metric']} "
-                f"{rec['target_value']}")
+        return (f"{rec['instances']} at the peak ({rec['min_instances']}-{rec['max_instances']} instances), "
+                f"{rec['metric']} {rec['target_value']}")
     return rec["kind"]
 
 
 def recommend_run(run_dir: Path, influx: InfluxClient | None = None,
-                  connect: StoreConnector | None = None) -> dict[str, Any]:
-    """The recommendations document for a run; also written to RUN_DIR/recommendations.json and to InfluxDB."""
-    analysis = analyze_run(Path(run_dir), influx, connect)
+                  connect: StoreConnector | None = None, capacity: Path | None = None) -> dict[str, Any]:
+    """The recommendations document for a run; also written to RUN_DIR/recommendations.json and to InfluxDB.
+
+    `capacity`: a capacity run (`loadbearing run capacity`) whose knees size autoscaling."""
+    analysis = analyze_run(Path(run_dir), influx, connect, capacity)
     doc = analysis.document
     inputs = analysis.inputs
     inputs.run_dir.write_recommendations(dumps_document(doc))

@@ -82,6 +82,7 @@ class Cache:
 @dataclass
 class Autoscaling:
     service: str
+    instances: int              # the count the plan's peak needs at the target (INSTANCES without an autoscaler)
     min_instances: int
     max_instances: int
     target_value: int
@@ -98,7 +99,8 @@ class Autoscaling:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "kind": self.kind, "service": self.service, "min_instances": self.min_instances,
+            "kind": self.kind, "service": self.service, "instances": self.instances,
+            "min_instances": self.min_instances,
             "max_instances": self.max_instances, "metric": self.metric, "target_value": self.target_value,
             "scale_out_cooldown_s": self.scale_out_cooldown_s, "scale_in_cooldown_s": self.scale_in_cooldown_s,
             "reason": self.reason, "evidence": self.evidence, "predicted": self.predicted}

@@ -4,10 +4,19 @@ Per applied recommendation: the after run's p95, error rate and throughput again
 prediction (within TOLERANCES), a cache's hit ratio against the service's own counters;
 no module worse than before; and convergence (recommending again on the after run moves
 no applied setting). Writes AFTER_DIR/verification.json.
+
+Instances (an autoscaling recommendation whose count the after run's plan carries, or
+changed): the capacity per instance measured after the change (a capacity run of the
+after state given with `--capacity`, else what the after run itself shows) against the
+one the recommendation was built on, within CAPACITY_TOLERANCE; the SLO met at the
+applied count; the applied count carrying the plan's peak at the recommendation's target
+utilisation (with the measured capacity when there is one); and pool x instances within
+the database's connection budget.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,8 +25,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from core.console import console
+from core.knees import CapacityRecord
 from core.plan import Slo
 from core.rundir import RunDir, RunRecord, StoreConnector
+from policies.pool import reserve
 from policies.recommend import load_recommendations, recommend_run, require_valid
 
 P95_TOLERANCE = 0.5          # measured p95 may exceed the prediction by 50% ...
@@ -26,11 +37,13 @@ THROUGHPUT_TOLERANCE = 0.05  # measured throughput at least 95% of the predicted
 HIT_RATIO_TOLERANCE = 0.10   # measured cache hit ratio within 10 points of the expected
 REGRESSION_RATIO = 0.10      # no module's p95 worse than before by more than 10% ...
 REGRESSION_SLACK_MS = 20.0   # ... or 20 ms
+CAPACITY_TOLERANCE = 0.25    # measured capacity per instance within 25 % of the one instances were sized from
 TOLERANCES = (f"p95 <= max(predicted x {1 + P95_TOLERANCE:g}, predicted + {P95_SLACK_MS:g} ms) and <= SLO when "
               f"the prediction meets it; errors <= SLO's max_error_rate; throughput >= "
               f"{1 - THROUGHPUT_TOLERANCE:.0%} of predicted; cache hit ratio within "
               f"{HIT_RATIO_TOLERANCE:.0%} points; no module's p95 worse than before by more than "
-              f"{REGRESSION_RATIO:.0%} or {REGRESSION_SLACK_MS:g} ms")
+              f"{REGRESSION_RATIO:.0%} or {REGRESSION_SLACK_MS:g} ms; capacity per instance within "
+              f"{CAPACITY_TOLERANCE:.0%} of the one instances were sized from")
 
 
 def p95_bound(predicted_p95_ms: float, slo_p95_ms: float, meets_slo: bool = True) -> float:
@@ -75,6 +88,35 @@ def regression_bound(before_p95_ms: float) -> float:
     return max(before_p95_ms * (1 + REGRESSION_RATIO), before_p95_ms + REGRESSION_SLACK_MS)
 
 
+def instance_problems(*, applied: int, peak_rps: float, predicted_rps: float, measured_rps: float | None,
+                      measured_is_lower_bound: bool, utilisation: float, slo_ok: bool | None,
+                      pool_per_instance: int | None, db_max_connections: int | None) -> list[str]:
+    """What is wrong with an applied instance count (empty: it delivers). Pure; see the module doc."""
+    problems = []
+    measured = measured_rps if measured_rps is not None and not measured_is_lower_bound else None
+    if measured is not None and abs(measured - predicted_rps) > CAPACITY_TOLERANCE * predicted_rps:
+        problems.append(f"capacity per instance measured {measured:.1f} req/s, predicted {predicted_rps:.1f} "
+                        f"(more than {CAPACITY_TOLERANCE:.0%} apart)")
+    # The count is judged on the capacity it was sized from; the measurement checks that capacity (above), to
+    # its own resolution (a capacity run's step), so it does not re-decide the count.
+    carried = applied * predicted_rps * utilisation
+    if carried < peak_rps * (1 - 1e-9):
+        needed = math.ceil(peak_rps / (predicted_rps * utilisation) - 1e-9)
+        seen = ("nothing" if measured_rps is None
+                else f"at least {measured_rps:.1f}" if measured_is_lower_bound else f"{measured_rps:.1f}")
+        problems.append(f"{applied} instance(s) x {predicted_rps:.1f} req/s per instance (predicted; measured {seen}) "
+                        f"at {utilisation:.0%} target utilisation carry {carried:.1f} req/s < the plan's peak of "
+                        f"{peak_rps:.1f} req/s: {needed} are needed")
+    if slo_ok is False:
+        problems.append(f"the SLO is not met at {applied} instance(s)")
+    if pool_per_instance and db_max_connections:
+        budget = db_max_connections - reserve(db_max_connections)
+        if applied * pool_per_instance > budget:
+            problems.append(f"{applied} x {pool_per_instance} connections exceed the database's budget of {budget} "
+                            f"({db_max_connections} - {reserve(db_max_connections)} reserved)")
+    return problems
+
+
 def _service_measure(record: RunRecord, doc: dict[str, Any], service: str) -> dict[str, Any]:
     mods = [m for m in record.modules if m.service == service]
     eps = [e for e in doc.get("endpoints", []) if e.get("service") == service]
@@ -98,22 +140,28 @@ def _applied(rec: dict[str, Any], settings: Any) -> bool | None:
         return settings.cache_ttl_s is not None and float(settings.cache_ttl_s) == float(rec.get("ttl_s") or -1)
     if rec["kind"] == "autoscaling":
         n = settings.instances
-        return None if n is None or n == 1 else bool(rec["min_instances"] <= n <= rec["max_instances"])
+        if n is None or rec.get("instances") is None:  # the autoscaler owns the count (a Pulumi stack)
+            return None
+        before = (rec.get("evidence") or {}).get("current_instances")
+        return bool(n == rec["instances"] or n != before)  # a changed count is judged, right or not
     return None
 
 
-def verify_runs(before_dir: Path, after_dir: Path, connect: StoreConnector | None = None) -> bool:
+def verify_runs(before_dir: Path, after_dir: Path, connect: StoreConnector | None = None,
+                capacity: Path | None = None) -> bool:
     """`loadbearing verify`: predicted vs measured per applied recommendation, regressions, convergence.
 
     Writes AFTER_DIR/verification.json, prints a table on stderr and the file's path on stdout.
-    `connect` reaches each run's store (default: the URL its run.json records).
+    `connect` reaches each run's store (default: the URL its run.json records). `capacity`: a
+    capacity run of the after state, for the capacity per instance the applied count delivers.
     """
     before_doc = load_recommendations(before_dir, connect)
     require_valid(before_doc, before_dir)
     before_run, after_run = RunDir.open(before_dir), RunDir.open(after_dir)
     before_rec = before_run.read_record()
     after_rec = after_run.read_record()
-    after_doc = recommend_run(after_dir, connect=connect)
+    after_doc = recommend_run(after_dir, connect=connect, capacity=capacity)
+    ramps = RunDir.open(capacity).read_record().capacity if capacity is not None else None
     after_plan, _ = after_run.read_plan(after_rec)
     slo = after_rec.slo
     checks: list[dict[str, Any]] = []
@@ -133,6 +181,9 @@ def verify_runs(before_dir: Path, after_dir: Path, connect: StoreConnector | Non
         predicted = rec.get("predicted") or {}
         measured = _service_measure(after_rec, after_doc, svc)
         problems = prediction_problems(predicted, measured, slo)
+        if rec["kind"] == "autoscaling":
+            checks.append(_instance_check(label, rec, settings, measured, after_doc, ramps, slo))
+            continue
         if rec["kind"] == "cache":
             hit = _measured_hit_ratio(after_doc, svc)
             exp = _expected_hit_ratio(before_doc, svc)
@@ -176,6 +227,45 @@ def verify_runs(before_dir: Path, after_dir: Path, connect: StoreConnector | Non
     return ok_all
 
 
+def _instance_check(label: str, rec: dict[str, Any], settings: Any, measured: dict[str, Any],
+                    after_doc: dict[str, Any], ramps: CapacityRecord | None, slo: Slo) -> dict[str, Any]:
+    """The check of an applied instance count (see the module doc)."""
+    svc = rec["service"]
+    ev = rec.get("evidence") or {}
+    applied = int(settings.instances)
+    predicted_rps = float(ev.get("capacity_rps_per_instance") or 0.0)
+    ramp = ramps.service(svc) if ramps is not None else None
+    if ramp is not None and ramp.capacity_per_instance_rps is not None:
+        measured_rps: float | None = ramp.capacity_per_instance_rps
+        lower, source = not ramp.knee_reached, f"capacity run: {ramp.note}"
+    else:
+        again = next((r for r in after_doc.get("recommendations", [])
+                      if r["kind"] == "autoscaling" and r.get("service") == svc), None)
+        aev = (again or {}).get("evidence") or {}
+        measured_rps = aev.get("capacity_rps_per_instance")
+        lower = aev.get("capacity_kind") in ("lower_bound", None)
+        source = f"the after run: {aev.get('capacity_source')}" if again else "the after run measured none"
+    slo_ok = None
+    if measured.get("p95_ms") is not None:
+        slo_ok = measured["p95_ms"] <= slo.p95_ms and (measured.get("error_rate") or 0.0) <= slo.max_error_rate
+    peak = float((rec.get("predicted") or {}).get("throughput_rps") or ev.get("peak_offered_rps") or 0.0)
+    utilisation = float(ev.get("utilisation") or 1.0)
+    problems = instance_problems(
+        applied=applied, peak_rps=peak, predicted_rps=predicted_rps, measured_rps=measured_rps,
+        measured_is_lower_bound=lower, utilisation=utilisation, slo_ok=slo_ok,
+        pool_per_instance=settings.db_pool_size, db_max_connections=settings.db_max_connections)
+    return {"check": label, "ok": not problems, "applied": True,
+            "predicted": {"instances": rec.get("instances"), "capacity_rps_per_instance": predicted_rps,
+                          "utilisation": utilisation, "peak_rps": peak},
+            "measured": {**measured, "instances": applied, "capacity_rps_per_instance": measured_rps,
+                         "capacity_is_lower_bound": lower, "capacity_source": source},
+            "detail": "; ".join(problems) or (
+                f"{applied} instance(s) carry the peak of {peak:.1f} req/s: measured "
+                + (f"at least {measured_rps:.1f}" if lower and measured_rps is not None
+                   else f"{measured_rps:.1f}" if measured_rps is not None else "no")
+                + f" req/s per instance, predicted {predicted_rps:.1f}")}
+
+
 def _measured_hit_ratio(doc: dict[str, Any], service: str) -> float | None:
     """The service's own cache counters over the run (`app.caches`: Micrometer's `cache_gets_total`
     scraped from its metrics_url)."""
@@ -212,6 +302,10 @@ def _material_changes(doc: dict[str, Any], plan: Any) -> tuple[list[str], list[s
             rec_n = rec.get("recommended")
             if cur is not None and rec_n is not None and abs(rec_n - cur) > max(1, 0.2 * cur):
                 moved.append(f"db_pool {svc}: {cur} -> {rec_n}")
+        elif rec["kind"] == "autoscaling":
+            cur_n = settings.instances if settings else None
+            if cur_n is not None and rec.get("instances") is not None and rec["instances"] != cur_n:
+                moved.append(f"instances {svc}: {cur_n} -> {rec['instances']}")
         elif rec["kind"] == "cache":
             cur_ttl = settings.cache_ttl_s if settings else None
             if not cur_ttl:

@@ -2,6 +2,8 @@
 
 When `loadbearing compare` compared the run with a baseline (RUN_DIR/comparison.json),
 a section with its verdict, table and both runs' p95 over time on one plot per service.
+When the run is a capacity run, or its recommendations were sized from one, a section
+plotting it (policies.report.capacity).
 Per service: requests/s and p95 per endpoint over time (with the SLO line),
 failed requests/s, and — when the target wrote `app_pool` — the connection-pool
 wait. Then the recommendations with their reasons, predictions and evidence (the
@@ -15,6 +17,7 @@ from html import escape
 from typing import Any
 
 from policies.recommend import Analysis, headline
+from policies.report.capacity import section as capacity_section
 from policies.report.comparison import section as compare_section
 from policies.report.svg import Series, line_chart
 
@@ -120,6 +123,9 @@ def render(analysis: Analysis, comparison: dict[str, Any] | None = None) -> str:
         out.append("<p>None.</p>")
     if comparison is not None:
         out.append(compare_section(comparison))
+    ramps, ramps_run = analysis.inputs.ramps, analysis.inputs.ramps_run
+    if ramps is not None and ramps_run is not None:
+        out.append(capacity_section(ramps, ramps_run.path.name, analysis.inputs.record.slo))
     for service in analysis.inputs.services():
         out.append(f"<h2>{escape(service)}</h2>")
         out += service_charts(analysis, service)

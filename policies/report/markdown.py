@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from policies.recommend import Analysis, headline
+from policies.report.capacity import markdown as capacity_markdown
 
 MAX_CHARS = 60_000
 
@@ -65,6 +66,9 @@ def render(analysis: Analysis, *, evidence: bool = True) -> str:
                 f"{_cell(f['detail'])}" for f in doc["findings"]]
     else:
         out.append("None.")
+    ramps, ramps_run = analysis.inputs.ramps, analysis.inputs.ramps_run
+    if ramps is not None and ramps_run is not None:
+        out += capacity_markdown(ramps, ramps_run.path.name)
     out += ["", "### Endpoints", "",
             "| module | service | endpoint | requests | req/s | p50 ms | p95 ms | p99 ms | errors |",
             "|---|---|---|---:|---:|---:|---:|---:|---:|"]

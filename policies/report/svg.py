@@ -48,8 +48,9 @@ def _fmt(v: float) -> str:
 
 def line_chart(title: str, series: Sequence[Series], *, y_label: str, x_label: str = "seconds since start",
                hline: tuple[float, str] | None = None, width: int = 1040, height: int = 280,
-               chart_id: str = "") -> str:
-    """An SVG chart. Series with no points are listed in the legend only."""
+               chart_id: str = "", vline: tuple[float, str] | None = None) -> str:
+    """An SVG chart. Series with no points are listed in the legend only. `hline` / `vline`: a dashed
+    reference line at that y / x, labelled (an SLO, a knee)."""
     left, right, top, bottom = 64, 16, 28, 44
     legend_rows = math.ceil(len(series) / 3) if series else 0
     legend_top = height + 12  # below the x axis label (baseline at height - 12)
@@ -59,6 +60,8 @@ def line_chart(title: str, series: Sequence[Series], *, y_label: str, x_label: s
     ys = [y for s in series for _, y in s.points]
     if hline is not None:
         ys.append(hline[0])
+    if vline is not None:
+        xs.append(vline[0])
     x_lo, x_hi = (min(xs), max(xs)) if xs else (0.0, 1.0)
     y_hi = max(ys) if ys else 1.0
     y_ticks = nice_ticks(0.0, y_hi * 1.05 if y_hi > 0 else 1.0)
@@ -99,6 +102,11 @@ def line_chart(title: str, series: Sequence[Series], *, y_label: str, x_label: s
                    'stroke-width="1.5" stroke-dasharray="6 4"/>')
         out.append(f'<text x="{left + pw - 4}" y="{y - 4:.1f}" font-size="11" text-anchor="end" fill="#000">'
                    f'{escape(hline[1])}</text>')
+    if vline is not None:
+        x = px(vline[0])
+        out.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + ph}" stroke="#000" '
+                   'stroke-width="1.5" stroke-dasharray="3 3"/>')
+        out.append(f'<text x="{x + 4:.1f}" y="{top + 12}" font-size="11" fill="#000">{escape(vline[1])}</text>')
     for i, s in enumerate(series):
         color = PALETTE[(i if s.color is None else s.color) % len(PALETTE)]
         dash = ' stroke-dasharray="7 4"' if s.dashed else ""
