@@ -195,6 +195,7 @@ def compare(
     """Did anything get slower or fail more often? Exit 1 when an endpoint regressed beyond the plan's tolerances."""
     from policies.compare import compare_runs
     from policies.compare_render import terminal
+    from runners.stack import recorded_store
 
     if json_out and markdown:
         raise BadInput("--json and --markdown both want stdout; pick one (both files are written to RUN)")
@@ -202,7 +203,8 @@ def compare(
         raise BadInput(f"with --baseline give one run (RUN), not {len(runs)}; the baseline is the pinned one")
     if not baseline and len(runs) != 2:
         raise BadInput(f"give BASELINE_RUN and RUN ({len(runs)} given), or RUN alone with --baseline")
-    outcome = compare_runs(runs[-1], None if baseline else runs[0], baseline_file=baseline_file, force=force)
+    outcome = compare_runs(runs[-1], None if baseline else runs[0], baseline_file=baseline_file, force=force,
+                           connect=recorded_store)
     console.print(terminal(outcome.document), markup=False, highlight=False, end="", soft_wrap=True)
     if json_out:
         _out(outcome.json_path.read_text(encoding="utf-8").rstrip("\n"))
@@ -218,8 +220,9 @@ def baseline_set(run_dir: Annotated[Path, typer.Argument(help="The run to pin.")
                  file: BaselineFile = None) -> None:
     """Pin RUN as the baseline of its plan and strategy (its numbers are stored in the file)."""
     from policies.baseline import set_baseline
+    from runners.stack import recorded_store
 
-    path, key, entry = set_baseline(run_dir, file)
+    path, key, entry = set_baseline(run_dir, file, connect=recorded_store)
     console.print(f"baseline for {key}: {entry['run_id']} (stored in {path})", markup=False, highlight=False)
     _out(str(path))
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from core.errors import BadInput
 from core.influx import InfluxClient
+from core.rundir import StoreConnector
 from policies.compare_profile import RunProfile, read_profile
 from policies.inputs import load_run
 
@@ -66,14 +67,14 @@ def _write_file(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def set_baseline(run_dir: Path, file: Path | None = None,
-                 influx: InfluxClient | None = None) -> tuple[Path, str, dict[str, Any]]:
+def set_baseline(run_dir: Path, file: Path | None = None, influx: InfluxClient | None = None,
+                 connect: StoreConnector | None = None) -> tuple[Path, str, dict[str, Any]]:
     """Pin `run_dir` as the baseline of its plan and strategy; returns (file, key, entry)."""
     inputs = load_run(Path(run_dir))
     if inputs.plan is None:
         raise BadInput(f"{run_dir}: the run's plan was not found, so its baseline cannot be keyed by plan; "
                        "pin a run whose plan is readable")
-    profile = read_profile(Path(run_dir), influx)
+    profile = read_profile(Path(run_dir), influx, connect)
     path = Path(file) if file is not None else default_file(run_dir)
     data = read_file(path)
     key = key_of(inputs.plan.name, profile.strategy)

@@ -48,7 +48,7 @@ from core import measurements
 from core.errors import BadInput
 from core.influx import InfluxClient, line
 from core.plan import Compare
-from core.rundir import RunDir
+from core.rundir import RunDir, StoreConnector
 from policies import compare_render
 from policies.baseline import baseline_for
 from policies.compare_profile import PERCENTILES, EndpointProfile, RunProfile, count_at_or_below, read_profile
@@ -317,16 +317,19 @@ class Outcome:
 
 
 def compare_runs(run_dir: Path, baseline_dir: Path | None = None, *, baseline_file: Path | None = None,
-                 force: bool = False, influx: InfluxClient | None = None) -> Outcome:
+                 force: bool = False, influx: InfluxClient | None = None,
+                 connect: StoreConnector | None = None) -> Outcome:
     """Compare `run_dir` with `baseline_dir`, or with the pinned baseline when it is None.
 
     Writes RUN_DIR/comparison.json and RUN_DIR/comparison.md, and both runs' relative
-    series to the run's InfluxDB (for the Grafana compare dashboard).
+    series to the run's InfluxDB (for the Grafana compare dashboard). `connect` reaches the
+    store each run recorded (default: the URL in its run.json).
     """
     run_dir = Path(run_dir)
-    client = influx or client_for(load_run(run_dir))
+    client = influx or client_for(load_run(run_dir), connect)
     run = read_profile(run_dir, client)
-    base = baseline_for(run, baseline_file) if baseline_dir is None else read_profile(Path(baseline_dir))
+    base = baseline_for(run, baseline_file) if baseline_dir is None else read_profile(Path(baseline_dir),
+                                                                                      connect=connect)
     counts = count_at_or_below(run, thresholds(base, run), client)
     document = compare(base, run, counts, force=force)
     write_relative_series(client, base, run)

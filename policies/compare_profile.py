@@ -25,6 +25,7 @@ from typing import Any
 from core import measurements
 from core.errors import BadInput
 from core.influx import InfluxClient, quote_ident, quote_literal
+from core.rundir import StoreConnector
 from policies.inputs import RunInputs, load_run
 from policies.metrics import EndpointKey, MetricsReader
 from policies.recommend import client_for
@@ -174,11 +175,12 @@ def read_endpoints(client: InfluxClient, testid: str, start_ms: int, end_ms: int
     return endpoints, step
 
 
-def read_profile(run_dir: Path, influx: InfluxClient | None = None) -> RunProfile:
+def read_profile(run_dir: Path, influx: InfluxClient | None = None,
+                 connect: StoreConnector | None = None) -> RunProfile:
     """The run's endpoint aggregates (InfluxDB) and identity. BadInput for an unfinished run."""
     inputs = load_run(Path(run_dir))
     _check_finished(inputs)
-    client = influx or client_for(inputs)
+    client = influx or client_for(inputs, connect)
     endpoints, step = read_endpoints(client, inputs.testid, inputs.started_ms, inputs.ended_ms,
                                      {m.name: m.seconds for m in inputs.modules if m.seconds > 0})
     if not endpoints:

@@ -1,5 +1,5 @@
-"""A run whose store was the local stack reads back after `stack down`: recommend, report and
-verify bring the stack up again (its data is kept) and find it where it listens now."""
+"""A run whose store was the local stack reads back after `stack down`: recommend, report,
+verify and compare bring the stack up again (its data is kept) and find it where it listens now."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def local_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[sta
         stack.down()
 
 
-def test_recommend_report_and_verify_start_the_local_stack_where_it_listens_now(
+def test_reading_a_run_back_starts_the_local_stack_where_it_listens_now(
         local_stack: stack.StackInfo, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     client = InfluxClient.from_url(local_stack.influx_url, db=local_stack.influx_db)
     runs = []
@@ -65,6 +65,8 @@ def test_recommend_report_and_verify_start_the_local_stack_where_it_listens_now(
         assert main(["report", str(runs[0])]) == 0
         assert main(["verify", str(runs[0]), str(runs[1])]) == 0
         assert (runs[1] / "verification.json").is_file()
+        assert main(["compare", str(runs[0]), str(runs[1])]) == 0  # the same samples twice: no change
+        assert (runs[1] / "comparison.json").is_file()
     finally:
         squatter.close()
 
