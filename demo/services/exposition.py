@@ -17,17 +17,26 @@ custom collector), so serving the metrics costs nothing per request.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from demo.services.app import ServiceContext
+from demo.services.cache import TTLCache
+from demo.services.db import Database
+from demo.services.settings import Settings
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 POOL = "db_client_connection_pool_name"
+
+
+class ServiceContext(Protocol):
+    """What the collector reads of a running service (demo.services.app.ServiceContext)."""
+
+    settings: Settings
+    db: Database
+    cache: TTLCache
 
 
 class ServiceCollector(Collector):
