@@ -98,19 +98,34 @@ def service_keys(m: Measurements, service: str) -> list[EndpointKey]:
 def service_unloaded_ms(m: Measurements, service: str) -> tuple[float, float] | None:
     """R0 of a service's request mix: (fastest successes, their 1st percentile), request-weighted.
 
-    The fastest successful request is a lower bound of the service time; the 1st percentile
-    of successes an upper one, capped at R0_HIGH_CAP x the fastest (in a run saturated from
-    its first second almost every request queued, so that percentile holds queueing too).
-    None: no success at all."""
+    The fastest successful request is a lower bound of the service time only if it did not
+    queue; the 1st percentile of successes an upper one, capped at R0_HIGH_CAP x the fastest
+    (in a run saturated from its first second almost every request queued, so that
+    percentile holds queueing too). With several endpoints, one of them may never have been
+    answered without queueing (a pool saturated from its first request serves the first
+    arrival at once and queues every other): its fastest request then holds a wait, which
+    would inflate R0. Endpoints that queue for the same resource share its wait, so their
+    medians differ by their service times; the lower value takes, per endpoint, the smaller
+    of its own fastest request and `shared_queue_ms` (the service's fastest request plus
+    the endpoint's median over that endpoint's median). None: no success at all."""
     keys = [k for k in service_keys(m, service) if m.endpoints[k].min_ok_ms is not None]
     n = sum(m.endpoints[k].requests for k in keys)
     if not n:
         return None
-    lo = sum(unloaded_ms(m.endpoints[k]) * m.endpoints[k].requests for k in keys) / n
+    ref = min(keys, key=lambda k: (unloaded_ms(m.endpoints[k]), k))
+    lo = sum(min(unloaded_ms(m.endpoints[k]), shared_queue_ms(m.endpoints[k], m.endpoints[ref]))
+             * m.endpoints[k].requests for k in keys) / n
     hi = sum(min(R0_HIGH_CAP * unloaded_ms(m.endpoints[k]),
                  max(unloaded_ms(m.endpoints[k]), m.endpoints[k].p1_ok_ms or 0.0)) * m.endpoints[k].requests
              for k in keys) / n
-    return lo, hi
+    return lo, max(lo, hi)
+
+
+def shared_queue_ms(stats: EndpointStats, ref: EndpointStats) -> float:
+    """An endpoint's service time if it queued for the same resource as `ref` (whose fastest
+    request is the service's fastest): `ref`'s fastest plus the endpoint's median over `ref`'s
+    (both medians hold the same waits, so they differ by the service times)."""
+    return max(MIN_UNLOADED_MS, unloaded_ms(ref) + max(0.0, stats.p50_ms - ref.p50_ms))
 
 
 def service_buckets(inputs: RunInputs, m: Measurements, service: str) -> list[ServiceBucket]:

@@ -24,22 +24,26 @@ from policies import recommend_run
 from runners.children import die_with_parent, wait_answering
 from runners.controller import RunOptions, prepare
 from runners.controller import run as run_strategy
-from tests.gallery.cases import Case, Server
+from tests.gallery.cases import Case
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _start(server: Server, port: int, workdir: Path) -> subprocess.Popen[bytes]:
-    params = dict(server.params)
-    if server.kind == "pool":
-        params["db"] = str(workdir / f"{server.service}.sqlite3")
-    log = open(workdir / f"{server.service}.log", "wb")  # noqa: SIM115 - owned by the child
-    proc = subprocess.Popen([sys.executable, "-m", "tests.gallery.servers", server.kind, str(port),
+def start_server(kind: str, params: dict[str, Any], service: str, port: int,
+                 workdir: Path) -> subprocess.Popen[bytes]:
+    """Start one gallery server (`tests.gallery.servers KIND`) on 127.0.0.1:`port` as its own
+    process (it dies with this one), its log in `workdir`; returns once it answers (`silent`:
+    once it accepts connections)."""
+    params = dict(params)
+    if kind == "pool":
+        params.setdefault("db", str(workdir / f"{service}.sqlite3"))
+    log = open(workdir / f"{service}.log", "wb")  # noqa: SIM115 - owned by the child
+    proc = subprocess.Popen([sys.executable, "-m", "tests.gallery.servers", kind, str(port),
                              json.dumps(params)], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             cwd=REPO, preexec_fn=die_with_parent)
     log.close()
     url = f"http://127.0.0.1:{port}"
-    if server.kind == "silent":
+    if kind == "silent":
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -47,11 +51,27 @@ def _start(server: Server, port: int, workdir: Path) -> subprocess.Popen[bytes]:
                 return proc
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError(f"{server.service} did not listen on {port}")
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"{service} did not listen on {port}")
     problem = wait_answering(proc, f"{url}/health", 200, 30.0)
     if problem:
-        raise RuntimeError(f"{server.service} did not start: {problem}")
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"{service} did not start: {problem}")
     return proc
+
+
+def stop_servers(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every server, then SIGKILL whichever is still there after 10 s."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _plan(case: Case, ports: dict[str, int], plan_dir: Path) -> Path:
@@ -81,19 +101,12 @@ def run_case(case: Case, influx: InfluxClient, root: Path) -> tuple[dict[str, An
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for s in case.servers:
-            procs.append(_start(s, ports[s.service], workdir))
+            procs.append(start_server(s.kind, s.params, s.service, ports[s.service], workdir))
         plan = _plan(case, ports, workdir / "plan")
         rd, _code = run_strategy(prepare(RunOptions(plan_path=plan, strategy="parallel", out_dir=workdir / "runs")),
                                  influx)
         run_dir = rd.path
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_servers(procs)
     return recommend_run(run_dir, influx), run_dir
 

@@ -6,7 +6,8 @@ Each listens on 127.0.0.1:PORT and knows nothing about loadbearing:
             `pool` connections, `max_overflow` 0, `timeout_s` checkout timeout): GET
             /orders/{id} checks a connection out, runs a real query and keeps the
             connection until `hold_ms` have passed since the checkout; a checkout that
-            times out answers 503. With `metrics` it serves GET /metrics in the
+            times out answers 503. PUT /orders/{id} (a write beside the read) reads its
+            body and goes through the pool the same way. With `metrics` it serves GET /metrics in the
             OpenTelemetry semantic conventions for database client connection pools
             (`db.client.connection.*`, as the Prometheus exporter names them), or in
             HikariCP's Micrometer names with `metrics = "hikari"`.
@@ -106,6 +107,8 @@ def pool_app(p: dict[str, Any]) -> Starlette:
     metrics = PoolMetrics(str(p["metrics"]), size) if p.get("metrics") else None
 
     async def order(request: Request) -> Response:
+        if request.method == "PUT":
+            await request.body()
         asked = time.monotonic()
         if metrics:
             metrics.pending += 1
@@ -154,7 +157,7 @@ def pool_app(p: dict[str, Any]) -> Starlette:
         yield
         await engine.dispose()
 
-    routes = [Route("/health", health), Route("/orders/{id:int}", order)]
+    routes = [Route("/health", health), Route("/orders/{id:int}", order, methods=["GET", "PUT"])]
     if metrics:
         routes.append(Route("/metrics", exposition))
     return Starlette(routes=routes, lifespan=lifespan)

@@ -2,7 +2,8 @@
 
 `real_runs` (session) records three parallel-strategy runs of two modules,
 `profile` (profile-api: a pool of 1 connection held 20 ms, offered 90 req/s, so it
-saturates) and `jobs` (core-api: fast, 40 req/s):
+saturates) and `jobs` (core-api: fast, 40 req/s), against the gallery's servers
+(`tests.policies.target`):
 
 - "baseline": profile-api exposes its pool on /metrics (OpenTelemetry names), scraped;
 - "verify":   the same load with profile-api's pool set to the baseline's
@@ -22,7 +23,7 @@ from core.influx import InfluxClient
 from policies import recommend_run
 from runners.influxd import Influxd
 from tests.policies.runs import ModuleSpec, RunResult, ServiceSpec, run_modules
-from tests.policies.target import PoolTarget
+from tests.policies.target import EchoTarget, PoolTarget
 
 SLO_P95_MS = 600.0
 HOLD_MS = 20.0
@@ -41,7 +42,11 @@ def policy_store(influxd: Influxd) -> InfluxClient:
 def record_run(root: Path, store: InfluxClient, name: str, pool: int, app_metrics: bool) -> RunResult:
     testid = f"{name}-{uuid.uuid4().hex[:6]}"
     profile = PoolTarget("profile-api", pool_size=pool, hold_ms=HOLD_MS, metrics=app_metrics).start()
-    core = PoolTarget("core-api", pool_size=10, hold_ms=0.0).start()
+    try:
+        core = EchoTarget("core-api").start()
+    except BaseException:
+        profile.stop()
+        raise
     try:
         return run_modules(
             root / testid, store, testid,

@@ -28,9 +28,9 @@ const BASE = __ENV.BASE_URL;
 export default function () {
   const id = Math.floor(Math.random() * 20) + 1;
   if (Math.random() < 0.8) {
-    http.get(`${BASE}/profiles/${id}`, { tags: { name: 'profile_get', key: `profile:${id}` } });
+    http.get(`${BASE}/orders/${id}`, { tags: { name: 'profile_get', key: `profile:${id}` } });
   } else {
-    http.put(`${BASE}/profiles/${id}`, 'x', { tags: { name: 'profile_put', key: `profile:${id}` } });
+    http.put(`${BASE}/orders/${id}`, 'x', { tags: { name: 'profile_put', key: `profile:${id}` } });
   }
 }
 """,
@@ -38,7 +38,7 @@ export default function () {
 import http from 'k6/http';
 const BASE = __ENV.BASE_URL;
 export default function () {
-  http.get(`${BASE}/jobs`, { tags: { name: 'jobs_list' } });
+  http.get(`${BASE}/ping`, { tags: { name: 'jobs_list' } });
 }
 """,
 }

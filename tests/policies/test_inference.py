@@ -6,6 +6,7 @@ import pytest
 
 from policies.inference import clamps, concurrency
 from policies.metrics import EndpointKey, EndpointStats, FailureGroup, Measurements
+from policies.workload import service_unloaded_ms
 
 KEY = EndpointKey("orders", "orders-api", "orders_get", "GET")
 
@@ -49,3 +50,25 @@ def test_clamped_errors(group: FailureGroup, clamped: bool) -> None:
 def test_percentile_grid_interpolates(pct: float, expected: float) -> None:
     m = Measurements(interval_s=1, percentiles={KEY: {50.0: 10.0, 60.0: 20.0, 65.0: 25.0, 99.0: 90.0}})
     assert m.percentile(KEY, pct) == pytest.approx(expected)
+
+
+GET = EndpointKey("profile", "profile-api", "profile_get", "GET")
+PUT = EndpointKey("profile", "profile-api", "profile_put", "PUT")
+
+
+@pytest.mark.parametrize(("get", "put", "lo"), [
+    # (min_ok, p50) per endpoint, each 250 GETs and 50 PUTs; lo = the mix's R0 (request-weighted)
+    ((22.0, 900.0), (22.5, 901.0), (250 * 22.0 + 50 * 22.5) / 300),    # both answered once unqueued
+    ((22.0, 900.0), (126.0, 902.0), (250 * 22.0 + 50 * 24.0) / 300),  # every PUT queued: its median, not its min
+    ((22.0, 900.0), (126.0, 1010.0), (250 * 22.0 + 50 * 126.0) / 300),  # a slower PUT: its own fastest holds
+    ((5.0, 5.5), (40.0, 41.0), (250 * 5.0 + 50 * 40.0) / 300),          # no queue: each its own fastest
+])
+def test_mix_r0_of_a_queue_saturated_from_its_first_request(get: tuple[float, float], put: tuple[float, float],
+                                                          lo: float) -> None:
+    m = Measurements(interval_s=1, endpoints={
+        GET: EndpointStats(GET, 250, get[1], get[1], get[1], get[1], min_ok_ms=get[0], p1_ok_ms=get[0]),
+        PUT: EndpointStats(PUT, 50, put[1], put[1], put[1], put[1], min_ok_ms=put[0], p1_ok_ms=put[0])})
+    r0 = service_unloaded_ms(m, "profile-api")
+    assert r0 is not None
+    assert r0[0] == pytest.approx(lo)
+    assert r0[1] >= r0[0]
