@@ -150,12 +150,13 @@ class BareRun:
 
 def run_bare_k6(plan_path: Path, module_name: str, work_dir: Path, *, influx: InfluxClient | None,
                 env_overrides: dict[str, str] | None = None, config_overrides: dict[str, Any] | None = None,
-                other_out: str | None = None, timeout_s: float = 300.0) -> BareRun:
+                other_out: str | None = None, timeout_s: float = 300.0, script: Path | None = None) -> BareRun:
     """k6 alone, with the config, tags and env the controller would give runner 0 of 1.
 
     `influx=None`: no InfluxDB output. Otherwise `--out influxdb` to that store, exactly
-    as loadbearing does. `other_out`: another `--out` value (e.g. 'csv=FILE'). CPU
-    seconds come from the kernel (wait4's rusage).
+    as loadbearing does. `other_out`: another `--out` value (e.g. 'csv=FILE'). `script`:
+    the file k6 runs instead of the module's script (e.g. its generated entry script).
+    CPU seconds come from the kernel (wait4's rusage).
     """
     plan = load_plan(plan_path)
     module = plan.module(module_name)
@@ -167,7 +168,7 @@ def run_bare_k6(plan_path: Path, module_name: str, work_dir: Path, *, influx: In
     cfg_path.write_text(json.dumps(cfg))
     summary_path = work_dir / f"{testid}.summary.json"
     tags = run_tags(testid, "parallel", module.name, module.service or "default", runner_name(module.name, 0))
-    args = k6mod.run_args(config_path=str(cfg_path), script=str(plan.script_path(module)),
+    args = k6mod.run_args(config_path=str(cfg_path), script=str(script or plan.script_path(module)),
                           summary_path=str(summary_path), segment="0:1", sequence="0,1", tags=tags,
                           influx_out=influx.k6_output_url() if influx else None, address=None, paused=False)
     if other_out:

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.fixtures.require import need_binary
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,6 +54,16 @@ def test_overhead_quick() -> None:
         assert 0 <= r["lost_samples"][variant] <= max(2, requests * 1e-4)
         assert r["stored_ratio"][variant] >= 0.999
     assert len(r["rounds"]) == 1 and isinstance(r["passed"], bool)
+
+
+def test_entry_quick() -> None:
+    r = run_bench("entry", "--quick")
+    assert positive(r["ratio"]) and isinstance(r["noise"], int | float) and r["noise"] >= 0
+    assert set(r["rps"]) == {"plain", "plain_again", "entry"} and all(positive(v) for v in r["rps"].values())
+    # The wrapper was at work: every stored request of the entry carries `key`, none of the plain script's.
+    assert r["keyed_share"] == {"plain": 0.0, "plain_again": 0.0, "entry": 1.0}
+    assert r["passed"] is (1 - r["ratio"] <= r["noise"])
+    assert len(r["rounds"]) == 1 and r["rounds"][0]["order"] == ["plain", "plain_again", "entry"]
 
 
 def test_fidelity_quick() -> None:
@@ -137,6 +149,18 @@ def test_run_all_records_goals_and_missing_bench(tmp_path: Path) -> None:
     assert "not available" in text and "Test CPU" in text
     assert "| `accuracy` | accuracy 1.0" in text and "accuracy 0.5 (1 of 2 gallery cases" in text
     assert "`cpu` (CPU-bound): **missed**: render-api: got a db_pool" in text
+
+
+@pytest.mark.parametrize(("ratio", "noise", "verdict"), [(0.97, 0.04, "PASS"), (0.99, 0.0, "FAIL"),
+                                                         (1.02, 0.01, "PASS")])
+def test_the_entry_goal_is_the_noise_of_the_same_load_twice(ratio: float, noise: float, verdict: str) -> None:
+    from bench import run_all
+
+    r = {"bench": "entry", "ratio": ratio, "noise": noise, "cpu_ratio": 1.01, "cpu_aa_ratio": 1.0}
+    goal, _measured, ok = run_all.verdict("entry", r)
+    assert goal == "within the overhead benchmark's noise: 1 - ratio <= noise" and ok == verdict
+    text = "\n".join(run_all._explain("entry", r, run_all.Outcome("entry", r, 1.0)))
+    assert ("Why the goal is missed" in text) is (verdict == "FAIL")
 
 
 def test_a_missed_overhead_goal_comes_with_its_cause() -> None:
