@@ -62,7 +62,9 @@ class Demo:
     def service_env(self, name: str, run_id: str) -> dict[str, str]:
         env = _read_env(self.env_files[name])
         env.update({"LOADBEARING_INFLUX_URL": self.influx.url, "LOADBEARING_INFLUX_DB": self.influx.db,
-                    "LOADBEARING_TESTID": run_id})
+                    "LOADBEARING_TESTID": run_id,
+                    # one database per service for the whole demo: seeded once, kept across restarts
+                    "DEMO_SQLITE_PATH": str(self.out / "services" / f"{name}.sqlite3")})
         return env
 
     def restart(self, run_id: str) -> None:
@@ -122,9 +124,13 @@ def _plan_with_env(base: Plan, target: Path, env_files: dict[str, Path], capacit
     return target
 
 
-def _run(demo: Demo, plan_path: Path, strategy: str, label: str, ramp: CapacityOptions | None = None) -> Path:
+def _run(demo: Demo, plan_path: Path, strategy: str, label: str, ramp: CapacityOptions | None = None,
+         restart: bool = True) -> Path:
+    """One run; the services are restarted first (tagged with the run) unless `restart` is False
+    (a capacity run right after a run of the same settings: its load has drained)."""
     run_id = new_run_id(strategy, time.time())
-    demo.restart(run_id)
+    if restart or not demo.services:
+        demo.restart(run_id)
     console.rule(f"[bold]{label}[/]: {strategy}")
     prepared = prepare(RunOptions(plan_path=plan_path, strategy=strategy, out_dir=demo.out, run_id=run_id,
                                   capacity=ramp))
@@ -254,7 +260,7 @@ def _loop(scale: str, out: Path, influx: InfluxClient, local_stack: str | None, 
         knees = []
         if ramped:  # services ramped together: they share nothing (another pool, other slots) and time is short
             knees.append(("before", _run(demo, plan_path, "capacity", "before",
-                                         CapacityOptions(parallel=True, services=ramped))))
+                                         CapacityOptions(parallel=True, services=ramped), restart=False)))
         doc = recommend_run(before, capacity=knees[0][1] if knees else None)
         console.print(render_summary(doc), markup=False, highlight=False)
         write_report(before)
@@ -276,7 +282,8 @@ def _loop(scale: str, out: Path, influx: InfluxClient, local_stack: str | None, 
         rescaled = [s for s in services if old[s].get("INSTANCES") != _read_env(env_files[s]).get("INSTANCES")]
         if rescaled:  # what the new instance count delivers: a ramp from the plan's peak
             ramp_plan = _plan_with_env(plan, out / "plan-after-capacity.toml", env_files, capacity_start=1.0)
-            knees.append(("after", _run(demo, ramp_plan, "capacity", "after", CapacityOptions(services=rescaled))))
+            knees.append(("after", _run(demo, ramp_plan, "capacity", "after", CapacityOptions(services=rescaled),
+                                        restart=False)))
         demo.stop()
         console.rule("[bold]verify[/]")
         ok = verify_runs(before, after, capacity=knees[-1][1] if len(knees) > 1 else None)

@@ -55,7 +55,7 @@ def build() -> Dashboard:
     for var in (variables.testid(), variables.service()):
         board = board.with_variable(var)
     board = (board.annotation(events.findings()).annotation(events.recommendations())
-             .annotation(events.phases()))
+             .annotation(events.phases()).annotation(events.knees()))
 
     by_service = f'{BY_TIME}, "service" fill(none)'
     by_instance = f'{BY_TIME}, "service", "instance" fill(none)'  # each instance has its own pool

@@ -35,3 +35,8 @@ def findings() -> InfluxAnnotation:
 
 def recommendations() -> InfluxAnnotation:
     return annotation("Recommendations", ["recommendation"], "green")
+
+
+def knees() -> InfluxAnnotation:
+    """A capacity run's knee per service (`loadbearing run capacity`), at the first step that broke."""
+    return annotation("Knees", [measurements.KNEE], "orange")

@@ -58,7 +58,7 @@ def build() -> Dashboard:
     )
     for var in (variables.testid(), variables.strategy(), variables.module(), variables.slo_p95_ms()):
         board = board.with_variable(var)
-    board = board.annotation(events.phases()).annotation(events.modules())
+    board = board.annotation(events.phases()).annotation(events.modules()).annotation(events.knees())
 
     stats = [
         stat_panel("Requests", "HTTP requests sent by k6 in the run (sum of http_reqs).", "short",

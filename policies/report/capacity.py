@@ -32,11 +32,13 @@ def charts(svc: ServiceKnee, slo: Slo) -> list[str]:
     knee = _knee_line(svc)
     return [
         line_chart(f"{svc.service}: offered vs achieved requests/s per step ({svc.instances} instance(s))",
-                   [Series("offered", offered, dashed=True), Series("completed", achieved),
-                    Series("successful", goodput)],
-                   y_label="requests/s", x_label=x_label, vline=knee, chart_id=f"capacity-rps-{slug}"),
-        line_chart(f"{svc.service}: p95 per step", [Series("p95", p95)], y_label="p95 ms", x_label=x_label,
-                   hline=(slo.p95_ms, f"SLO p95 {slo.p95_ms:g} ms"), vline=knee, chart_id=f"capacity-p95-{slug}"),
+                   [Series("offered", offered, dashed=True), Series("completed", achieved, markers=True),
+                    Series("successful", goodput, markers=True)],
+                   y_label="requests/s", x_label=x_label, vline=knee, x_from_zero=True,
+                   chart_id=f"capacity-rps-{slug}"),
+        line_chart(f"{svc.service}: p95 per step", [Series("p95", p95, markers=True)], y_label="p95 ms",
+                   x_label=x_label, hline=(slo.p95_ms, f"SLO p95 {slo.p95_ms:g} ms"), vline=knee, x_from_zero=True,
+                   chart_id=f"capacity-p95-{slug}"),
     ]
 
 

@@ -22,6 +22,7 @@ class Series:
     points: Sequence[tuple[float, float]]
     dashed: bool = False          # drawn dashed (e.g. the baseline of a comparison)
     color: int | None = None      # palette index; default: the series' position
+    markers: bool = False         # a dot on every point (few points, each one a measurement)
 
 
 def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
@@ -48,9 +49,9 @@ def _fmt(v: float) -> str:
 
 def line_chart(title: str, series: Sequence[Series], *, y_label: str, x_label: str = "seconds since start",
                hline: tuple[float, str] | None = None, width: int = 1040, height: int = 280,
-               chart_id: str = "", vline: tuple[float, str] | None = None) -> str:
+               chart_id: str = "", vline: tuple[float, str] | None = None, x_from_zero: bool = False) -> str:
     """An SVG chart. Series with no points are listed in the legend only. `hline` / `vline`: a dashed
-    reference line at that y / x, labelled (an SLO, a knee)."""
+    reference line at that y / x, labelled (an SLO, a knee). `x_from_zero`: the x axis starts at 0."""
     left, right, top, bottom = 64, 16, 28, 44
     legend_rows = math.ceil(len(series) / 3) if series else 0
     legend_top = height + 12  # below the x axis label (baseline at height - 12)
@@ -62,6 +63,8 @@ def line_chart(title: str, series: Sequence[Series], *, y_label: str, x_label: s
         ys.append(hline[0])
     if vline is not None:
         xs.append(vline[0])
+    if x_from_zero:
+        xs.append(0.0)
     x_lo, x_hi = (min(xs), max(xs)) if xs else (0.0, 1.0)
     y_hi = max(ys) if ys else 1.0
     y_ticks = nice_ticks(0.0, y_hi * 1.05 if y_hi > 0 else 1.0)
@@ -117,6 +120,8 @@ def line_chart(title: str, series: Sequence[Series], *, y_label: str, x_label: s
         elif pts:
             path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in pts)
             out.append(f'<polyline fill="none" stroke="{color}" stroke-width="2"{dash} points="{path}"/>')
+            if s.markers:
+                out += [f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{color}"/>' for x, y in pts]
         row, col = divmod(i, 3)
         lx = left + col * (pw / 3)
         ly = legend_top + row * 18

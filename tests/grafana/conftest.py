@@ -145,7 +145,7 @@ def start_k6(run: Run, target: str, outs: list[InfluxClient], work: Path,
 
 
 def event_lines(run: Run, start_s: float, end_s: float, with_conclusions: bool) -> list[str]:
-    """loadbearing_events as the controller (phases, modules) and `recommend` write them."""
+    """loadbearing_events as the controller (phases, modules; a capacity run's knee) and `recommend` write them."""
     def point(kind: str, event: str, name: str, at_s: float) -> str:
         return line("loadbearing_events",
                     {"testid": run.testid, "strategy": run.strategy, "kind": kind, "event": event, "name": name},
@@ -156,7 +156,8 @@ def event_lines(run: Run, start_s: float, end_s: float, with_conclusions: bool) 
               point("module", "end", run.module, end_s - 0.01), point("phase", "end", "phase-1", end_s)]
     if with_conclusions:
         points += [point("finding", "throughput_limit", run.service, end_s - 0.2),
-                   point("recommendation", "db_pool", run.service, end_s - 0.1)]
+                   point("recommendation", "db_pool", run.service, end_s - 0.1),
+                   point("knee", "knee", run.service, end_s - 0.3)]
     return points
 
 

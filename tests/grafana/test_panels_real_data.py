@@ -148,7 +148,8 @@ def test_every_annotation_shows_only_the_runs_events(path: Path, recorded_runs: 
     renderer = renderer_for(dashboard, runs, runs.a.testid)
     annotations = [q for q in extract(dashboard) if q.kind == "annotation"]
     assert annotations, "dashboard has no InfluxDB annotations"
-    kinds = {"Phases": "phase", "Modules": "module", "Findings": "finding", "Recommendations": "recommendation"}
+    kinds = {"Phases": "phase", "Modules": "module", "Findings": "finding", "Recommendations": "recommendation",
+             "Knees": "knee"}
     for q in annotations:
         rows = [dict(zip(s["columns"], r, strict=True)) for s in series(runs.mixed, renderer.render(q))
                 for r in s["values"]]
