@@ -11,13 +11,16 @@ not inherited. Without DATABASE_URL or DEMO_SQLITE_PATH the service creates a fr
 SQLite file in a temp dir and removes it when it exits. The child watches its parent
 and exits when the parent is gone.
 
-Instances: with `INSTANCES=N` (N > 1) the launched process binds the listening socket,
-creates and seeds the database once, and runs N uvicorn worker processes on that one
-socket (uvicorn's own multi-process supervisor, which replaces a worker that dies).
-Each worker is a whole instance of the service: its own event loop, connection pool
-(so N x DB_POOL_SIZE connections count against the database's max_connections), cache
-and request slots; the kernel hands each new connection to one of them. Workers exit
-when the supervisor is gone; `start_service` returns once all N answer.
+Instances: with `INSTANCES=N` (N > 1) the launched process is a supervisor: it creates
+and seeds the database once and starts N worker processes, each a uvicorn server
+listening on the same port with SO_REUSEPORT, so the kernel spreads new connections
+evenly over them (on one shared listening socket, Linux wakes the process that waited
+last, so idle workers are not picked evenly: measured, three instances then carried
+16-22 req/s each instead of 24). Each worker is a whole instance of the service: its
+own event loop, connection pool (so N x DB_POOL_SIZE connections count against the
+database's max_connections), cache and request slots. Workers exit when the supervisor
+is gone; the supervisor stops them all when one dies; `start_service` returns once all
+N answer.
 
 `stop()` sends SIGTERM (uvicorn finishes in-flight requests for up to 2 s, the
 service writes its last metrics and closes its pool; the supervisor stops its workers
@@ -32,6 +35,7 @@ import asyncio
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -96,7 +100,7 @@ class ServiceHandle:
 
         try:
             return sorted(c.pid for c in psutil.Process(self.pid).children() if c.status() != psutil.STATUS_ZOMBIE
-                          and "spawn_main" in " ".join(c.cmdline()))
+                          and "--worker" in c.cmdline())
         except psutil.Error:
             return []
 
@@ -221,17 +225,17 @@ def _routes(name: str) -> Callable[[ServiceContext], list[BaseRoute]]:
     return build_routes
 
 
-def _uvicorn_config(app: Starlette | str, host: str, port: int, workers: int | None = None) -> uvicorn.Config:
+def _uvicorn_config(app: Starlette, host: str, port: int) -> uvicorn.Config:
     import uvicorn
 
-    return uvicorn.Config(app, host=host, port=port, factory=isinstance(app, str), workers=workers,
-                          log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2,
-                          timeout_keep_alive=30, backlog=4096)
+    return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on",
+                          timeout_graceful_shutdown=2, timeout_keep_alive=30, backlog=4096)
 
 
-def serve(name: str, port: int, host: str = "127.0.0.1") -> int:
-    """Run service `name` until SIGTERM/SIGINT: in this process, or as INSTANCES worker
-    processes on one socket. Returns the exit code."""
+def serve(name: str, port: int, host: str = "127.0.0.1", *, worker: bool = False) -> int:
+    """Run service `name` until SIGTERM/SIGINT: in this process, or (INSTANCES > 1) as a supervisor of
+    INSTANCES worker processes. A `worker` binds its socket with SO_REUSEPORT beside its siblings.
+    Returns the exit code."""
     import uvicorn
 
     from demo.services.app import create_app
@@ -241,58 +245,79 @@ def serve(name: str, port: int, host: str = "127.0.0.1") -> int:
     except SettingsError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 2
-    if settings.instances > 1:
+    if settings.instances > 1 and not worker:
         return _serve_instances(name, settings, port, host)
     server = uvicorn.Server(_uvicorn_config(create_app(settings, _routes(name), port=port), host, port))
-    server.run()
+    if worker:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            print(f"{name}: cannot bind {host}:{port}: {exc}", file=sys.stderr)
+            return 1
+        server.run(sockets=[sock])
+    else:
+        server.run()
     return 0 if server.started else 1
 
 
-def worker_app() -> Starlette:
-    """The app of one worker process (INSTANCES > 1); uvicorn calls this factory in each worker."""
-    from demo.services.app import create_app
-
-    name = os.environ["DEMO_SERVICE"]
-    return create_app(from_env(name), _routes(name), port=int(os.environ["DEMO_PORT"]))
-
-
 def _serve_instances(name: str, settings: Settings, port: int, host: str) -> int:
-    from uvicorn.supervisors import Multiprocess
-
+    """The supervisor of INSTANCES workers: one database (created and seeded here, once), then N
+    processes each listening on the port with SO_REUSEPORT, so the kernel spreads new connections
+    over them evenly (on one shared socket it wakes the process that waited last: one busy, others idle).
+    It stops them all on SIGTERM/SIGINT, when its starter is gone, or when one of them dies (the
+    service would no longer be the N instances it claims)."""
     from demo.services.db import Database
 
     cleanup = [settings.temp_dir] if settings.temp_dir else []  # the supervisor's to remove, not a worker's
-    os.environ.pop("DEMO_TEMP_DIR", None)
+    env = {k: v for k, v in os.environ.items() if k != "DEMO_TEMP_DIR"}
     if not settings.database_url and not settings.sqlite_path:  # one database for every instance
         data_dir = tempfile.mkdtemp(prefix=f"loadbearing-{name}-")
         cleanup.append(data_dir)
-        os.environ["DEMO_SQLITE_PATH"] = str(Path(data_dir) / f"{name}.sqlite3")
-    os.environ.update({"DEMO_SERVICE": name, "DEMO_PORT": str(port), "DEMO_PARENT_PID": str(os.getpid())})
+        env["DEMO_SQLITE_PATH"] = str(Path(data_dir) / f"{name}.sqlite3")
+    env["DEMO_PARENT_PID"] = str(os.getpid())  # each worker exits once this supervisor is gone
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    workers: list[subprocess.Popen[bytes]] = []
+    code = 0
     try:
         async def seed() -> None:  # once, here: workers then find it seeded instead of racing to seed
-            db = Database(from_env(name))
+            db = Database(from_env(name, env))
             try:
                 await db.setup()
             finally:
                 await db.dispose()
 
         asyncio.run(seed())
-        config = _uvicorn_config("demo.launcher:worker_app", host, port, workers=settings.instances)
-        sockets = [config.bind_socket()]
-        if settings.parent_pid:
-            threading.Thread(target=_exit_with_parent, args=(settings.parent_pid,), daemon=True).start()
-        Multiprocess(config, sockets=sockets).run()
-        return 0
+        workers = [subprocess.Popen([sys.executable, "-m", "demo.launcher", name, "--port", str(port), "--host", host,
+                                     "--worker"], stdin=subprocess.DEVNULL, env=env, cwd=str(REPO_ROOT))
+                   for _ in range(settings.instances)]
+        while not stop.wait(0.5):
+            if settings.parent_pid and os.getppid() != settings.parent_pid:
+                break  # the starter is gone
+            dead = [w for w in workers if w.poll() is not None]
+            if dead:
+                print(f"{name}: instance {dead[0].pid} exited with code {dead[0].returncode}; stopping the others",
+                      file=sys.stderr)
+                code = 1
+                break
+        return code
     finally:
+        for w in workers:
+            if w.poll() is None:
+                w.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10.0
+        for w in workers:
+            try:
+                w.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                w.kill()
+                w.wait()
         for path in cleanup:
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    """The supervisor's watchdog: SIGTERM itself (its workers stop with it) once its starter is gone."""
-    while os.getppid() == parent_pid:
-        time.sleep(1.0)
-    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -302,8 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=None,
                         help="default: 8000 (core-api), 8001 (profile-api), 8002 (shipping-api)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--worker", action="store_true",
+                        help="one of INSTANCES workers (started by the supervisor; binds with SO_REUSEPORT)")
     args = parser.parse_args(argv)
-    return serve(args.service, args.port or DEFAULT_PORTS[args.service], args.host)
+    return serve(args.service, args.port or DEFAULT_PORTS[args.service], args.host, worker=args.worker)
 
 
 if __name__ == "__main__":

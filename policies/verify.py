@@ -38,6 +38,7 @@ HIT_RATIO_TOLERANCE = 0.10   # measured cache hit ratio within 10 points of the 
 REGRESSION_RATIO = 0.10      # no module's p95 worse than before by more than 10% ...
 REGRESSION_SLACK_MS = 20.0   # ... or 20 ms
 CAPACITY_TOLERANCE = 0.25    # measured capacity per instance within 25 % of the one instances were sized from
+MEASURED_KINDS = ("capacity_run", "plateau", "knee", "lower_bound")  # capacities an after run measures
 TOLERANCES = (f"p95 <= max(predicted x {1 + P95_TOLERANCE:g}, predicted + {P95_SLACK_MS:g} ms) and <= SLO when "
               f"the prediction meets it; errors <= SLO's max_error_rate; throughput >= "
               f"{1 - THROUGHPUT_TOLERANCE:.0%} of predicted; cache hit ratio within "
@@ -242,9 +243,12 @@ def _instance_check(label: str, rec: dict[str, Any], settings: Any, measured: di
         again = next((r for r in after_doc.get("recommendations", [])
                       if r["kind"] == "autoscaling" and r.get("service") == svc), None)
         aev = (again or {}).get("evidence") or {}
-        measured_rps = aev.get("capacity_rps_per_instance")
-        lower = aev.get("capacity_kind") in ("lower_bound", None)
-        source = f"the after run: {aev.get('capacity_source')}" if again else "the after run measured none"
+        kind = aev.get("capacity_kind")
+        # measured: a knee or a plateau (a pool model is a prediction, not a measurement of the after state)
+        measured_rps = aev.get("capacity_rps_per_instance") if kind in MEASURED_KINDS else None
+        lower = kind == "lower_bound"
+        source = f"the after run: {aev.get('capacity_source')}" if measured_rps is not None \
+            else "the after run measured none (a model, or no autoscaling recommendation)"
     slo_ok = None
     if measured.get("p95_ms") is not None:
         slo_ok = measured["p95_ms"] <= slo.p95_ms and (measured.get("error_rate") or 0.0) <= slo.max_error_rate

@@ -1,6 +1,6 @@
-"""INSTANCES: N worker processes of one service on one listening socket, each its own instance
-(pool, cache, request slots); and shipping-api, whose instances each serve a bounded number of
-requests at a time."""
+"""INSTANCES: N worker processes of one service on one port (SO_REUSEPORT), each its own instance
+(pool, cache, request slots), the load spread evenly; and shipping-api, whose instances each serve a
+bounded number of requests at a time."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def _pids_answering(url: str, tries: int = 60) -> set[int]:
     return {int(httpx.get(f"{url}/health", timeout=5).json()["pid"]) for _ in range(tries)}
 
 
-def test_n_instances_share_one_socket_each_with_its_own_pool(postgres_url: str) -> None:
+def test_n_instances_share_one_port_each_with_its_own_pool(postgres_url: str) -> None:
     handle = start_service("profile-api", env={"INSTANCES": "3", "DB_POOL_SIZE": "2", "DATABASE_URL": postgres_url})
     try:
         workers = handle.worker_pids()
@@ -51,7 +51,7 @@ def test_n_instances_share_one_socket_each_with_its_own_pool(postgres_url: str) 
         assert _pids_answering(handle.url) == set(workers)  # one port, three processes answering it
         listening = [c for c in psutil.net_connections("tcp")
                      if c.status == psutil.CONN_LISTEN and c.laddr.port == handle.port]
-        assert len(listening) == 1  # one socket, bound once by the supervisor
+        assert sorted(c.pid for c in listening) == workers  # each worker listens on the port (SO_REUSEPORT)
         metrics = httpx.get(f"{handle.url}/status", timeout=5).json()
         assert metrics["settings"]["instances"] == 3
         assert metrics["instance"] == f"{handle.port}-{metrics['pid']}"  # each instance tags its own metrics
@@ -66,6 +66,30 @@ def test_n_instances_share_one_socket_each_with_its_own_pool(postgres_url: str) 
         code = handle.stop()
     assert code == 0  # the supervisor stopped its workers and exited on SIGTERM
     assert _wait_gone(workers, 5)
+
+
+def test_new_connections_are_spread_over_the_instances() -> None:
+    handle = start_service("shipping-api", env={"INSTANCES": "3"})
+    try:
+        counts: dict[int, int] = {}
+        for _ in range(150):  # a new connection each
+            pid = int(httpx.get(f"{handle.url}/health", timeout=5).json()["pid"])
+            counts[pid] = counts.get(pid, 0) + 1
+    finally:
+        handle.stop()
+    assert len(counts) == 3 and min(counts.values()) >= 25, counts  # 50 each on average; none left idle
+
+
+def test_a_dead_instance_stops_the_service(tmp_path: Path) -> None:
+    handle = start_service("shipping-api", env={"INSTANCES": "2"}, log_path=tmp_path / "shipping.log")
+    workers = handle.worker_pids()
+    os.kill(workers[0], signal.SIGKILL)
+    try:
+        handle.process.wait(10)  # the supervisor stops the other instance and exits 1
+    finally:
+        code = handle.stop()
+    assert code == 1 and _wait_gone(workers, 5)
+    assert f"instance {workers[0]} exited with code -9; stopping the others" in handle.log_path.read_text()
 
 
 def test_stop_leaves_no_worker_nor_file_behind() -> None:
