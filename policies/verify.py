@@ -203,7 +203,8 @@ def verify_runs(before_dir: Path, after_dir: Path, connect: StoreConnector | Non
         checks.append({"check": f"no regression {m.name}", "ok": m.p95_ms <= bound,
                        "measured": {"before_p95_ms": b.p95_ms, "after_p95_ms": m.p95_ms},
                        "detail": f"p95 {b.p95_ms:.0f} -> {m.p95_ms:.0f} ms (allowed <= {bound:.0f})"})
-    material, new_ideas = _material_changes(after_doc, after_plan)
+    changed = {(r["kind"], r.get("service")) for r in before_doc.get("recommendations", [])}
+    material, new_ideas = _material_changes(after_doc, after_plan, changed)
     checks.append({"check": "converged", "ok": not material,
                    "detail": "recommending again changes no applied setting materially" if not material
                    else "; ".join(material)})
@@ -289,12 +290,15 @@ def _expected_hit_ratio(doc: dict[str, Any], service: str) -> float | None:
     return round(sum(w * float(rec["expected_hit_ratio"]) for w, rec in zip(weights, recs, strict=True)) / sum(weights), 4)
 
 
-def _material_changes(doc: dict[str, Any], plan: Any) -> tuple[list[str], list[str]]:
-    """(changes to settings the after run already had, proposals for settings it did not have).
+def _material_changes(doc: dict[str, Any], plan: Any,
+                      changed: set[tuple[str, Any]]) -> tuple[list[str], list[str]]:
+    """(changes to settings the loop applied, proposals for settings it did not touch).
 
     Only the first list breaks convergence: a loop that keeps moving an applied
     setting has not converged; a new kind of change (say a cache that only pays off
-    once the pool is fixed) is the next step, reported but not a failure.
+    once the pool is fixed, or a smaller pool for a service the before run gave no
+    pool advice) is the next step, reported but not a failure. `changed`: the
+    (kind, service) pairs the before run recommended.
     """
     moved: list[str] = []
     new: list[str] = []
@@ -305,11 +309,12 @@ def _material_changes(doc: dict[str, Any], plan: Any) -> tuple[list[str], list[s
             cur = settings.db_pool_size if settings else rec.get("current")
             rec_n = rec.get("recommended")
             if cur is not None and rec_n is not None and abs(rec_n - cur) > max(1, 0.2 * cur):
-                moved.append(f"db_pool {svc}: {cur} -> {rec_n}")
+                (moved if ("db_pool", svc) in changed else new).append(f"db_pool {svc}: {cur} -> {rec_n}")
         elif rec["kind"] == "autoscaling":
             cur_n = settings.instances if settings else None
             if cur_n is not None and rec.get("instances") is not None and rec["instances"] != cur_n:
-                moved.append(f"instances {svc}: {cur_n} -> {rec['instances']}")
+                (moved if ("autoscaling", svc) in changed else new).append(
+                    f"instances {svc}: {cur_n} -> {rec['instances']}")
         elif rec["kind"] == "cache":
             cur_ttl = settings.cache_ttl_s if settings else None
             if not cur_ttl:

@@ -52,3 +52,19 @@ def test_a_capacity_run_option_that_is_not_a_capacity_run_is_refused(tmp_path: P
                               ended_at="2026-01-01T00:01:00.000Z"), complete=True)
     with pytest.raises(BadInput, match=r"--capacity .*: not a capacity run"):
         with_capacity_run(load_run(rd), rd)
+
+
+def test_convergence_counts_only_the_settings_the_loop_changed() -> None:
+    from types import SimpleNamespace
+
+    from policies.verify import _material_changes
+
+    plan = SimpleNamespace(services={"core-api": SimpleNamespace(db_pool_size=10, instances=1, cache_ttl_s=0),
+                                     "shipping-api": SimpleNamespace(db_pool_size=2, instances=3, cache_ttl_s=0)})
+    after = {"recommendations": [{"kind": "db_pool", "service": "core-api", "recommended": 2},
+                                 {"kind": "autoscaling", "service": "shipping-api", "instances": 4}]}
+    # the before run gave core-api no pool advice: a smaller pool now is the next step, not a moved setting
+    moved, new = _material_changes(after, plan, {("autoscaling", "shipping-api")})
+    assert moved == ["instances shipping-api: 3 -> 4"] and new == ["db_pool core-api: 10 -> 2"]
+    moved, new = _material_changes(after, plan, {("db_pool", "core-api")})
+    assert moved == ["db_pool core-api: 10 -> 2"] and new == ["instances shipping-api: 3 -> 4"]
