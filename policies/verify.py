@@ -2,7 +2,8 @@
 
 Per applied recommendation: the after run's p95, error rate and throughput against the
 prediction (within TOLERANCES), a cache's hit ratio against the service's own counters;
-no module worse than before; and convergence (recommending again on the after run moves
+no module worse than before (by the plan's `[compare]` rule, the one `loadbearing compare`
+gates on); and convergence (recommending again on the after run moves
 no applied setting). Writes AFTER_DIR/verification.json.
 
 Instances (an autoscaling recommendation whose count the after run's plan carries, or
@@ -26,7 +27,7 @@ from rich.table import Table
 
 from core.console import console
 from core.knees import CapacityRecord
-from core.plan import Slo
+from core.plan import Compare, Slo
 from core.rundir import RunDir, RunRecord, StoreConnector
 from policies.pool import reserve
 from policies.recommend import load_recommendations, recommend_run, require_valid
@@ -35,16 +36,19 @@ P95_TOLERANCE = 0.5          # measured p95 may exceed the prediction by 50% ...
 P95_SLACK_MS = 50.0          # ... or by 50 ms, whichever is larger
 THROUGHPUT_TOLERANCE = 0.05  # measured throughput at least 95% of the predicted (offered) rate
 HIT_RATIO_TOLERANCE = 0.10   # measured cache hit ratio within 10 points of the expected
-REGRESSION_RATIO = 0.10      # no module's p95 worse than before by more than 10% ...
-REGRESSION_SLACK_MS = 20.0   # ... or 20 ms
 CAPACITY_TOLERANCE = 0.25    # measured capacity per instance within 25 % of the one instances were sized from
 MEASURED_KINDS = ("capacity_run", "plateau", "knee", "lower_bound")  # capacities an after run measures
 TOLERANCES = (f"p95 <= max(predicted x {1 + P95_TOLERANCE:g}, predicted + {P95_SLACK_MS:g} ms) and <= SLO when "
               f"the prediction meets it; errors <= SLO's max_error_rate; throughput >= "
               f"{1 - THROUGHPUT_TOLERANCE:.0%} of predicted; cache hit ratio within "
-              f"{HIT_RATIO_TOLERANCE:.0%} points; no module's p95 worse than before by more than "
-              f"{REGRESSION_RATIO:.0%} or {REGRESSION_SLACK_MS:g} ms; capacity per instance within "
+              f"{HIT_RATIO_TOLERANCE:.0%} points; capacity per instance within "
               f"{CAPACITY_TOLERANCE:.0%} of the one instances were sized from")
+
+
+def tolerances(rule: Compare) -> str:
+    """Every tolerance verify applies, in words, with the regression rule of the after run's plan."""
+    return (f"{TOLERANCES}; no module's p95 worse than before by more than {rule.p95_increase:.0%} "
+            f"and {rule.min_effect_ms:g} ms (the plan's [compare] p95_increase and min_effect_ms)")
 
 
 def p95_bound(predicted_p95_ms: float, slo_p95_ms: float, meets_slo: bool = True) -> float:
@@ -84,9 +88,11 @@ def hit_ratio_problem(service: str, measured: float | None, expected: float | No
     return None
 
 
-def regression_bound(before_p95_ms: float) -> float:
-    """The highest p95 a module may have after the change: REGRESSION_RATIO or REGRESSION_SLACK_MS worse."""
-    return max(before_p95_ms * (1 + REGRESSION_RATIO), before_p95_ms + REGRESSION_SLACK_MS)
+def regression_bound(before_p95_ms: float, rule: Compare) -> float:
+    """The highest p95 a module may have after the change. The rule is `loadbearing compare`'s: a
+    p95 regressed only when it is worse by more than `p95_increase` of the before p95 *and* by
+    more than `min_effect_ms` (the floor that keeps a shared machine's noise from failing a run)."""
+    return before_p95_ms + max(before_p95_ms * rule.p95_increase, rule.min_effect_ms)
 
 
 def instance_problems(*, applied: int, peak_rps: float, predicted_rps: float, measured_rps: float | None,
@@ -194,12 +200,13 @@ def verify_runs(before_dir: Path, after_dir: Path, connect: StoreConnector | Non
                 problems.append(problem)
         checks.append({"check": label, "ok": not problems, "applied": True, "predicted": predicted,
                        "measured": measured, "detail": "; ".join(problems) or "delivered"})
+    rule = after_plan.compare if after_plan else Compare()
     before_mods = {m.name: m for m in before_rec.modules}
     for m in after_rec.modules:
         b = before_mods.get(m.name)
         if not b or b.p95_ms is None or m.p95_ms is None:
             continue
-        bound = regression_bound(b.p95_ms)
+        bound = regression_bound(b.p95_ms, rule)
         checks.append({"check": f"no regression {m.name}", "ok": m.p95_ms <= bound,
                        "measured": {"before_p95_ms": b.p95_ms, "after_p95_ms": m.p95_ms},
                        "detail": f"p95 {b.p95_ms:.0f} -> {m.p95_ms:.0f} ms (allowed <= {bound:.0f})"})
@@ -214,7 +221,7 @@ def verify_runs(before_dir: Path, after_dir: Path, connect: StoreConnector | Non
                        + " (apply and run again)"})
     ok_all = all(c["ok"] is not False for c in checks)
     result = {"before": before_rec.run_id, "after": after_rec.run_id, "delivered": ok_all,
-              "tolerances": TOLERANCES, "checks": checks}
+              "tolerances": tolerances(rule), "checks": checks}
     out = after_run.write_verification(result)
     table = Table(title=f"verify {escape(before_rec.run_id)} -> {escape(after_rec.run_id)}: "
                         f"{'delivered' if ok_all else 'NOT delivered'}", title_justify="left")
@@ -224,7 +231,7 @@ def verify_runs(before_dir: Path, after_dir: Path, connect: StoreConnector | Non
         mark = "[green]ok[/]" if c["ok"] else ("[red]FAILED[/]" if c["ok"] is False else "[dim]n/a[/]")
         table.add_row(escape(c["check"]), mark, escape(c["detail"]))
     console.print(table)
-    console.print(f"[dim]tolerances: {escape(str(TOLERANCES))}[/]")
+    console.print(f"[dim]tolerances: {escape(tolerances(rule))}[/]")
     sys.stdout.write(str(out) + "\n")
     return ok_all
 

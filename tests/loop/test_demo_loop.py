@@ -23,12 +23,14 @@ import pytest
 
 from core.influx import InfluxClient
 from core.knees import CapacityRecord
+from core.plan import Compare
 from core.rundir import RunDir, StoreRecord
 from core.state import free_port
 from demo import plan as demo_plan
 from demo.launcher import start_service
 from demo.loop import run_demo
 from demo.plan import write_plan
+from policies.verify import regression_bound
 from runners import stack
 from runners.controller import RunOptions, prepare
 from runners.controller import run as run_strategy
@@ -146,7 +148,7 @@ def test_after_meets_the_slo_without_regressions(loop: Loop) -> None:
     slo = loop.run("parallel", 1)["slo"]["p95_ms"]
     assert after["profile"]["p95_ms"] <= slo
     for name, b in before.items():
-        assert after[name]["p95_ms"] <= max(b["p95_ms"] * 1.1, b["p95_ms"] + 20), name
+        assert after[name]["p95_ms"] <= regression_bound(b["p95_ms"], Compare()), name
 
 
 def test_recommendations_pool_for_profile_cache_for_its_gets_only(loop: Loop) -> None:

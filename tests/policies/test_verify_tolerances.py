@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from core.plan import Slo
+from core.plan import Compare, Slo
 from policies.verify import (
     HIT_RATIO_TOLERANCE,
     hit_ratio_problem,
@@ -59,11 +59,14 @@ def test_hit_ratio(measured: float | None, expected: float | None, problem: str 
     assert hit_ratio_problem("svc", measured, expected) == problem
 
 
-@pytest.mark.parametrize(("before", "bound"), [
-    (1000.0, 1100.0),   # 10 % worse ...
-    (100.0, 120.0),     # ... or 20 ms, whichever is larger
-    (200.0, 220.0),
-    (0.0, 20.0),
+@pytest.mark.parametrize(("before", "rule", "bound"), [
+    (1000.0, Compare(), 1100.0),   # 10 % worse and ...
+    (100.0, Compare(), 150.0),     # ... 50 ms worse: the larger of the two binds
+    (500.0, Compare(), 550.0),
+    (0.0, Compare(), 50.0),
+    (10.0, Compare(), 60.0),       # a 10 ms endpoint at 38 ms is noise on a shared machine, not a regression
+    (100.0, Compare(p95_increase=0.5, min_effect_ms=0), 150.0),
+    (100.0, Compare(p95_increase=0.0, min_effect_ms=5), 105.0),
 ])
-def test_regression_bound(before: float, bound: float) -> None:
-    assert regression_bound(before) == pytest.approx(bound)
+def test_regression_bound_is_compares_rule(before: float, rule: Compare, bound: float) -> None:
+    assert regression_bound(before, rule) == pytest.approx(bound)
