@@ -5,10 +5,10 @@
 answers, and returns a `ServiceHandle` with `.url`, `.pid` and `.stop()`. The
 service's knobs (DATABASE_URL, DB_POOL_SIZE, DB_MAX_OVERFLOW, DB_POOL_TIMEOUT,
 PROFILE_DB_MS, CACHE_TTL_S, DEMO_SLOW_ENDPOINTS, DEMO_SQLITE_PATH, INSTANCES,
-MAX_INFLIGHT, CARRIER_MS, INFLIGHT_TIMEOUT, LOADBEARING_INFLUX_URL, LOADBEARING_INFLUX_DB,
-LOADBEARING_TESTID) come only from `env`: the caller's own values of those variables are
-not inherited. Without DATABASE_URL or DEMO_SQLITE_PATH the service creates a fresh
-SQLite file in a temp dir and removes it when it exits. The child watches its parent
+MAX_INFLIGHT, CARRIER_MS, INFLIGHT_TIMEOUT) come only from `env`: the caller's own values of
+those variables (and of PROMETHEUS_MULTIPROC_DIR) are not inherited. Without DATABASE_URL or
+DEMO_SQLITE_PATH the service creates a fresh SQLite file in a temp dir and removes it when it
+exits. The child watches its parent
 and exits when the parent is gone.
 
 Instances: with `INSTANCES=N` (N > 1) the launched process is a supervisor: it creates
@@ -18,9 +18,12 @@ evenly over them (on one shared listening socket, Linux wakes the process that w
 last, so idle workers are not picked evenly: measured, three instances then carried
 16-22 req/s each instead of 24). Each worker is a whole instance of the service: its
 own event loop, connection pool (so N x DB_POOL_SIZE connections count against the
-database's max_connections), cache and request slots. Workers exit when the supervisor
-is gone; the supervisor stops them all when one dies; `start_service` returns once all
-N answer.
+database's max_connections), cache and request slots. Their metrics are exposed the
+standard way for several processes behind one address: the supervisor points
+PROMETHEUS_MULTIPROC_DIR at a directory of its own, and GET /metrics, whichever worker
+answers it, shows every worker's (prometheus-client's multiprocess mode: totals summed,
+each pool's gauges per worker). Workers exit when the supervisor is gone; the supervisor
+stops them all when one dies; `start_service` returns once all N answer.
 
 `stop()` sends SIGTERM (uvicorn finishes in-flight requests for up to 2 s, the
 service writes its last metrics and closes its pool; the supervisor stops its workers
@@ -51,6 +54,7 @@ import httpx
 
 from core.errors import RunError
 from core.state import free_port
+from demo.services.exposition import MULTIPROC_ENV
 from demo.services.settings import SERVICES, Settings, SettingsError, from_env
 from runners.children import wait_answering
 
@@ -63,9 +67,8 @@ if TYPE_CHECKING:
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KNOBS = ("DATABASE_URL", "DB_POOL_SIZE", "DB_MAX_OVERFLOW", "DB_POOL_TIMEOUT", "PROFILE_DB_MS", "CACHE_TTL_S",
-         "DEMO_SQLITE_PATH", "LOADBEARING_INFLUX_URL", "LOADBEARING_INFLUX_DB", "LOADBEARING_TESTID",
-         "DEMO_PARENT_PID", "DEMO_TEMP_DIR", "DEMO_SLOW_ENDPOINTS", "INSTANCES", "MAX_INFLIGHT", "CARRIER_MS",
-         "INFLIGHT_TIMEOUT", "DEMO_SERVICE", "DEMO_PORT")
+         "DEMO_SQLITE_PATH", "DEMO_PARENT_PID", "DEMO_TEMP_DIR", "DEMO_SLOW_ENDPOINTS", "INSTANCES", "MAX_INFLIGHT",
+         "CARRIER_MS", "INFLIGHT_TIMEOUT", "DEMO_SERVICE", "DEMO_PORT", MULTIPROC_ENV)
 DEFAULT_PORTS = {"core-api": 8000, "profile-api": 8001, "shipping-api": 8002}
 
 
@@ -277,6 +280,9 @@ def _serve_instances(name: str, settings: Settings, port: int, host: str) -> int
         data_dir = tempfile.mkdtemp(prefix=f"loadbearing-{name}-")
         cleanup.append(data_dir)
         env["DEMO_SQLITE_PATH"] = str(Path(data_dir) / f"{name}.sqlite3")
+    metrics_dir = tempfile.mkdtemp(prefix=f"loadbearing-{name}-metrics-")  # every worker's metrics, shared
+    cleanup.append(metrics_dir)
+    env[MULTIPROC_ENV] = metrics_dir
     env["DEMO_PARENT_PID"] = str(os.getpid())  # each worker exits once this supervisor is gone
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

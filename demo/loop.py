@@ -59,19 +59,17 @@ class Demo:
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
 
-    def service_env(self, name: str, run_id: str) -> dict[str, str]:
+    def service_env(self, name: str) -> dict[str, str]:
         env = _read_env(self.env_files[name])
-        env.update({"LOADBEARING_INFLUX_URL": self.influx.url, "LOADBEARING_INFLUX_DB": self.influx.db,
-                    "LOADBEARING_TESTID": run_id,
-                    # one database per service for the whole demo: seeded once, kept across restarts
-                    "DEMO_SQLITE_PATH": str(self.out / "services" / f"{name}.sqlite3")})
+        # one database per service for the whole demo: seeded once, kept across restarts
+        env["DEMO_SQLITE_PATH"] = str(self.out / "services" / f"{name}.sqlite3")
         return env
 
-    def restart(self, run_id: str) -> None:
-        """(Re)start every service with its env file, tagged with the run it serves (all at once)."""
+    def restart(self) -> None:
+        """(Re)start every service with its env file (all at once); a run reads them by scraping /metrics."""
         self.stop()
         with ThreadPoolExecutor(len(self.ports)) as pool:
-            started = {name: pool.submit(start_service, name, self.ports[name], self.service_env(name, run_id),
+            started = {name: pool.submit(start_service, name, self.ports[name], self.service_env(name),
                                          log_path=self.out / "services" / f"{name}.log") for name in self.ports}
             failures = []
             for name, future in started.items():
@@ -126,11 +124,11 @@ def _plan_with_env(base: Plan, target: Path, env_files: dict[str, Path], capacit
 
 def _run(demo: Demo, plan_path: Path, strategy: str, label: str, ramp: CapacityOptions | None = None,
          restart: bool = True) -> Path:
-    """One run; the services are restarted first (tagged with the run) unless `restart` is False
+    """One run; the services are restarted first unless `restart` is False
     (a capacity run right after a run of the same settings: its load has drained)."""
     run_id = new_run_id(strategy, time.time())
     if restart or not demo.services:
-        demo.restart(run_id)
+        demo.restart()
     console.rule(f"[bold]{label}[/]: {strategy}")
     prepared = prepare(RunOptions(plan_path=plan_path, strategy=strategy, out_dir=demo.out, run_id=run_id,
                                   capacity=ramp))

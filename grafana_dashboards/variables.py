@@ -90,7 +90,7 @@ def endpoint() -> QueryVariable:
 
 def service() -> QueryVariable:
     return _multi("service", "Service", _tag_values("service", RUN_FILTER),
-                  "Target services (k6 tag service; app_* metrics carry the same tag).")
+                  "Target services (k6 tag service; what was scraped from their metrics_url carries the same tag).")
 
 
 def slo_p95_ms() -> TextBoxVariable:

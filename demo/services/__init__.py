@@ -1,7 +1,8 @@
-"""The demo services (ASGI apps on uvicorn, one process each): `core-api`, `profile-api`.
+"""The demo services (ASGI apps on uvicorn): `core-api`, `profile-api`, `shipping-api`.
 
 Configuration comes from the environment (see `demo.services.settings`). Every
-service answers `GET /health` and `GET /metrics` (JSON counters: pool, cache,
-endpoints) and, when `LOADBEARING_INFLUX_URL` is set, writes `app_*` points to
-InfluxDB once a second.
+service answers `GET /health`, `GET /metrics` (Prometheus text in the standard names:
+OpenTelemetry's pool and HTTP server metrics, Micrometer's cache metric; see
+`demo.services.exposition`) and `GET /status` (its settings and counters as JSON). A
+service writes nothing anywhere: a run scrapes its /metrics, as it would any service's.
 """

@@ -3,18 +3,20 @@ names, `demo.services.exposition`), /status (its settings and counters as JSON),
 timing, errors.
 
 `create_app(settings, build_routes)` returns the Starlette app. At start it creates
-and seeds the database, starts the InfluxDB reporter when configured, and (when
-DEMO_PARENT_PID is set) a watchdog that shuts the service down once that process
-is gone, so a killed controller never leaves a service behind. At shutdown it
-writes the last metrics, closes the pool and removes its temp files.
+and seeds the database and (when DEMO_PARENT_PID is set) starts a watchdog that shuts
+the service down once that process is gone, so a killed controller never leaves a
+service behind. At shutdown it closes the pool and removes its temp files. The service
+writes nothing anywhere: a run reads it by scraping GET /metrics, as it would any service.
 
 Handlers are wrapped by `timed(ctx, name, handler)`: the request's server time is
-recorded under `name` (the same name the k6 scripts tag it with), `ApiError`
+recorded under `name` (the same name the k6 scripts tag it with, for /status) and in
+`http_server_request_duration_seconds` under its route (for /metrics), `ApiError`
 becomes a JSON error with its status, `PoolTimeout` and `SlotTimeout` become 503.
 
 One app runs per process. With INSTANCES > 1 the launcher runs that many worker
 processes on one listening socket (demo.launcher); each has its own pool, cache and
-slots, and tags its metrics with its own `instance` (port-pid).
+slots, its /status shows its own `instance` (port-pid), and /metrics shows all of them
+(`demo.services.exposition`).
 """
 
 from __future__ import annotations
@@ -37,12 +39,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from core import measurements as names
 from demo.services.cache import TTLCache
 from demo.services.db import Database, PoolTimeout
-from demo.services.exposition import CONTENT_TYPE, exposition, registry_for
+from demo.services.exposition import CONTENT_TYPE, Instruments
 from demo.services.inflight import InflightLimit, SlotTimeout
-from demo.services.metrics import EndpointMetrics, InfluxReporter, interval_lines
+from demo.services.metrics import EndpointMetrics
 from demo.services.settings import Settings
 
 log = logging.getLogger("demo")
@@ -64,8 +65,8 @@ class ServiceContext:
     settings: Settings
     db: Database
     cache: TTLCache
+    instruments: Instruments
     endpoints: EndpointMetrics = field(default_factory=EndpointMetrics)
-    reporter: InfluxReporter | None = None
     port: int = 0
     started_at: float = field(default_factory=time.monotonic)
     inflight: InflightLimit = field(default_factory=lambda: InflightLimit(1, 1.0))
@@ -74,12 +75,6 @@ class ServiceContext:
     def instance(self) -> str:
         """This process among the service's instances: the port, and the pid when there are several."""
         return str(self.port) if self.settings.instances == 1 else f"{self.port}-{os.getpid()}"
-
-    def tags(self) -> dict[str, str]:
-        tags = {names.SERVICE: self.settings.service, names.INSTANCE: self.instance}
-        if self.settings.testid:
-            tags[names.TESTID] = self.settings.testid
-        return tags
 
 
 def iso(value: datetime | None) -> str | None:
@@ -136,7 +131,11 @@ def timed(ctx: ServiceContext, name: str, handler: Handler) -> Handler:
         except Exception:  # a bug: answer 500 and keep serving
             log.exception("%s failed", name)
             response = JSONResponse({"error": "internal error"}, status_code=500)
-        ctx.endpoints.observe(name, (time.perf_counter() - started) * 1000.0, response.status_code)
+        seconds = time.perf_counter() - started
+        ctx.endpoints.observe(name, seconds * 1000.0, response.status_code)
+        route = request.scope.get("route")
+        ctx.instruments.request(request.method, getattr(route, "path", request.url.path), response.status_code,
+                                seconds)
         return response
 
     wrapped.__name__ = name
@@ -155,7 +154,6 @@ def metrics_document(ctx: ServiceContext) -> dict[str, Any]:
         "checkout_wait_ms_mean": stats.wait_ms_total / stats.checkouts if stats.checkouts else 0.0,
         "hold_ms_mean": stats.hold_ms_total / stats.holds if stats.holds else 0.0,
     })
-    reporter = ctx.reporter
     return {
         "service": s.service,
         "instance": ctx.instance,
@@ -177,13 +175,6 @@ def metrics_document(ctx: ServiceContext) -> dict[str, Any]:
         "inflight": ctx.inflight.snapshot() if s.service == "shipping-api" else None,
         "cache": ctx.cache.snapshot(),
         "endpoints": ctx.endpoints.snapshot(),
-        "influx": {
-            "enabled": reporter is not None,
-            "db": s.influx_db if reporter else None,
-            "writes": reporter.writes if reporter else 0,
-            "write_errors": reporter.write_errors if reporter else 0,
-            "last_error": reporter.last_error if reporter else None,
-        },
     }
 
 
@@ -199,20 +190,21 @@ async def _watch_parent(pid: int) -> None:
 def create_app(settings: Settings, build_routes: Callable[[ServiceContext], list[BaseRoute]],
                port: int = 0) -> Starlette:
     """The service's ASGI app; `build_routes(ctx)` gives its API routes."""
-    ctx = ServiceContext(settings=settings, db=Database(settings), cache=TTLCache(settings.cache_ttl_s), port=port,
+    instruments = Instruments(settings.service, settings.pool_size + settings.max_overflow)
+    ctx = ServiceContext(settings=settings, db=Database(settings, instruments),
+                         cache=TTLCache(settings.cache_ttl_s, on_lookup=instruments.cache_lookup),
+                         instruments=instruments, port=port,
                          inflight=InflightLimit(settings.max_inflight, settings.inflight_timeout_s))
 
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok", "service": settings.service, "db": ctx.db.kind, "pid": os.getpid(),
                              "instances": settings.instances})
 
-    registry = registry_for(ctx)
-
     async def status(_: Request) -> Response:
         return JSONResponse(metrics_document(ctx))
 
     async def metrics(_: Request) -> Response:
-        return Response(exposition(registry), media_type=CONTENT_TYPE)
+        return Response(instruments.exposition(), media_type=CONTENT_TYPE)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -226,20 +218,13 @@ def create_app(settings: Settings, build_routes: Callable[[ServiceContext], list
         watchdog = None
         if settings.parent_pid:
             watchdog = asyncio.get_running_loop().create_task(_watch_parent(settings.parent_pid))
-        if settings.influx_url:
-            ctx.reporter = InfluxReporter(
-                settings.influx_url, settings.influx_db,
-                lambda ts_ms: interval_lines(ctx.tags(), ctx.db, ctx.cache, ctx.endpoints, ts_ms),
-            )
-            ctx.reporter.start()
         ctx.started_at = time.monotonic()
         try:
             yield
         finally:
             if watchdog is not None:
                 watchdog.cancel()
-            if ctx.reporter is not None:
-                await ctx.reporter.stop()
+            instruments.close()
             await ctx.db.dispose()
             if settings.temp_dir:
                 shutil.rmtree(settings.temp_dir, ignore_errors=True)

@@ -8,7 +8,8 @@ Contract:
 - `invalidate(key)` / `invalidate_prefix(prefix)` drop entries, and a load that was in
   flight when its key was invalidated is returned to its callers but not stored,
   so a write is never hidden by a stale read that finished after it.
-- Counters are kept per endpoint name, cumulative and per reporting interval.
+- Counters are kept per endpoint name (cumulative), and each lookup is told to
+  `on_lookup(endpoint, hit)` as it happens (the service's metrics).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class TTLCache:
     max_entries: int = MAX_ENTRIES
     clock: Callable[[], float] = time.monotonic
     totals: dict[str, CacheCounts] = field(default_factory=dict)
-    interval: dict[str, CacheCounts] = field(default_factory=dict)
+    on_lookup: Callable[[str, bool], None] | None = None
     _entries: dict[str, _Entry] = field(default_factory=dict)
     _inflight: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
     _generation: dict[str, int] = field(default_factory=dict)
@@ -61,11 +62,12 @@ class TTLCache:
         return len(self._entries)
 
     def _count(self, endpoint: str, kind: str) -> None:
-        for table in (self.totals, self.interval):
-            counts = table.setdefault(endpoint, CacheCounts())
-            setattr(counts, kind, getattr(counts, kind) + 1)
-            if kind == "coalesced":
-                counts.hits += 1
+        counts = self.totals.setdefault(endpoint, CacheCounts())
+        setattr(counts, kind, getattr(counts, kind) + 1)
+        if kind == "coalesced":
+            counts.hits += 1
+        if self.on_lookup is not None:
+            self.on_lookup(endpoint, kind != "misses")
 
     async def get_or_load(self, endpoint: str, key: str, load: Callable[[], Awaitable[Any]]) -> Any:
         """The cached value of `key`, or `await load()` (stored for ttl_s). Exceptions are not cached."""
@@ -118,11 +120,6 @@ class TTLCache:
         self.invalidate(*[k for k in self._entries if k.startswith(prefix)],
                         *[k for k in self._inflight if k.startswith(prefix)])
 
-    def take_interval(self) -> dict[str, CacheCounts]:
-        """Counts since the last call, per endpoint; resets them."""
-        out, self.interval = self.interval, {}
-        return out
-
     def total(self) -> CacheCounts:
         out = CacheCounts()
         for counts in self.totals.values():
@@ -130,7 +127,7 @@ class TTLCache:
         return out
 
     def snapshot(self) -> dict[str, Any]:
-        """Cumulative counters for GET /metrics."""
+        """Cumulative counters for GET /status."""
         total = self.total()
         looked = total.hits + total.misses
         return {

@@ -1,6 +1,6 @@
 """core-api: jobs, ecommerce and notifications. Fast (a few ms a request); it holds up.
 
-Endpoints (name = the k6 request name and the app_endpoint tag; * = cacheable):
+Endpoints (name = the k6 request name and the endpoint's name in GET /status; * = cacheable):
 - jobs:          GET /jobs jobs_list*, GET /jobs/search jobs_search*, GET /jobs/{id} jobs_detail*,
                  POST /jobs jobs_create, POST /jobs/{id}/applications jobs_apply
 - ecommerce:     GET /products products_list*, GET /products/search products_search*,

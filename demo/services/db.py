@@ -12,6 +12,10 @@ checked out until `hold_s` has passed since the checkout: a request that uses it
 occupies one pool slot for max(hold_s, its real queries), so a saturated pool
 serves exactly pool_size / hold_s requests per second. A checkout that waits
 longer than the pool timeout raises `PoolTimeout` (the API answers 503).
+
+Each checkout, return and timeout is told to the `PoolObserver` given (the service's
+metrics, `demo.services.exposition`) as it happens; `stats` keeps the cumulative
+counters this process's GET /status shows.
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import TimeoutError as SATimeoutError
@@ -60,7 +64,7 @@ def async_url(url: str) -> str:
 
 @dataclass
 class PoolStats:
-    """Checkout counters: cumulative, and for the current reporting interval."""
+    """Cumulative checkout counters of this process's pool."""
 
     waiting: int = 0
     checkouts: int = 0
@@ -68,26 +72,41 @@ class PoolStats:
     wait_ms_total: float = 0.0
     hold_ms_total: float = 0.0
     holds: int = 0
-    interval_waits: list[float] = field(default_factory=list)
-    interval_holds: list[float] = field(default_factory=list)
-    interval_timeouts: int = 0
-    interval_waiting_max: int = 0
 
-    def take_interval(self) -> tuple[list[float], list[float], int, int]:
-        """(waits_ms, holds_ms, timeouts, waiting_max) since the last call; resets them."""
-        out = (self.interval_waits, self.interval_holds, self.interval_timeouts,
-               max(self.interval_waiting_max, self.waiting))
-        self.interval_waits, self.interval_holds = [], []
-        self.interval_timeouts = 0
-        self.interval_waiting_max = self.waiting
-        return out
+
+class PoolObserver(Protocol):
+    """What the pool tells as it happens: connections in use and requests waiting after each
+    change, each checkout's wait, each connection's use time, each checkout that timed out."""
+
+    def pool_state(self, used: int, pending: int) -> None: ...
+
+    def pool_wait(self, seconds: float) -> None: ...
+
+    def pool_use(self, seconds: float) -> None: ...
+
+    def pool_timeout(self) -> None: ...
+
+
+class _Unobserved:
+    def pool_state(self, used: int, pending: int) -> None:
+        pass
+
+    def pool_wait(self, seconds: float) -> None:
+        pass
+
+    def pool_use(self, seconds: float) -> None:
+        pass
+
+    def pool_timeout(self) -> None:
+        pass
 
 
 class Database:
     """Engine, pool instrumentation, schema set-up and seeding for one service."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, observer: PoolObserver | None = None) -> None:
         self.settings = settings
+        self.observer: PoolObserver = observer or _Unobserved()
         self._tmpdir: str | None = None
         self.sqlite_path: str | None = None
         if settings.database_url:
@@ -124,26 +143,28 @@ class Database:
     async def connection(self, hold_s: float = 0.0) -> AsyncIterator[AsyncConnection]:
         """A pooled connection held for at least `hold_s` (see the module docstring)."""
         stats = self.stats
+        observer = self.observer
         loop = asyncio.get_running_loop()
         asked = loop.time()
         stats.waiting += 1
-        stats.interval_waiting_max = max(stats.interval_waiting_max, stats.waiting)
+        observer.pool_state(self.pool.checkedout(), stats.waiting)
         try:
             conn = await self.engine.connect()
         except SATimeoutError:
             stats.timeouts += 1
-            stats.interval_timeouts += 1
+            observer.pool_timeout()
             raise PoolTimeout(
                 f"no database connection free within {self.settings.pool_timeout_s:g}s "
                 f"(pool size {self.settings.pool_size}, max overflow {self.settings.max_overflow})"
             ) from None
         finally:
             stats.waiting -= 1
+            observer.pool_state(self.pool.checkedout(), stats.waiting)
         got = loop.time()
         wait_ms = (got - asked) * 1000.0
         stats.checkouts += 1
         stats.wait_ms_total += wait_ms
-        stats.interval_waits.append(wait_ms)
+        observer.pool_wait(wait_ms / 1000.0)
         try:
             yield conn
         finally:
@@ -165,7 +186,8 @@ class Database:
                 hold_ms = (released - got) * 1000.0
                 stats.holds += 1
                 stats.hold_ms_total += hold_ms
-                stats.interval_holds.append(hold_ms)
+                observer.pool_use(hold_ms / 1000.0)
+                observer.pool_state(self.pool.checkedout(), stats.waiting)
 
     def pool_state(self) -> dict[str, int]:
         """Instantaneous pool gauges: size, checked_out, overflow (in use above size), waiting."""

@@ -1,6 +1,6 @@
 """profile-api: the service that buckles under the parallel strategy.
 
-Endpoints (name = the k6 request name and the app_endpoint tag):
+Endpoints (name = the k6 request name and the endpoint's name in GET /status):
 - GET  /profiles/{id}        profile_get   (cacheable: key profile:{id})
 - PUT  /profiles/{id}        profile_put   (invalidates profile:{id})
 - GET  /profiles/{id}/feed   profile_feed  (cacheable: key feed:{id})

@@ -14,9 +14,6 @@
 | `MAX_INFLIGHT` | 5 | shipping-api: requests one instance serves at a time; the others wait for a slot |
 | `CARRIER_MS` | 200 | shipping-api: ms each request waits on the carrier's rate API, holding its slot |
 | `INFLIGHT_TIMEOUT` | 30 | shipping-api: seconds a request waits for a slot before HTTP 503 |
-| `LOADBEARING_INFLUX_URL` | unset (off) | InfluxDB 1.x URL to write `app_*` points to |
-| `LOADBEARING_INFLUX_DB` | `loadbearing` | its database |
-| `LOADBEARING_TESTID` | unset | adds tag `testid` to every point |
 | `DEMO_PARENT_PID` | unset | exit when this process is gone (set by the launcher) |
 | `DEMO_TEMP_DIR` | unset | a directory to remove at exit (the launcher's temp log dir) |
 
@@ -48,9 +45,6 @@ class Settings:
     pool_timeout_s: float
     profile_db_ms: float
     cache_ttl_s: float
-    influx_url: str | None
-    influx_db: str
-    testid: str | None
     parent_pid: int | None
     temp_dir: str | None = None
     slow_ms: Mapping[str, float] = field(default_factory=dict)
@@ -104,10 +98,6 @@ def from_env(service: str, env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(f"unknown service {service!r}; use one of: {', '.join(SERVICES)}")
     env = os.environ if env is None else env
     parent = env.get("DEMO_PARENT_PID", "").strip()
-    influx_url = env.get("LOADBEARING_INFLUX_URL", "").strip() or None
-    if influx_url and not influx_url.startswith(("http://", "https://")):
-        raise SettingsError(f"LOADBEARING_INFLUX_URL={influx_url.split('@')[-1]!r} is not an http(s) URL; "
-                            "e.g. http://127.0.0.1:8086")
     return Settings(
         service=service,
         database_url=env.get("DATABASE_URL", "").strip() or None,
@@ -117,9 +107,6 @@ def from_env(service: str, env: Mapping[str, str] | None = None) -> Settings:
         pool_timeout_s=_number(env, "DB_POOL_TIMEOUT", 30.0, minimum=0.001),
         profile_db_ms=_number(env, "PROFILE_DB_MS", 50.0, minimum=0),
         cache_ttl_s=_number(env, "CACHE_TTL_S", 0.0, minimum=0),
-        influx_url=influx_url,
-        influx_db=env.get("LOADBEARING_INFLUX_DB", "").strip() or "loadbearing",
-        testid=env.get("LOADBEARING_TESTID", "").strip() or None,
         parent_pid=int(parent) if parent.isdigit() else None,
         temp_dir=env.get("DEMO_TEMP_DIR", "").strip() or None,
         slow_ms=_slow_endpoints(env),

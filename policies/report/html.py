@@ -5,8 +5,8 @@ a section with its verdict, table and both runs' p95 over time on one plot per s
 When the run is a capacity run, or its recommendations were sized from one, a section
 plotting it (policies.report.capacity).
 Per service: requests/s and p95 per endpoint over time (with the SLO line),
-failed requests/s, and — when the target wrote `app_pool` — the connection-pool
-wait. Then the recommendations with their reasons, predictions and evidence (the
+failed requests/s, and — when its metrics_url exposed its pool — the connection-pool
+occupancy. Then the recommendations with their reasons, predictions and evidence (the
 InfluxQL queries and the numbers they returned), the findings and the endpoints.
 """
 

@@ -1,6 +1,6 @@
 """One percentile rule for the whole project: InfluxDB's `percentile()` (nearest rank).
 
-The demo server's p95 (in `/metrics` and the `app_*` points) and the policies' numbers
+The demo server's p95 (in GET /status) and the policies' numbers
 (from InfluxDB) must agree; they used to differ at n = 31."""
 
 from __future__ import annotations

@@ -124,18 +124,24 @@ def test_prefix_invalidation_and_errors_are_not_cached() -> None:
     assert cache.snapshot()["endpoints"]["jobs_detail"] == {"hits": 1, "misses": 3, "coalesced": 0}
 
 
-def test_interval_counts_reset_but_totals_do_not() -> None:
-    cache = TTLCache(ttl_s=60)
+def test_every_lookup_is_told_as_it_happens_and_totals_add_up() -> None:
+    told: list[tuple[str, bool]] = []
+    cache = TTLCache(ttl_s=60, on_lookup=lambda endpoint, hit: told.append((endpoint, hit)))
+    release = asyncio.Event()
 
-    async def load() -> int:
+    async def slow_load() -> int:
+        await release.wait()
         return 1
 
     async def scenario() -> None:
-        for _ in range(3):
-            await cache.get_or_load("profile_get", "profile:1", load)
+        first = asyncio.ensure_future(cache.get_or_load("profile_get", "profile:1", slow_load))
+        await asyncio.sleep(0)
+        second = asyncio.ensure_future(cache.get_or_load("profile_get", "profile:1", slow_load))  # coalesced
+        await asyncio.sleep(0)
+        release.set()
+        await asyncio.gather(first, second)
+        await cache.get_or_load("profile_get", "profile:1", slow_load)  # a hit
 
     asyncio.run(scenario())
-    first = cache.take_interval()
-    assert (first["profile_get"].hits, first["profile_get"].misses) == (2, 1)
-    assert cache.take_interval() == {}
-    assert cache.snapshot()["hits"] == 2
+    assert told == [("profile_get", False), ("profile_get", True), ("profile_get", True)]
+    assert (cache.snapshot()["hits"], cache.snapshot()["misses"], cache.snapshot()["coalesced"]) == (2, 1, 1)

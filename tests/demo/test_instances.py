@@ -54,7 +54,7 @@ def test_n_instances_share_one_port_each_with_its_own_pool(postgres_url: str) ->
         assert sorted(c.pid for c in listening) == workers  # each worker listens on the port (SO_REUSEPORT)
         metrics = httpx.get(f"{handle.url}/status", timeout=5).json()
         assert metrics["settings"]["instances"] == 3
-        assert metrics["instance"] == f"{handle.port}-{metrics['pid']}"  # each instance tags its own metrics
+        assert metrics["instance"] == f"{handle.port}-{metrics['pid']}"  # each instance names itself in its /status
         # Every instance opened its own pool of 2: 3 x 2 connections count against max_connections.
         import psycopg
 

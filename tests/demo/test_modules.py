@@ -1,7 +1,7 @@
 """The k6 modules: real k6 runs each script against the services; every request is named.
 
 The names k6 tags requests with must be the endpoint names the services report
-(app_endpoint / GET /status), so that client and server views of a run join.
+(GET /status), so that client and server views of a run join.
 """
 
 from __future__ import annotations

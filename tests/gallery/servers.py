@@ -88,6 +88,7 @@ class PoolMetrics:
             self.h_wait = Histogram("db_client_connection_wait_time_seconds", "wait time", name, registry=reg,
                                     buckets=USE_BUCKETS)
         self.g_max.labels(*self.labels).set(size)
+        self.c_timeouts.labels(*self.labels)  # exposed from the start, at 0
         self.update()
 
     def update(self) -> None:

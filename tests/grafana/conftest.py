@@ -1,9 +1,11 @@
 """Two real k6 runs into a real InfluxDB, for proving every dashboard query.
 
 `recorded_runs` (module scope) starts a loopback HTTP target, runs k6 twice at the same
-time (run A into databases `mixed` and `solo`, run B into `mixed` only), then writes
-the run events and the target's app_* metrics for both runs. Tests query `mixed` with
-testid = A and compare with `solo` to prove runs never mix.
+time (run A into databases `mixed` and `solo`, run B into `mixed` only) while the
+controller's own `Scraper` scrapes the target's GET /metrics for each run (its pool in
+OpenTelemetry's names, its cache's `cache_gets_total`, its server time per route), then
+writes the run events for both runs. Tests query `mixed` with testid = A and compare with
+`solo` to prove runs never mix.
 """
 
 from __future__ import annotations
@@ -22,34 +24,101 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from prometheus_client import Counter as PromCounter
+from prometheus_client import Histogram, generate_latest
 
-from core.influx import InfluxClient, line
+from core import measurements as names
+from core.influx import InfluxClient, line, quote_literal
 from grafana_dashboards.queries import TimeRange
 from runners.influxd import Influxd
 from runners.k6 import INFLUX_TAGS_AS_FIELDS, SYSTEM_TAGS
+from runners.scrape import Scraper
 from tests.fixtures.require import need_binary
+from tests.gallery.servers import USE_BUCKETS, PoolMetrics
 
 SCRIPT = Path(__file__).with_name("k6_script.js")
 ITEM_RE = re.compile(r"^/items/(\d+)$")
+POOL_SIZE = 3
+HOME_TTL_S = 1.0
+
+
+class Instruments:
+    """The target's own metrics, in the standard names a real service exposes: a pool of
+    POOL_SIZE "connections" each /items request holds for its delay (OpenTelemetry's
+    db.client.connection.*), the cache of /home's body (Micrometer's cache_gets_total) and
+    the server time per route (OpenTelemetry's http.server.request.duration)."""
+
+    def __init__(self) -> None:
+        self.pool = PoolMetrics("otel", POOL_SIZE)
+        reg = self.pool.registry
+        self.gets = PromCounter(names.CACHE_GETS.removesuffix("_total"), "cache lookups",
+                                [names.CACHE_NAME, names.CACHE_RESULT], registry=reg)
+        self.duration = Histogram(names.HTTP_SERVER_DURATION, "server time",
+                                  [names.HTTP_REQUEST_METHOD, names.HTTP_ROUTE, names.HTTP_STATUS_CODE],
+                                  registry=reg, buckets=USE_BUCKETS)
+        self.cond = threading.Condition()
+        self.home: tuple[float, bytes] | None = None
+
+    def hold(self, seconds: float) -> None:
+        """Hold one of the pool's connections for `seconds`, waiting for one first."""
+        m = self.pool
+        asked = time.monotonic()
+        with self.cond:
+            m.pending += 1
+            m.update()
+            while m.used >= POOL_SIZE:
+                self.cond.wait()
+            m.pending -= 1
+            m.used += 1
+            m.update()
+        got = time.monotonic()
+        m.h_wait.labels(*m.labels).observe(got - asked)
+        time.sleep(seconds)
+        with self.cond:
+            m.used -= 1
+            m.update()
+            self.cond.notify()
+        m.h_use.labels(*m.labels).observe(time.monotonic() - got)
+
+    def home_body(self) -> bytes:
+        with self.cond:
+            now = time.monotonic()
+            hit = self.home is not None and self.home[0] > now
+            if not hit:
+                self.home = (now + HOME_TTL_S, json.dumps({"path": "/home", "status": 200}).encode())
+            self.gets.labels("home", "hit" if hit else "miss").inc()
+            assert self.home is not None
+            return self.home[1]
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: LoopbackTarget
 
     def do_GET(self) -> None:
+        started = time.monotonic()
+        metrics = self.server.metrics
+        if self.path == "/metrics":
+            self._answer(200, generate_latest(metrics.pool.registry), "text/plain; version=0.0.4")
+            return
         self.server.count(self.headers.get("X-Testid", ""))
-        status, delay = 200, 0.0
+        status, route = 200, "/home"
         m = ITEM_RE.match(self.path)
         if m:
             n = int(m.group(1))
-            delay = (n % 4) * 0.015
+            route = "/items/{id}"
+            metrics.hold((n % 4) * 0.015)
             status = 500 if n % 7 == 3 else 200
-        elif self.path != "/home":
-            status = 404
-        time.sleep(delay)
-        body = json.dumps({"path": self.path, "status": status}).encode()
+            body = json.dumps({"path": self.path, "status": status}).encode()
+        elif self.path == "/home":
+            body = metrics.home_body()
+        else:
+            status, route, body = 404, "unmatched", b"{}"
+        self._answer(status, body, "application/json")
+        metrics.duration.labels("GET", route, str(status)).observe(time.monotonic() - started)
+
+    def _answer(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -59,13 +128,15 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class LoopbackTarget(ThreadingHTTPServer):
-    """A threaded HTTP target on 127.0.0.1 that counts requests per X-Testid header."""
+    """A threaded HTTP target on 127.0.0.1 that counts requests per X-Testid header and
+    serves its own metrics on GET /metrics."""
 
     daemon_threads = True
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.requests: Counter[str] = Counter()
+        self.metrics = Instruments()
         self._lock = threading.Lock()
 
     def count(self, testid: str) -> None:
@@ -75,6 +146,10 @@ class LoopbackTarget(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"{self.url}/metrics"
 
 
 @pytest.fixture(scope="module")
@@ -161,30 +236,6 @@ def event_lines(run: Run, start_s: float, end_s: float, with_conclusions: bool) 
     return points
 
 
-def app_metric_lines(run: Run, start_s: float, end_s: float, pool_size: int) -> list[str]:
-    """Synthetic app_* points, one per second, in the shape demo/services/metrics.py writes.
-
-    Synthetic on purpose: the demo services were being built at the same time
-    as these dashboards; the lead may replace this writer with a real demo run (the
-    services write app_* with tag testid when LOADBEARING_TESTID is set).
-    """
-    tags = {"testid": run.testid, "service": run.service, "instance": "8001"}
-    lines: list[str] = []
-    t = start_s
-    i = 0
-    while t <= end_s:
-        ns = int(t * 1e9)
-        busy = min(pool_size, 1 + i % (pool_size + 1))
-        lines.append(line("app_pool", tags, {"checked_out": busy, "overflow": i % 2, "waiting": max(0, i % 5 - 2),
-                                             "size": pool_size, "checkout_wait_ms_p95": 2.5 * (i % 4)}, ns))
-        lines.append(line("app_cache", tags, {"hits": 3 * run.rate // 4 + i % 3, "misses": run.rate // 4}, ns))
-        for name, base in (("home", 1.5), ("item", 22.0)):
-            lines.append(line("app_endpoint", {**tags, "name": name}, {"server_ms_p95": base + i % 3}, ns))
-        t += 1.0
-        i += 1
-    return lines
-
-
 @pytest.fixture(scope="module")
 def recorded_runs(influxd: Influxd, loopback_target: LoopbackTarget,
                   tmp_path_factory: pytest.TempPathFactory) -> RecordedRuns:
@@ -200,16 +251,23 @@ def recorded_runs(influxd: Influxd, loopback_target: LoopbackTarget,
         client.ensure_db()
 
     start_s = time.time()
+    # What the controller does during a run: scrape each service's metrics_url into the run's store
+    # (run A's scrapes are copied into `solo` afterwards: the same samples in both databases).
+    scrapers = [Scraper({run.service: loopback_target.metrics_url}, mixed, run.testid).start() for run in (a, b)]
     procs = [start_k6(a, loopback_target.url, [mixed, solo], work),
              start_k6(b, loopback_target.url, [mixed], work)]
     outputs = [p.communicate(timeout=60)[0] for p in procs]
+    for scraper in scrapers:
+        stats = scraper.stop()
+        assert all(st.ok and not st.failed and not st.write_errors for st in stats.values()), stats
+    mixed.query(f'SELECT * INTO "{solo.db}".."{names.SCRAPE}" FROM "{names.SCRAPE}" '
+                f'WHERE "{names.TESTID}" = {quote_literal(a.testid)} GROUP BY *', method="POST")
     end_s = time.time()
     for run, proc, out in zip((a, b), procs, outputs, strict=True):
         assert proc.returncode == 0, f"k6 for {run.testid} exited {proc.returncode}:\n{out[-2000:]}"
 
-    for run, clients, pool in ((a, [mixed, solo], 4), (b, [mixed], 16)):
+    for run, clients in ((a, [mixed, solo]), (b, [mixed])):
         lines = event_lines(run, start_s, end_s, with_conclusions=True)
-        lines += app_metric_lines(run, start_s, end_s, pool_size=pool)
         for client in clients:
             client.write(lines)
     return RecordedRuns(mixed=mixed, solo=solo, a=a, b=b,

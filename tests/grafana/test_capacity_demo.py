@@ -1,9 +1,9 @@
-"""The capacity dashboard against a real demo service writing its own app_* metrics.
+"""The capacity dashboard against a real demo service, read the way a run reads any service.
 
-profile-api runs with a 2-connection pool, 50 ms DB hold and a TTL cache,
-writing app_pool / app_cache / app_endpoint tagged with the run's testid; k6 runs the
-demo's profile module against it at 45 requests/s, above the pool's 40/s capacity.
-Findings and recommendations are written as `recommend` writes them.
+profile-api runs with a 2-connection pool, 50 ms DB hold and a TTL cache; k6 runs the
+demo's profile module against it at 45 requests/s, above the pool's 40/s capacity, while
+the controller's `Scraper` scrapes its GET /metrics (standard names) into InfluxDB tagged
+with the run's testid. Findings and recommendations are written as `recommend` writes them.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from demo.launcher import start_service
 from grafana_dashboards import JSON_DIR
 from grafana_dashboards.queries import Renderer, TimeRange, extract
 from runners.influxd import Influxd
+from runners.scrape import Scraper
 from tests.grafana.conftest import Run, event_lines, start_k6
 
 PROFILE_SCRIPT = Path(__file__).resolve().parents[2] / "demo" / "modules" / "profile.js"
@@ -42,18 +43,18 @@ def demo_run(influxd: Influxd, tmp_path_factory: pytest.TempPathFactory) -> Demo
               rate=45, duration_s=5)
     client = InfluxClient.from_url(influxd.url, db=f"grafana_demo_{uuid.uuid4().hex[:6]}")
     client.ensure_db()
-    service = start_service("profile-api", env={
-        "LOADBEARING_INFLUX_URL": influxd.url, "LOADBEARING_INFLUX_DB": client.db,
-        "LOADBEARING_TESTID": run.testid, "DB_POOL_SIZE": str(POOL_SIZE), "PROFILE_DB_MS": "50",
-        "CACHE_TTL_S": "30",
-    })
+    service = start_service("profile-api", env={"DB_POOL_SIZE": str(POOL_SIZE), "PROFILE_DB_MS": "50",
+                                                "CACHE_TTL_S": "30"})
     try:
         start_s = time.time()
+        scraper = Scraper({run.service: f"{service.url}/metrics"}, client, run.testid).start()
         proc = start_k6(run, service.url, [client], work, script=PROFILE_SCRIPT, max_vus=40)
         out = proc.communicate(timeout=90)[0]
+        stats = scraper.stop()
         assert proc.returncode == 0, out[-2000:]
+        assert stats[run.service].ok >= 3 and not stats[run.service].failed, stats
     finally:
-        service.stop()  # writes its last metrics
+        service.stop()
     end_s = time.time()
     client.write(event_lines(run, start_s, end_s, with_conclusions=True))
     return DemoRun(client, run, TimeRange.around(start_s, end_s, margin_s=2.0))
@@ -89,9 +90,15 @@ def test_every_capacity_panel_shows_the_demo_services_metrics(demo_run: DemoRun)
 def test_pool_panels_read_the_services_real_pool(demo_run: DemoRun) -> None:
     board = json.loads((JSON_DIR / "loadbearing-capacity.json").read_text())
     renderer = Renderer(board, demo_run.time_range, {"testid": demo_run.run.testid})
-    pool = [q for q in extract(board) if q.title == "DB pool: connections checked out vs pool size"]
-    checked_out, _overflow, size, _load = (_values(demo_run.client, renderer.render(q)) for q in pool)
+    pool = [q for q in extract(board) if q.title == "DB pool: connections in use vs pool size"]
+    in_use, size, _load = (_values(demo_run.client, renderer.render(q)) for q in pool)
     assert set(size) == {POOL_SIZE}
-    assert max(checked_out) <= POOL_SIZE and max(checked_out) > 0
+    assert max(in_use) == POOL_SIZE and min(in_use) >= 0    # 45 req/s against a pool good for 40/s
+    (waits,) = [q for q in extract(board) if q.title.startswith("DB pool: mean checkout wait") and q.ref_id == "A"]
+    assert max(_values(demo_run.client, renderer.render(waits))) > 0   # ms: some requests waited for the pool
+    (route,) = [q for q in extract(board) if q.title == "Server time by route" and q.ref_id == "A"]
+    found = demo_run.client.query(renderer.render(route))[0]["series"]
+    routes = {s["tags"]["http_route"] for s in found}
+    assert "/profiles/{profile_id:int}" in routes, routes
     (ratio,) = [q for q in extract(board) if q.title == "Cache: hit ratio" and q.ref_id == "A"]
     assert all(0 <= r <= 1 for r in _values(demo_run.client, renderer.render(ratio)))

@@ -171,9 +171,8 @@ def _parallel_with_pool(loop: Loop, pool: int, tmp_path: Path, plan_pool: int | 
     """A parallel run with profile-api's real pool `pool` and no cache; the plan says `plan_pool`
     (default: the same) and `plan_cache_ttl_s`."""
     ports = {"core-api": free_port(), "profile-api": free_port()}
-    env = {"LOADBEARING_INFLUX_URL": loop.influx.url, "LOADBEARING_INFLUX_DB": loop.influx.db}
-    core = start_service("core-api", ports["core-api"], env)
-    profile = start_service("profile-api", ports["profile-api"], {**env, "DB_POOL_SIZE": str(pool)})
+    core = start_service("core-api", ports["core-api"])
+    profile = start_service("profile-api", ports["profile-api"], {"DB_POOL_SIZE": str(pool)})
     try:
         plan = write_plan(tmp_path / "plan.toml", "test", core.url, profile.url,
                           profile_pool=pool if plan_pool is None else plan_pool,
@@ -287,8 +286,7 @@ def test_one_instance_too_few_fails_verify_naming_measured_and_predicted_capacit
     doc = json.loads((before / "recommendations.json").read_text())
     rec = next(r for r in doc["recommendations"] if r["kind"] == "autoscaling" and r["service"] == "shipping-api")
     too_few = rec["instances"] - 1
-    env = {"LOADBEARING_INFLUX_URL": loop.influx.url, "LOADBEARING_INFLUX_DB": loop.influx.db,
-           "INSTANCES": str(too_few)}
+    env = {"INSTANCES": str(too_few)}
     with start_service("shipping-api", env=env) as shipping:
         rate = demo_plan.SHIPPING_RATE
         plan = tmp_path / "plan.toml"
