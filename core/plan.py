@@ -30,6 +30,7 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 MAX_VUS = 100_000
 MAX_RATE = 1_000_000.0
 MAX_DURATION_S = 24 * 3600.0
+MAX_METRICS_URLS = 256  # instances of one service scraped once a second
 
 STRATEGIES: tuple[str, ...] = ("sequential", "hybrid", "parallel")
 CAPACITY = "capacity"  # `loadbearing run capacity`: not a strategy, a stepped ramp per service
@@ -79,13 +80,49 @@ class Service(_Strict):
     db_max_connections: int | None = Field(default=None, ge=1, le=1_000_000)
     cache_ttl_s: float | None = Field(default=None, ge=0)
     ecs_service: str | None = None
-    # Prometheus text exposition of the service, scraped once a second during a run.
-    metrics_url: str | None = None
+    # Prometheus text exposition of the service, scraped once a second during a run: one URL, or
+    # one per instance when each instance exposes its own (instances behind a load balancer).
+    metrics_url: str | list[str] | None = None
 
-    @field_validator("base_url", "metrics_url")
+    @field_validator("base_url")
     @classmethod
     def _url(cls, v: str | None) -> str | None:
         return None if v is None else _check_url(v)
+
+    @field_validator("metrics_url", mode="before")
+    @classmethod
+    def _metrics_url(cls, v: Any) -> str | list[str] | None:
+        if v is None or isinstance(v, str):
+            return None if v is None else _check_url(v)
+        if not isinstance(v, list):
+            raise ValueError(f"{v!r} is neither a URL nor a list of URLs; write metrics_url = "
+                             "\"http://127.0.0.1:8000/metrics\", or one URL per instance: metrics_url = "
+                             "[\"http://10.0.0.1:8000/metrics\", \"http://10.0.0.2:8000/metrics\"]")
+        if not v:
+            raise ValueError("an empty list scrapes nothing; give one URL per instance, e.g. "
+                             "metrics_url = [\"http://10.0.0.1:8000/metrics\", \"http://10.0.0.2:8000/metrics\"], "
+                             "or remove the key")
+        if len(v) > MAX_METRICS_URLS:
+            raise ValueError(f"{len(v)} URLs; at most {MAX_METRICS_URLS} instances are scraped")
+        urls: list[str] = []
+        for i, raw in enumerate(v):
+            if not isinstance(raw, str):
+                raise ValueError(f"[{i}] {raw!r} is not a URL string; write e.g. \"http://10.0.0.1:8000/metrics\"")
+            try:
+                url = _check_url(raw)
+            except ValueError as exc:
+                raise ValueError(f"[{i}] {exc}") from None
+            if url in urls:
+                raise ValueError(f"[{i}] repeats [{urls.index(url)}] ({url!r}); give each instance's own URL once")
+            urls.append(url)
+        return urls
+
+    @property
+    def metrics_urls(self) -> list[str]:
+        """The URLs to scrape: none, the one URL, or one per instance."""
+        if self.metrics_url is None:
+            return []
+        return [self.metrics_url] if isinstance(self.metrics_url, str) else list(self.metrics_url)
 
 
 class Stage(_Strict):
@@ -325,8 +362,10 @@ class Plan(_Strict):
         for name, svc in self.services.items():
             if svc.base_url:
                 found.append((f"services.{name}.base_url", svc.base_url))
-            if svc.metrics_url:
-                found.append((f"services.{name}.metrics_url", svc.metrics_url))
+            urls = svc.metrics_urls
+            for i, url in enumerate(urls):
+                found.append((f"services.{name}.metrics_url" + (f"[{i}]" if isinstance(svc.metrics_url, list) else ""),
+                              url))
         return found
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from core import measurements as names
 from core.influx import InfluxClient, quote_ident, quote_literal
+from core.measurements import CACHE_GETS, POOL_CONVENTIONS, PoolConvention
 
 # Candidate cache TTLs (seconds) replayed against the run's own key stream.
 TTL_CANDIDATES = (1, 5, 10, 30, 60)
@@ -33,49 +34,6 @@ PERCENTILE_GRID = (50.0, 55.0, 60.0, 65.0, 70.0, 75.0, 80.0, 85.0, 90.0, 92.0, 9
 # Slack around the run window for runner clocks (remote runners).
 WINDOW_SLACK_MS = 60_000
 _GROUP = (names.MODULE, names.SERVICE, names.NAME, names.METHOD)
-
-
-@dataclass(frozen=True)
-class PoolConvention:
-    """Where a convention puts a pool's numbers, as Prometheus names them (scraped field names).
-
-    `used` is (metric, label, value) selecting the connections in use; times are histograms or
-    timers (`_sum` / `_count`) in `unit_ms` milliseconds per unit."""
-
-    name: str
-    size: str
-    used: tuple[str, str, str]
-    pending: str | None
-    timeouts: str | None
-    use_sum: str | None
-    use_count: str | None
-    wait_sum: str | None
-    wait_count: str | None
-    unit_ms: float
-
-
-POOL_CONVENTIONS = (
-    PoolConvention("OpenTelemetry db.client.connection.*", "db_client_connection_max",
-                   ("db_client_connection_count", "db_client_connection_state", "used"),
-                   "db_client_connection_pending_requests", "db_client_connection_timeouts_total",
-                   "db_client_connection_use_time_seconds_sum", "db_client_connection_use_time_seconds_count",
-                   "db_client_connection_wait_time_seconds_sum", "db_client_connection_wait_time_seconds_count",
-                   1000.0),
-    PoolConvention("OpenTelemetry db.client.connections.* (semconv <= 1.24)", "db_client_connections_max",
-                   ("db_client_connections_usage", "state", "used"),
-                   "db_client_connections_pending_requests", "db_client_connections_timeouts_total",
-                   "db_client_connections_use_time_milliseconds_sum",
-                   "db_client_connections_use_time_milliseconds_count",
-                   "db_client_connections_wait_time_milliseconds_sum",
-                   "db_client_connections_wait_time_milliseconds_count", 1.0),
-    PoolConvention("HikariCP (Micrometer) hikaricp_connections_*", "hikaricp_connections_max",
-                   ("hikaricp_connections_active", "", ""), "hikaricp_connections_pending",
-                   "hikaricp_connections_timeout_total", "hikaricp_connections_usage_seconds_sum",
-                   "hikaricp_connections_usage_seconds_count", "hikaricp_connections_acquire_seconds_sum",
-                   "hikaricp_connections_acquire_seconds_count", 1000.0),
-)
-# Micrometer's cache metrics (`cache.gets`, tag `result` = hit | miss), as Prometheus names them.
-CACHE_GETS = "cache_gets_total"
 
 
 def bucket_seconds(run_seconds: float, target_buckets: int = 120) -> int:
@@ -150,11 +108,13 @@ class PoolStats:
 
     `convention` names the metric names it came from (OpenTelemetry's `db.client.connection.*`,
     their older `db.client.connections.*`, or HikariCP's Micrometer `hikaricp_connections_*`).
-    Sizes and gauges are per instance (the largest instance's); counts are summed over instances."""
+    Sizes and gauges are per pool (one per instance, or per worker process where an instance
+    runs several; the largest pool's size, the mean of the pools' means); counts are summed
+    over every series, each counted on its own (`GROUP BY *`)."""
 
     convention: str
     metrics: dict[str, str]              # role -> the metric name read (size, used, pending, timeouts, hold, wait)
-    instances: int
+    instances: int                       # pools seen (series of the size or in-use gauge)
     size: float | None
     used_mean: float | None
     used_peak: float | None              # the most connections seen in use at one scrape
@@ -168,6 +128,20 @@ class PoolStats:
     @property
     def waited(self) -> bool:
         return self.pending_max > 0 or self.timeouts > 0 or (self.wait_mean_ms or 0.0) >= 1.0
+
+
+@dataclass(frozen=True)
+class CountersBackwards:
+    """A service's counters went down between two scrapes of one series: they are not one process's.
+
+    A counter only grows within a process, so a fall means the scrapes of one URL reached
+    different processes (instances or worker processes behind one address, each with its own
+    counts) or the service restarted during the run. Rates over such a series mix processes,
+    so the service's white-box numbers are not used (`times`: the most falls of one counter)."""
+
+    metric: str
+    instance: str
+    times: int
 
 
 @dataclass
@@ -216,6 +190,7 @@ class Measurements:
     pools: dict[str, PoolStats] = field(default_factory=dict)       # white box, per service
     caches: dict[str, CacheStats] = field(default_factory=dict)     # white box, per service
     scrapes: dict[str, ScrapeHealth] = field(default_factory=dict)  # per service with a metrics_url
+    backwards: dict[str, CountersBackwards] = field(default_factory=dict)  # services whose counters fell
     failures: dict[EndpointKey, list[FailureGroup]] = field(default_factory=dict)
     unanswered: dict[str, dict[str, int]] = field(default_factory=dict)  # module -> error_code -> status-0 requests
     # GET endpoint -> percentile (PERCENTILE_GRID) -> ms: what the cache policy reads misses' latency from
@@ -502,13 +477,46 @@ class MetricsReader:
 
     # -- the services' own metrics, scraped from metrics_url (white box) ----------------------
 
+    def _scrape_where(self, service: str, window: tuple[int, int], cond: str = "") -> str:
+        lo, hi = window
+        return (f'"{names.TESTID}" = {quote_literal(self.testid)} AND "{names.SERVICE}" = {quote_literal(service)} '
+                f"AND time >= {lo}ms AND time <= {hi}ms" + (f" AND {cond}" if cond else ""))
+
     def _scraped(self, label: str, select: str, service: str, window: tuple[int, int], cond: str = "",
                  group: str = "") -> list[dict[str, Any]]:
-        lo, hi = window
-        where = (f'"{names.TESTID}" = {quote_literal(self.testid)} AND "{names.SERVICE}" = {quote_literal(service)} '
-                 f"AND time >= {lo}ms AND time <= {hi}ms" + (f" AND {cond}" if cond else ""))
         tail = f" GROUP BY {group}" if group else ""
-        return self.rows(f"{label}:{service}", f'SELECT {select} FROM "{names.SCRAPE}" WHERE {where}{tail}')
+        return self.rows(f"{label}:{service}", f'SELECT {select} FROM "{names.SCRAPE}" '
+                                               f"WHERE {self._scrape_where(service, window, cond)}{tail}")
+
+    def _increases(self, label: str, service: str, window: tuple[int, int],
+                   counters: dict[str, str]) -> dict[str, float]:
+        """Each counter's increase over the window, series by series (`spread` per series, `GROUP BY *`,
+        then summed): instances, workers and label sets are never mixed in one spread."""
+        if not counters:
+            return {}
+        inner = ", ".join(f"spread({quote_ident(name)}) AS {quote_ident(alias)}" for alias, name in counters.items())
+        outer = ", ".join(f"sum({quote_ident(alias)}) AS {quote_ident(alias)}" for alias in counters)
+        rows = self.rows(f"{label}:{service}", f'SELECT {outer} FROM (SELECT {inner} FROM "{names.SCRAPE}" '
+                                               f"WHERE {self._scrape_where(service, window)} GROUP BY *)")
+        return {alias: _num(rows[0].get(alias)) or 0.0 if rows else 0.0 for alias in counters}
+
+    def counters_backwards(self, service: str, window: tuple[int, int],
+                           counters: list[str]) -> CountersBackwards | None:
+        """Whether any of `counters` went down from one scrape to the next within one series (see
+        `CountersBackwards`); the counter that fell most often, where."""
+        if not counters:
+            return None
+        where = self._scrape_where(service, window)
+        results = self.multi(f"counters_backwards:{service}", [
+            f'SELECT count("d") AS "n" FROM (SELECT difference({quote_ident(c)}) AS "d" FROM "{names.SCRAPE}" '
+            f'WHERE {where} GROUP BY *) WHERE "d" < 0 GROUP BY "{names.INSTANCE}"' for c in counters])
+        worst: CountersBackwards | None = None
+        for counter, rows in zip(counters, results, strict=True):
+            for row in rows:
+                times = int(row.get("n") or 0)
+                if times > 0 and (worst is None or times > worst.times):
+                    worst = CountersBackwards(counter, str(row.get(names.INSTANCE) or ""), times)
+        return worst
 
     def scraped_fields(self) -> set[str]:
         (rows,) = self.multi("scraped_fields", [f'SHOW FIELD KEYS FROM "{names.SCRAPE}"'])
@@ -529,29 +537,27 @@ class MetricsReader:
         def has(name: str | None) -> bool:
             return name is not None and name in fields
 
-        sel = []
+        gauges = []
         if has(conv.size):
-            sel.append(f'max({quote_ident(conv.size)}) AS "size"')
+            gauges.append(f'max({quote_ident(conv.size)}) AS "size"')
         if has(conv.pending):
-            sel.append(f'max({quote_ident(conv.pending or "")}) AS "pending"')
-        for alias, name in (("timeouts", conv.timeouts), ("use_sum", conv.use_sum), ("use_n", conv.use_count),
-                            ("wait_sum", conv.wait_sum), ("wait_n", conv.wait_count)):
-            if has(name):
-                sel.append(f'spread({quote_ident(name or "")}) AS "{alias}"')
-        per_instance = self._scraped(f"pool_{conv.name}", ", ".join(sel), service, window,
-                                     group=f'"{names.INSTANCE}"') if sel else []
+            gauges.append(f'max({quote_ident(conv.pending or "")}) AS "pending"')
+        per_pool = self._scraped(f"pool_{conv.name}", ", ".join(gauges), service, window,
+                                 group="*") if gauges else []
         used_name, state_tag, state = conv.used
         used_cond = f"{quote_ident(state_tag)} = {quote_literal(state)}" if state_tag else ""
         used_rows = self._scraped(f"pool_{conv.name}_used", f'mean({quote_ident(used_name)}) AS "used", '
                                   f'max({quote_ident(used_name)}) AS "peak"', service,
-                                  window, used_cond, group=f'"{names.INSTANCE}"') if has(used_name) else []
-        if not per_instance and not used_rows:
+                                  window, used_cond, group="*") if has(used_name) else []
+        if not per_pool and not used_rows:
             return None
-        sizes = [v for r in per_instance if (v := _num(r.get("size"))) is not None]
-        use_sum = sum(_num(r.get("use_sum")) or 0.0 for r in per_instance)
-        uses = sum(_num(r.get("use_n")) or 0.0 for r in per_instance)
-        wait_sum = sum(_num(r.get("wait_sum")) or 0.0 for r in per_instance)
-        waits = sum(_num(r.get("wait_n")) or 0.0 for r in per_instance)
+        counts = self._increases(f"pool_{conv.name}_counters", service, window, {
+            alias: name or "" for alias, name in (("timeouts", conv.timeouts), ("use_sum", conv.use_sum),
+                                                  ("use_n", conv.use_count), ("wait_sum", conv.wait_sum),
+                                                  ("wait_n", conv.wait_count)) if has(name)})
+        sizes = [v for r in per_pool if (v := _num(r.get("size"))) is not None]
+        use_sum, uses = counts.get("use_sum", 0.0), counts.get("use_n", 0.0)
+        wait_sum, waits = counts.get("wait_sum", 0.0), counts.get("wait_n", 0.0)
         used = [v for r in used_rows if (v := _num(r.get("used"))) is not None]
         step = f"time({self.interval_s}s)"
         series_sel = [f'mean({quote_ident(used_name)}) AS "used"'] if has(used_name) else []
@@ -561,19 +567,18 @@ class MetricsReader:
                                        f'max({quote_ident(conv.pending or "")}) AS "pending"', service, window,
                                        group=f"{step} fill(none)") if has(conv.pending) else []
         pending_at = {int(r["time"]): _num(r.get("pending")) for r in pending_series}
-        instances = len({str(r.get(names.INSTANCE)) for r in [*per_instance, *used_rows]})
         return PoolStats(
             convention=conv.name,
             metrics={role: name or "" for role, name in (("size", conv.size), ("used", used_name),
                                                          ("pending", conv.pending), ("timeouts", conv.timeouts),
                                                          ("hold", conv.use_sum), ("wait", conv.wait_sum))
                      if has(name)},
-            instances=max(1, instances),
+            instances=max(1, len(used_rows) or len(sizes)),
             size=max(sizes) if sizes else None,
             used_mean=sum(used) / len(used) if used else None,
             used_peak=max((v for r in used_rows if (v := _num(r.get("peak"))) is not None), default=None),
-            pending_max=max((_num(r.get("pending")) or 0.0 for r in per_instance), default=0.0),
-            timeouts=sum(_num(r.get("timeouts")) or 0.0 for r in per_instance),
+            pending_max=max((_num(r.get("pending")) or 0.0 for r in per_pool), default=0.0),
+            timeouts=counts.get("timeouts", 0.0),
             hold_ms=use_sum / uses * conv.unit_ms if uses > 0 else None,
             uses=uses,
             wait_mean_ms=wait_sum / waits * conv.unit_ms if waits > 0 else None,
@@ -584,15 +589,25 @@ class MetricsReader:
     def cache_stats(self, service: str, window: tuple[int, int], fields: set[str]) -> CacheStats | None:
         if CACHE_GETS not in fields:
             return None
-        lo, hi = window
         inner = (f'SELECT spread({quote_ident(CACHE_GETS)}) AS "n" FROM "{names.SCRAPE}" WHERE '
-                 f'"{names.TESTID}" = {quote_literal(self.testid)} AND "{names.SERVICE}" = {quote_literal(service)} '
-                 f"AND time >= {lo}ms AND time <= {hi}ms GROUP BY *")
-        rows = self.rows(f"cache_gets:{service}", f'SELECT sum("n") AS "n" FROM ({inner}) GROUP BY "result"')
-        counts = {str(r.get("result") or ""): _num(r.get("n")) or 0.0 for r in rows}
+                 f"{self._scrape_where(service, window)} GROUP BY *")
+        rows = self.rows(f"cache_gets:{service}", f'SELECT sum("n") AS "n" FROM ({inner}) '
+                                                  f'GROUP BY "{names.CACHE_RESULT}"')
+        counts = {str(r.get(names.CACHE_RESULT) or ""): _num(r.get("n")) or 0.0 for r in rows}
         if not counts:
             return None
         return CacheStats(hits=counts.get("hit", 0.0), misses=counts.get("miss", 0.0))
+
+    def white_box(self, service: str, window: tuple[int, int],
+                  fields: set[str]) -> tuple[PoolStats | None, CacheStats | None, CountersBackwards | None]:
+        """The service's pool and cache numbers, unless its counters went backwards (then neither)."""
+        counters = [c for conv in POOL_CONVENTIONS for c in conv.counters if c in fields]
+        if CACHE_GETS in fields:
+            counters.append(CACHE_GETS)
+        fell = self.counters_backwards(service, window, counters)
+        if fell is not None:
+            return None, None, fell
+        return self.pool_stats(service, window, fields), self.cache_stats(service, window, fields), None
 
     def scrape_health(self) -> dict[str, ScrapeHealth]:
         total, failed = self.multi("scrape_health", [
@@ -631,8 +646,7 @@ class MetricsReader:
         fields = self.scraped_fields()
         for svc, window in sorted(services.items()):
             if fields:
-                jobs[f"pool:{svc}"] = partial(self.pool_stats, svc, window, fields)
-                jobs[f"cache:{svc}"] = partial(self.cache_stats, svc, window, fields)
+                jobs[f"white_box:{svc}"] = partial(self.white_box, svc, window, fields)
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             futures = {name: pool.submit(fn) for name, fn in jobs.items()}
             results = {name: f.result() for name, f in futures.items()}
@@ -646,9 +660,12 @@ class MetricsReader:
         m.unanswered = results["unanswered"]
         m.scrapes = results["scrapes"]
         for svc in sorted(services):
-            if (p := results.get(f"pool:{svc}")) is not None:
-                m.pools[svc] = p
-            if (c := results.get(f"cache:{svc}")) is not None:
-                m.caches[svc] = c
+            pool_stats, cache_stats, fell = results.get(f"white_box:{svc}") or (None, None, None)
+            if pool_stats is not None:
+                m.pools[svc] = pool_stats
+            if cache_stats is not None:
+                m.caches[svc] = cache_stats
+            if fell is not None:
+                m.backwards[svc] = fell
         m.keyspaces = {k: v for k, v in results["keyspaces"].items() if k in m.endpoints}
         return m

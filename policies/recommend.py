@@ -35,7 +35,7 @@ from policies.findings import (
     timeout_findings,
 )
 from policies.inputs import RunInputs, load_run, with_capacity_run
-from policies.metrics import Measurements, MetricsReader
+from policies.metrics import CountersBackwards, Measurements, MetricsReader
 from policies.recommendations import Recommendation
 from policies.validity import Validity, judge, short_modules
 from runners.results import near_coincidences
@@ -128,8 +128,8 @@ def decide(inputs: RunInputs, m: Measurements, queries: dict[str, str]) -> Analy
 
 
 def scrape_notes(m: Measurements) -> list[str]:
-    """What failed scrapes of a metrics_url mean for the evidence."""
-    out = []
+    """What failed scrapes of a metrics_url, or counters that went backwards, mean for the evidence."""
+    out = [backwards_note(service, fell) for service, fell in sorted(m.backwards.items())]
     for service, health in sorted(m.scrapes.items()):
         if not health.failed:
             continue
@@ -140,6 +140,16 @@ def scrape_notes(m: Measurements) -> list[str]:
             out.append(f"metrics_url of {service}: {health.failed} of {health.attempts} scrapes failed (last: "
                        f"{health.last_error}); its white-box numbers cover the other scrapes")
     return out
+
+
+def backwards_note(service: str, fell: CountersBackwards) -> str:
+    return (f"metrics_url of {service}: {fell.metric} went backwards {fell.times} time(s) between scrapes of "
+            f"{fell.instance}. A counter only grows within one process, so the scrapes reached different processes "
+            "(instances or worker processes behind one address, each with its own counts) or the service restarted "
+            "during the run; rates over them would mix processes, so its pool and cache metrics were not used "
+            "(the policies used k6's samples: black box). To fix: give one metrics_url per instance "
+            f"(services.{service}.metrics_url = [\"http://HOST1:PORT/metrics\", \"http://HOST2:PORT/metrics\"]), "
+            "or expose metrics aggregated across the worker processes (e.g. prometheus-client's multiprocess mode)")
 
 
 def _finding_sort(f: dict[str, Any]) -> tuple[Any, ...]:
@@ -194,7 +204,9 @@ def app_section(m: Measurements) -> dict[str, Any]:
               "wait_mean_ms": r(p.wait_mean_ms, 3)} for svc, p in sorted(m.pools.items())]
     scrapes = [{"service": svc, "attempts": h.attempts, "failed": h.failed, "last_error": h.last_error}
                for svc, h in sorted(m.scrapes.items())]
-    return {"caches": caches, "pools": pools, "scrapes": scrapes}
+    backwards = [{"service": svc, "metric": b.metric, "instance": b.instance, "times": b.times}
+                 for svc, b in sorted(m.backwards.items())]
+    return {"caches": caches, "pools": pools, "scrapes": scrapes, "counters_backwards": backwards}
 
 
 def dumps_document(document: dict[str, Any]) -> str:

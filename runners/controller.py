@@ -186,7 +186,7 @@ def run(prepared: PreparedRun, influx: InfluxClient, *, local_stack: str | None 
     events = EventLog(influx, run_id, opts.strategy)
     knees = _knee_watcher(prepared, influx, run_id, events)
     monitor = GeneratorMonitor(influx, run_id)
-    scraper = Scraper({name: svc.metrics_url for name, svc in plan.services.items() if svc.metrics_url},
+    scraper = Scraper({name: svc.metrics_urls for name, svc in plan.services.items() if svc.metrics_urls},
                       influx, run_id)
     code = ExitCode.RUN_ERROR
     live: list[Runner] = []

@@ -1,14 +1,16 @@
 """Scrape each service's `metrics_url` (Prometheus text) once a second during a run.
 
 `Scraper(targets, influx, testid)` runs in its own thread: every `interval_s` it GETs
-each service's URL (all at once, each with a timeout shorter than the interval),
+each service's URL, or each of its URLs when the plan gives one per instance (all at
+once, each with a timeout shorter than the interval),
 parses the exposition with prometheus-client's parser, and writes the samples to
 InfluxDB in the layout of Telegraf's Prometheus input (metric_version 2): measurement
 `loadbearing_scrape`, one point per label set and scrape with one field per sample name
 (`db_client_connection_count`, `hikaricp_connections_usage_seconds_sum`, a histogram's
 `..._bucket` with its `le` label as a tag), tagged with the sample's labels and
-`testid`, `service`, `instance` (host:port of the URL; a label of the same name is kept
-as `exported_<name>`, as Prometheus does). Every attempt also writes a
+`testid`, `service`, `instance` (host:port of the URL, with its path when two of the
+service's URLs share a host:port; a label of the same name is kept as `exported_<name>`,
+as Prometheus does). Every attempt also writes a
 `loadbearing_scrape_health` point (`ok`, `samples`, `ms`, `error`), so the policies can
 count failures from the store.
 
@@ -43,7 +45,7 @@ MAX_SAMPLES = 20_000  # per scrape; more is not a pool's metrics but a whole reg
 class ScrapeStats:
     """What happened to one service's scrapes over the run."""
 
-    url: str
+    urls: list[str]
     attempts: int = 0
     ok: int = 0
     failed: int = 0
@@ -52,7 +54,8 @@ class ScrapeStats:
     last_error: str | None = None
 
     def summary(self, service: str) -> str:
-        text = f"{service}: {self.ok} of {self.attempts} scrapes of {self.url} ok"
+        where = self.urls[0] if len(self.urls) == 1 else f"{len(self.urls)} instances' URLs"
+        text = f"{service}: {self.ok} of {self.attempts} scrapes of {where} ok"
         if self.failed:
             text += f", {self.failed} failed (last: {self.last_error})"
         if self.write_errors:
@@ -64,6 +67,13 @@ def instance_of(url: str) -> str:
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return f"{parts.hostname}:{port}"
+
+
+def instances_of(urls: list[str]) -> dict[str, str]:
+    """Each URL's `instance` tag: its host:port, with its path where host:ports repeat (one
+    proxy serving several instances' metrics under different paths)."""
+    hosts = [instance_of(u) for u in urls]
+    return {u: h if hosts.count(h) == 1 else h + (urlsplit(u).path or "/") for u, h in zip(urls, hosts, strict=True)}
 
 
 def sample_lines(text: str, tags: dict[str, str], ts_ns: int) -> tuple[list[str], int]:
@@ -88,9 +98,9 @@ def sample_lines(text: str, tags: dict[str, str], ts_ns: int) -> tuple[list[str]
 
 @dataclass
 class Scraper:
-    """Scrapes `targets` (service -> metrics URL) into `influx`, tagged with `testid`."""
+    """Scrapes `targets` (service -> its metrics URL, or one per instance) into `influx`, tagged with `testid`."""
 
-    targets: dict[str, str]
+    targets: dict[str, str | list[str]]
     influx: InfluxClient
     testid: str
     interval_s: float = 1.0
@@ -99,10 +109,13 @@ class Scraper:
     missed_ticks: int = 0
     stopped: bool = False
     _stop: threading.Event = field(default_factory=threading.Event)
+    _counting: threading.Lock = field(default_factory=threading.Lock)
     _thread: threading.Thread | None = None
 
     def __post_init__(self) -> None:
-        self.stats = {svc: ScrapeStats(url) for svc, url in sorted(self.targets.items())}
+        urls = {svc: [u] if isinstance(u, str) else list(u) for svc, u in sorted(self.targets.items())}
+        self._jobs = [(svc, url, instance) for svc, us in urls.items() for url, instance in instances_of(us).items()]
+        self.stats = {svc: ScrapeStats(us) for svc, us in urls.items()}
         # Its own connections, a short timeout and no retries: a slow or failing store delays the
         # next scrape, never the run (the next second writes anew; write errors are counted).
         self._store = self.influx.copy(timeout=max(1.0, self.interval_s * 2), retry_s=0.0)
@@ -125,7 +138,7 @@ class Scraper:
 
     def _loop(self) -> None:
         with httpx.Client(timeout=self.timeout_s, follow_redirects=False) as http, \
-                ThreadPoolExecutor(max_workers=min(8, len(self.targets)) or 1) as pool:
+                ThreadPoolExecutor(max_workers=min(8, len(self._jobs)) or 1) as pool:
             next_at = time.monotonic()
             while True:
                 self._tick(http, pool)
@@ -140,15 +153,13 @@ class Scraper:
 
     def _tick(self, http: httpx.Client, pool: ThreadPoolExecutor) -> None:
         ts_ns = time.time_ns()
-        results = list(pool.map(lambda item: self._scrape(http, item[0], item[1], ts_ns),
-                                sorted(self.targets.items())))
+        results = list(pool.map(lambda job: self._scrape(http, job[0], job[1], job[2], ts_ns), self._jobs))
         lines = [text for batch in results for text in batch]
-        self._write(lines, [svc for svc, batch in zip(sorted(self.targets), results, strict=True) if batch])
+        self._write(lines, sorted({svc for (svc, _, _), batch in zip(self._jobs, results, strict=True) if batch}))
 
-    def _scrape(self, http: httpx.Client, service: str, url: str, ts_ns: int) -> list[str]:
+    def _scrape(self, http: httpx.Client, service: str, url: str, instance: str, ts_ns: int) -> list[str]:
         stats = self.stats[service]
-        stats.attempts += 1
-        tags = {names.TESTID: self.testid, names.SERVICE: service, names.INSTANCE: instance_of(url)}
+        tags = {names.TESTID: self.testid, names.SERVICE: service, names.INSTANCE: instance}
         started = time.monotonic()
         error: str | None = None
         lines: list[str] = []
@@ -164,12 +175,14 @@ class Scraper:
         except ValueError as exc:
             error = f"not Prometheus text: {str(exc)[:120]}"
         ms = (time.monotonic() - started) * 1000.0
-        if error is None:
-            stats.ok += 1
-            stats.samples += samples
-        else:
-            stats.failed += 1
-            stats.last_error = error
+        with self._counting:  # one service's URLs are scraped at once, from several threads
+            stats.attempts += 1
+            if error is None:
+                stats.ok += 1
+                stats.samples += samples
+            else:
+                stats.failed += 1
+                stats.last_error = error
         health: dict[str, object] = {"ok": error is None, "samples": samples, "ms": round(ms, 3)}
         if error is not None:
             health["error"] = error

@@ -61,6 +61,16 @@ CASES = [
      "capacity.rates.zz: 'zz' is not a module"),
     ("capacity unknown service", ("max_error_rate = 0.01\n", "max_error_rate = 0.01\n[capacity]\nservices = [\"ghost\"]\n"),
      "capacity.services[0]: 'ghost' is not a [services.*] table"),
+    ("metrics_url list empty", ("max_error_rate = 0.01\n", "max_error_rate = 0.01\n[services.api]\nmetrics_url = []\n"),
+     "services.api.metrics_url: an empty list scrapes nothing; give one URL per instance"),
+    ("metrics_url list bad item", ("max_error_rate = 0.01\n", "max_error_rate = 0.01\n[services.api]\n"
+                                   "metrics_url = [\"http://127.0.0.1:9/metrics\", \"ftp://x\"]\n"),
+     "services.api.metrics_url: [1] 'ftp://x' is not an http(s) URL"),
+    ("metrics_url list repeated", ("max_error_rate = 0.01\n", "max_error_rate = 0.01\n[services.api]\n"
+                                   "metrics_url = [\"http://127.0.0.1:9/m\", \"http://127.0.0.1:9/m/\"]\n"),
+     "services.api.metrics_url: [1] repeats [0] ('http://127.0.0.1:9/m'); give each instance's own URL once"),
+    ("metrics_url not a url", ("max_error_rate = 0.01\n", "max_error_rate = 0.01\n[services.api]\nmetrics_url = 42\n"),
+     "services.api.metrics_url: 42 is neither a URL nor a list of URLs"),
 ]
 
 

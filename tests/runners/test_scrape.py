@@ -15,7 +15,7 @@ from core.influx import InfluxClient, quote_literal
 from core.measurements import SCRAPE as SCRAPE_MEASUREMENT
 from core.measurements import SCRAPE_HEALTH as SCRAPE_HEALTH_MEASUREMENT
 from core.state import free_port
-from runners.scrape import Scraper
+from runners.scrape import Scraper, instances_of
 from tests.fixtures.runs import run_cli, write_plan
 
 
@@ -129,3 +129,38 @@ def test_metrics_url_outside_allow_hosts_is_refused(tmp_path: Path, target: obje
     res = run_cli(["run", "parallel", "--plan", str(plan), "--out-dir", str(tmp_path / "runs")], lb_env)
     assert res.code == 3
     assert "services.api.metrics_url" in res.stderr and target.seen() == 0  # type: ignore[attr-defined]
+
+
+def test_one_url_per_instance_is_scraped_each_second_as_its_own_instance(
+        exporter: tuple[str, dict[str, float]], influx: InfluxClient) -> None:
+    url, _ = exporter
+    urls = [url, url.replace("/metrics", "/instance-2/metrics")]  # one proxy, two instances under two paths
+    scraper = Scraper({"svc": urls}, influx, "t-list", interval_s=0.5, timeout_s=0.3).start()
+    time.sleep(1.2)
+    (stats,) = scraper.stop().values()
+    assert stats.failed == 0 and stats.ok == stats.attempts >= 2 * len(urls) and stats.attempts % len(urls) == 0
+    assert "2 instances' URLs" in stats.summary("svc")
+    rows = influx.rows(f'SELECT count("db_client_connection_max") AS "n" FROM "{SCRAPE_MEASUREMENT}" '
+                       f'WHERE "testid" = {quote_literal("t-list")} GROUP BY "instance"')
+    host = url.split("/")[2]
+    assert {r["instance"]: r["n"] for r in rows} == {f"{host}/metrics": stats.attempts // 2,
+                                                     f"{host}/instance-2/metrics": stats.attempts // 2}
+
+
+@pytest.mark.parametrize(("urls", "instances"), [
+    (["http://10.0.0.1:8000/metrics", "http://10.0.0.2:8000/metrics"], ["10.0.0.1:8000", "10.0.0.2:8000"]),
+    (["http://lb/a/metrics", "https://lb/b/metrics"], ["lb:80", "lb:443"]),
+    (["http://lb:9/a/metrics", "http://lb:9/b/metrics"], ["lb:9/a/metrics", "lb:9/b/metrics"]),
+])
+def test_instance_tags_tell_each_url_apart(urls: list[str], instances: list[str]) -> None:
+    assert list(instances_of(urls).values()) == instances
+
+
+def test_a_metrics_url_list_item_outside_allow_hosts_is_refused(tmp_path: Path, target: object,
+                                                                lb_env: dict[str, str]) -> None:
+    plan = write_plan(tmp_path, target.url, [{"name": "a", "service": "api", "rate": 5, "duration": "2s"}],  # type: ignore[attr-defined]
+                      extra='[services.api]\nmetrics_url = ["http://127.0.0.1:9/metrics", '
+                            '"http://10.1.2.3:9100/metrics"]\n')
+    res = run_cli(["run", "parallel", "--plan", str(plan), "--out-dir", str(tmp_path / "runs")], lb_env)
+    assert res.code == 3
+    assert "services.api.metrics_url[1]" in res.stderr and target.seen() == 0  # type: ignore[attr-defined]
