@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -79,6 +79,9 @@ class Service(_Strict):
     db_pool_size: int | None = Field(default=None, ge=1, le=100_000)
     db_max_connections: int | None = Field(default=None, ge=1, le=1_000_000)
     cache_ttl_s: float | None = Field(default=None, ge=0)
+    # Where the service's cache lives: "instance" (in-process: N instances keep N caches, and each
+    # key reaches each cache at 1/N of its rate) or "shared" (one cache all instances use: Redis, memcached).
+    cache_scope: Literal["instance", "shared"] = "instance"
     ecs_service: str | None = None
     # Prometheus text exposition of the service, scraped once a second during a run: one URL, or
     # one per instance when each instance exposes its own (instances behind a load balancer).

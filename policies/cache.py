@@ -11,10 +11,16 @@ GET endpoints only; never writes. Per endpoint, from InfluxDB:
   key read at lambda_k = rps / K with TTL T hits lambda_k T / (1 + lambda_k T);
   writes on the same service invalidate at w per key, shortening the entry's
   life to (1 - e^(-wT)) / w.
+- Instances: a service run as N instances with an in-process cache (the plan's
+  `cache_scope = "instance"`, the default) keeps N caches, and a balancer spreads
+  each key's reads over them: each cache sees it at lambda_k / N, so the hit ratio
+  falls (N = the count an autoscaling recommendation sizes for the peak, else the
+  plan's `instances`). A shared cache (`cache_scope = "shared"`: Redis, memcached)
+  is one cache whatever N.
 - Replay: the run's own key stream cut into windows of T seconds, one miss per
   distinct key per window (count(distinct) GROUP BY time(T) in InfluxDB). This
-  keeps the real popularity skew; it is scaled by the model's write-invalidation
-  factor.
+  keeps the real popularity skew; it is one cache's, scaled by the model's factor
+  for write invalidation and for N caches.
 
 The expected hit ratio is the replay's (the model's when no replay is possible).
 Candidates stop at the first TTL as long as the module ran (longer ones replay the
@@ -71,6 +77,25 @@ def ttl_hit_ratio(rate_per_key: float, ttl_s: float, write_rate_per_key: float =
     return x / (1 + x)
 
 
+def caches(instances: int | None, scope: str) -> int:
+    """How many caches a service's reads are spread over: one per instance for an in-process
+    cache (`cache_scope = "instance"`, the default), one for a shared cache (`"shared"`)."""
+    return 1 if scope == "shared" else max(1, instances or 1)
+
+
+def rescale_hit_ratio(h: float, rate_per_key: float, ttl_s: float, write_rate_per_key: float,
+                      caches_from: int, caches_to: int) -> float:
+    """A hit ratio `h` measured or predicted over `caches_from` caches, moved to `caches_to` caches
+    by the per-key model: behind a balancer each key reaches each of N caches at rate / N (writes
+    invalidate every cache at their full rate), so h scales with
+    ttl_hit_ratio(rate / caches_to) / ttl_hit_ratio(rate / caches_from)."""
+    if caches_from == caches_to:
+        return h
+    before = ttl_hit_ratio(rate_per_key / caches_from, ttl_s, write_rate_per_key)
+    after = ttl_hit_ratio(rate_per_key / caches_to, ttl_s, write_rate_per_key)
+    return min(1.0, h * after / before) if before > 0 else 0.0
+
+
 def ttl_candidates(seconds: float, max_ttl_s: int = MAX_TTL_S) -> list[int]:
     """TTL_CANDIDATES up to `max_ttl_s`, ending at the first as long as the run (`seconds`):
     past the run's length every TTL replays the same key stream, so the run cannot tell them apart."""
@@ -109,8 +134,11 @@ def _write_rate_per_key(inputs: RunInputs, m: Measurements, service: str) -> tup
 
 def recommend(inputs: RunInputs, m: Measurements, queries: dict[str, str],
               pools: dict[str, PoolDecision] | None = None,
-              max_ttl_s: int = MAX_TTL_S) -> tuple[list[Cache], list[str]]:
-    """Cache recommendations and notes (why an endpoint got none). `pools`: the pool policy's view per service."""
+              max_ttl_s: int = MAX_TTL_S,
+              instances: dict[str, int] | None = None) -> tuple[list[Cache], list[str]]:
+    """Cache recommendations and notes (why an endpoint got none). `pools`: the pool policy's view per service;
+    `instances`: the count each service will run at the plan's peak (an autoscaling recommendation's), when it
+    differs from the plan's `instances`."""
     recs: list[Cache] = []
     notes: list[str] = []
     for key in sorted(k for k in m.endpoints if k.method == "GET"):
@@ -128,7 +156,10 @@ def recommend(inputs: RunInputs, m: Measurements, queries: dict[str, str],
             notes.append(f"cache {key.service}/{key.name}: {unique:.0%} of requests had a unique key; "
                          "a cache would not hit")
             continue
-        rec = _endpoint(inputs, m, queries, key, ks, max_ttl_s, (pools or {}).get(key.service))
+        settings = inputs.service_settings(key.service)
+        count = (instances or {}).get(key.service) or (settings.instances if settings else None)
+        n_caches = caches(count, settings.cache_scope if settings else "instance")
+        rec = _endpoint(inputs, m, queries, key, ks, max_ttl_s, (pools or {}).get(key.service), n_caches)
         if isinstance(rec, str):
             notes.append(rec)
         else:
@@ -154,7 +185,7 @@ def pooled_p95_ms(h: float, r0_ms: float, pool: PoolDecision, get_share: float,
 
 
 def _endpoint(inputs: RunInputs, m: Measurements, queries: dict[str, str], key: EndpointKey, ks: KeySpace,
-              max_ttl_s: int, pool: PoolDecision | None) -> Cache | str:
+              max_ttl_s: int, pool: PoolDecision | None, n_caches: int = 1) -> Cache | str:
     st = m.endpoints[key]
     seconds = _seconds(inputs, key.module)
     rps = ks.requests / seconds if seconds > 0 else 0.0
@@ -164,11 +195,13 @@ def _endpoint(inputs: RunInputs, m: Measurements, queries: dict[str, str], key: 
     bound = 1.0 - ks.distinct / ks.requests
     table: list[dict[str, Any]] = []
     for ttl in ttl_candidates(seconds, max_ttl_s):
+        # each of the n caches sees every key at per_key / n; writes invalidate every cache
         model = ttl_hit_ratio(per_key, ttl)
-        model_w = ttl_hit_ratio(per_key, ttl, write_per_key)
+        model_w = ttl_hit_ratio(per_key / n_caches, ttl, write_per_key)
         factor = model_w / model if model > 0 else 0.0
         replay = None
         if ttl in ks.window_distinct:
+            # the replay is one cache's; the factor moves it to n caches and allows for writes
             replay = max(0.0, 1.0 - ks.window_distinct[ttl] / ks.requests)
         expected = replay * factor if replay is not None else min(model_w, bound)
         table.append({"ttl_s": ttl, "model_hit_ratio": r(model_w, 4), "replay_hit_ratio": r(replay, 4),
@@ -221,6 +254,10 @@ def _endpoint(inputs: RunInputs, m: Measurements, queries: dict[str, str], key: 
               f"({ks.source}) at {rps:.1f}/s. With a {ttl} s TTL the run's own key stream would have hit "
               f"{h:.0%} of reads (per-key model {choice['model_hit_ratio']:.0%}, bound 1 - K/n = {bound:.0%}); "
               f"p95 drops from {baseline:.0f} ms to about {after:.0f} ms ({method}).")
+    if n_caches > 1:
+        reason += (f" Each of the {n_caches} instances keeps its own cache (cache_scope = \"instance\"), so each "
+                   f"sees a key at 1/{n_caches} of its rate; a shared cache (Redis, memcached; cache_scope = "
+                   f"\"shared\") would hit {rescale_hit_ratio(h, per_key, ttl, write_per_key, n_caches, 1):.0%}.")
     if writers:
         reason += f" Invalidate entries on writes ({', '.join(writers)}); the hit ratio already allows for them."
     basis = Basis("black_box", f"replay of the run's own key stream ({ks.source} field, counted in InfluxDB)",
@@ -231,7 +268,8 @@ def _endpoint(inputs: RunInputs, m: Measurements, queries: dict[str, str], key: 
         evidence={
             "requests": ks.requests, "distinct_keys": ks.distinct, "key_source": ks.source,
             "distinct_ratio": r(ks.distinct / ks.requests, 4), "rps": r(rps, 3), "rate_per_key": r(per_key, 4),
-            "write_rps": r(write_rps, 3), "write_rate_per_key": r(write_per_key, 5), "ttl_table": table,
+            "write_rps": r(write_rps, 3), "write_rate_per_key": r(write_per_key, 5), "caches": n_caches,
+            "cache_scope": settings.cache_scope if settings else "instance", "ttl_table": table,
             "p95_ms_now": r(st.p95_ms), "hit_latency_ms": r(hit_ms), "p95_after_method": method,
             "miss_percentile": r(pct, 2), "get_share_of_service": r(get_share, 4),
             "cache_metrics": _cache_metrics(m, key.service),

@@ -100,6 +100,7 @@ def decide(inputs: RunInputs, m: Measurements, queries: dict[str, str]) -> Analy
         silent = {f.service for f in findings if f.kind == "no_response"}
         by_service = {p.service: p for p in plateaus}
         decisions: dict[str, pool.PoolDecision] = {}
+        at_peak: dict[str, int] = {}  # the instance count autoscaling sizes for the peak (caches per service)
         for service in inputs.services():
             if service in silent:
                 continue
@@ -116,9 +117,10 @@ def decide(inputs: RunInputs, m: Measurements, queries: dict[str, str]) -> Analy
                 notes.append(decision.note)
             if scale is not None:
                 recs.append(scale)
+                at_peak[service] = scale.instances
             elif note:
                 notes.append(note)
-        cache_recs, cache_notes = cache.recommend(inputs, m, queries, decisions)
+        cache_recs, cache_notes = cache.recommend(inputs, m, queries, decisions, instances=at_peak)
         recs.extend(cache_recs)
         notes.extend(cache_notes)
     else:

@@ -29,6 +29,7 @@ from core.console import console
 from core.knees import CapacityRecord
 from core.plan import Compare, Slo
 from core.rundir import RunDir, RunRecord, StoreConnector
+from policies.cache import caches, rescale_hit_ratio
 from policies.pool import reserve
 from policies.recommend import load_recommendations, recommend_run, require_valid
 
@@ -193,7 +194,8 @@ def verify_runs(before_dir: Path, after_dir: Path, connect: StoreConnector | Non
             continue
         if rec["kind"] == "cache":
             hit = _measured_hit_ratio(after_doc, svc)
-            exp = _expected_hit_ratio(before_doc, svc)
+            n_caches = caches(settings.instances, settings.cache_scope) if settings is not None else 1
+            exp = expected_hit_ratio(before_doc, svc, n_caches)
             measured["hit_ratio"] = hit
             predicted = {**predicted, "service_hit_ratio": exp}
             if (problem := hit_ratio_problem(svc, hit, exp)) is not None:
@@ -287,14 +289,24 @@ def _measured_hit_ratio(doc: dict[str, Any], service: str) -> float | None:
     return None
 
 
-def _expected_hit_ratio(doc: dict[str, Any], service: str) -> float | None:
+def expected_hit_ratio(doc: dict[str, Any], service: str, n_caches: int) -> float | None:
     """What the service's cache should hit: its cache recommendations' expected hit ratios,
-    weighted by each endpoint's reads (one cache per service counts all its cached reads)."""
+    weighted by each endpoint's reads (one cache per service counts all its cached reads), each
+    moved to the `n_caches` caches the after run ran with (one per instance unless shared) when
+    the prediction assumed another count (the counters scraped from every instance add up to
+    the per-instance ratio)."""
     recs = [rec for rec in doc.get("recommendations", []) if rec["kind"] == "cache" and rec.get("service") == service]
-    weights = [float((rec.get("evidence") or {}).get("requests") or 1) for rec in recs]
     if not recs:
         return None
-    return round(sum(w * float(rec["expected_hit_ratio"]) for w, rec in zip(weights, recs, strict=True)) / sum(weights), 4)
+    total = weights = 0.0
+    for rec in recs:
+        ev = rec.get("evidence") or {}
+        w = float(ev.get("requests") or 1)
+        h = rescale_hit_ratio(float(rec["expected_hit_ratio"]), float(ev.get("rate_per_key") or 0.0),
+                              float(rec.get("ttl_s") or 0.0), float(ev.get("write_rate_per_key") or 0.0),
+                              int(ev.get("caches") or 1), n_caches)
+        total, weights = total + w * h, weights + w
+    return round(total / weights, 4)
 
 
 def _material_changes(doc: dict[str, Any], plan: Any,

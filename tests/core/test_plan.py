@@ -59,6 +59,8 @@ CASES = [
      "capacity.rates: a = 0 must be iterations/s above 0"),
     ("capacity unknown module", ("max_error_rate = 0.01\n", "max_error_rate = 0.01\n[capacity]\nrates = { zz = 3 }\n"),
      "capacity.rates.zz: 'zz' is not a module"),
+    ("cache scope", ("max_error_rate = 0.01\n", "max_error_rate = 0.01\n[services.api]\ncache_scope = \"redis\"\n"),
+     "services.api.cache_scope: Input should be 'instance' or 'shared'"),
     ("capacity unknown service", ("max_error_rate = 0.01\n", "max_error_rate = 0.01\n[capacity]\nservices = [\"ghost\"]\n"),
      "capacity.services[0]: 'ghost' is not a [services.*] table"),
     ("metrics_url list empty", ("max_error_rate = 0.01\n", "max_error_rate = 0.01\n[services.api]\nmetrics_url = []\n"),
@@ -166,3 +168,11 @@ def test_service_url_outside_allowlist_is_refused(tmp_path: Path, lb_env: dict[s
     assert code == 3
     assert "services.api.base_url" in err
     assert target.seen() == 0
+
+
+def test_a_services_cache_is_per_instance_unless_the_plan_says_shared(tmp_path: Path) -> None:
+    plan = write_plan(tmp_path, "http://127.0.0.1:9", GOOD)
+    _edit(plan, "max_error_rate = 0.01\n", "max_error_rate = 0.01\n[services.api]\n[services.redis-api]\n"
+          "cache_scope = \"shared\"\n")
+    services = load_plan(plan).services
+    assert (services["api"].cache_scope, services["redis-api"].cache_scope) == ("instance", "shared")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from policies.cache import choose_ttl, ttl_candidates
+from policies.cache import caches, choose_ttl, rescale_hit_ratio, ttl_candidates, ttl_hit_ratio
 
 
 @pytest.mark.parametrize(("seconds", "max_ttl", "expected"), [
@@ -43,3 +43,35 @@ def _table(*pairs: tuple[int, float]) -> list[dict[str, float]]:
 ])
 def test_choice(table: list[dict[str, float]], current: float | None, ttl: int) -> None:
     assert choose_ttl(table, current)["ttl_s"] == ttl
+
+
+@pytest.mark.parametrize(("rate_per_key", "ttl", "instances", "scope", "expected"), [
+    # one instance: lambda T / (1 + lambda T), whatever the scope
+    (1.0, 10, 1, "instance", 10 / 11),
+    (1.0, 10, 1, "shared", 10 / 11),
+    # three instances behind a balancer, each with its own cache: each key reaches each cache at lambda / 3
+    (1.0, 10, 3, "instance", (10 / 3) / (1 + 10 / 3)),
+    # ... one shared cache (Redis, memcached): every instance fills and reads the same entries
+    (1.0, 10, 3, "shared", 10 / 11),
+    (0.1, 5, 4, "instance", 0.125 / 1.125),
+    (0.1, 5, 4, "shared", 0.5 / 1.5),
+    # no instance count known: one
+    (1.0, 10, None, "instance", 10 / 11),
+])
+def test_hit_ratio_per_instance_or_shared_cache(rate_per_key: float, ttl: int, instances: int | None,
+                                                scope: str, expected: float) -> None:
+    n = caches(instances, scope)
+    assert ttl_hit_ratio(rate_per_key / n, ttl) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("h", "caches_from", "caches_to", "expected"), [
+    (0.9, 1, 1, 0.9),
+    # the replayed ratio of one cache scaled by the per-key model: 1 key/s, 10 s TTL
+    (0.9, 1, 3, 0.9 * ((10 / 3) / (1 + 10 / 3)) / (10 / 11)),
+    # and back again (verify, when the after run runs another count than the prediction assumed)
+    (0.9 * ((10 / 3) / (1 + 10 / 3)) / (10 / 11), 3, 1, 0.9),
+    (0.0, 1, 3, 0.0),
+])
+def test_a_hit_ratio_moves_with_the_number_of_caches(h: float, caches_from: int, caches_to: int,
+                                                     expected: float) -> None:
+    assert rescale_hit_ratio(h, 1.0, 10, 0.0, caches_from, caches_to) == pytest.approx(expected)

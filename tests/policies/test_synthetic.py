@@ -11,6 +11,7 @@ from core.errors import BadInput, RunError
 from core.influx import InfluxClient
 from core.rundir import RunDir
 from policies import recommend_run, write_report
+from policies.cache import rescale_hit_ratio
 from policies.inputs import load_run
 from policies.metrics import MetricsReader
 from runners.results import allowed_missing, near_coincidences
@@ -177,3 +178,29 @@ def test_bad_run_dir_and_unreachable_store(tmp_path: Path, influx: InfluxClient)
     rd.write_record(record, complete=True)
     with pytest.raises(RunError, match="unreachable"):
         recommend_run(run_dir)
+
+
+def test_a_cache_per_instance_hits_less_than_one_shared_cache(influx: InfluxClient, tmp_path: Path) -> None:
+    hot = Endpoint("hot_get", latency_ms=lambda t, rnd: 10 + rnd.random() ** 4 * 900, keys=200, share=1)
+
+    def cache_rec(testid: str, settings: dict[str, Any]) -> dict[str, Any]:
+        run_dir = write_run(tmp_path / testid, influx, testid, [Module("reads", "read-api", 40, 30, [hot])],
+                            [Service("read-api", settings)], slo_p95_ms=1000)
+        (rec,) = [r for r in recommend_run(run_dir)["recommendations"] if r["kind"] == "cache"]
+        return rec
+
+    one = cache_rec("one", {"instances": 1})
+    per_instance = cache_rec("three", {"instances": 3})
+    shared = cache_rec("shared", {"instances": 3, "cache_scope": '"shared"'})
+    assert (one["evidence"]["caches"], per_instance["evidence"]["caches"], shared["evidence"]["caches"]) == (1, 3, 1)
+    # a shared cache hits as one cache does, whatever the instances
+    assert shared["ttl_s"] == one["ttl_s"] and shared["expected_hit_ratio"] == one["expected_hit_ratio"]
+    # three in-process caches each see a key at a third of its rate: the same TTL hits less
+    rows = {row["ttl_s"]: row["expected_hit_ratio"] for row in one["evidence"]["ttl_table"]}
+    rows3 = {row["ttl_s"]: row["expected_hit_ratio"] for row in per_instance["evidence"]["ttl_table"]}
+    rate = one["evidence"]["rate_per_key"]
+    for ttl, h in rows.items():
+        assert rows3[ttl] == pytest.approx(rescale_hit_ratio(h, rate, ttl, 0.0, 1, 3), abs=1e-3)
+        assert rows3[ttl] < h
+    assert per_instance["expected_hit_ratio"] < one["expected_hit_ratio"]
+    assert 'cache_scope = "shared"' in per_instance["reason"]

@@ -9,6 +9,7 @@ import pytest
 from core.plan import Compare, Slo
 from policies.verify import (
     HIT_RATIO_TOLERANCE,
+    expected_hit_ratio,
     hit_ratio_problem,
     p95_bound,
     prediction_problems,
@@ -70,3 +71,28 @@ def test_hit_ratio(measured: float | None, expected: float | None, problem: str 
 ])
 def test_regression_bound_is_compares_rule(before: float, rule: Compare, bound: float) -> None:
     assert regression_bound(before, rule) == pytest.approx(bound)
+
+
+def _cache_doc(*recs: tuple[str, float, int, float]) -> dict[str, Any]:
+    """A before run's document with cache recommendations (endpoint, expected hit ratio, caches, requests)."""
+    return {"recommendations": [
+        {"kind": "cache", "service": "read-api", "endpoint": ep, "ttl_s": 10, "expected_hit_ratio": h,
+         "evidence": {"requests": n, "rate_per_key": 1.0, "write_rate_per_key": 0.0, "caches": c}}
+        for ep, h, c, n in recs]}
+
+
+@pytest.mark.parametrize(("doc", "after_caches", "expected"), [
+    (_cache_doc(("a", 0.9, 1, 100)), 1, 0.9),
+    # predicted for one cache, run as three instances with their own caches: each sees a key at a third
+    # of its rate (1 key/s, 10 s TTL: 10/11 -> (10/3)/(13/3))
+    (_cache_doc(("a", 0.9, 1, 100)), 3, round(0.9 * (10 / 13) / (10 / 11), 4)),
+    # predicted for three (the count autoscaling sized), run with three: as predicted
+    (_cache_doc(("a", 0.7, 3, 100)), 3, 0.7),
+    # weighted by each endpoint's reads
+    (_cache_doc(("a", 0.9, 1, 300), ("b", 0.5, 1, 100)), 1, 0.8),
+    ({"recommendations": []}, 1, None),
+])
+def test_expected_hit_ratio_follows_the_caches_the_after_run_ran(doc: dict[str, Any], after_caches: int,
+                                                                 expected: float | None) -> None:
+    assert expected_hit_ratio(doc, "read-api", after_caches) == (
+        pytest.approx(expected, abs=1e-4) if expected is not None else None)
