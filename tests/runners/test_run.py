@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 from core.influx import InfluxClient, quote_literal
+from core.plan import load_plan
+from core.rundir import parse_time_ms
 from runners.influxd import Influxd
 from tests.fixtures.runs import run_cli, write_plan
 from tests.fixtures.target import Target
+
+
+def _ts(iso: str) -> float:
+    ms = parse_time_ms(iso)
+    assert ms is not None, iso
+    return ms / 1000
+
 
 CONTRACT_KEYS = {"run_id", "testid", "strategy", "status", "started_at", "ended_at", "plan", "slo", "influx",
                  "phases", "modules"}
@@ -43,21 +53,35 @@ def test_four_runners_deliver_the_plan_and_lose_no_sample(tmp_path: Path, influx
     assert not (res.run_dir / "INCOMPLETE").exists()
     for i in range(4):
         assert (res.run_dir / "k6" / f"a-{i}.summary.json").is_file()
+    # the validated plan as the run started, which every later reader of the run uses
+    snapshot = json.loads((res.run_dir / "plan.json").read_text())
+    assert snapshot == {"source": str(plan), "plan": load_plan(plan).model_dump(mode="json")}
+    assert rec["plan"] == str(plan)
     # stdout carries only the run dir
     assert res.stdout.strip().splitlines() == [str(res.run_dir)]
 
 
-def test_parallel_start_skew_is_small(tmp_path: Path, influxd: Influxd, influx: InfluxClient,
-                                      lb_env: dict[str, str], target: Target) -> None:
-    plan = write_plan(tmp_path, target.url, [{"name": n, "rate": 50, "duration": "2s"} for n in ("a", "b")])
+def test_parallel_start_skew_is_small_and_each_module_keeps_its_own_window(
+        tmp_path: Path, influxd: Influxd, influx: InfluxClient, lb_env: dict[str, str], target: Target) -> None:
+    plan = write_plan(tmp_path, target.url, [{"name": "a", "rate": 50, "duration": "1s"},
+                                              {"name": "b", "rate": 50, "duration": "3s"}])
     res = run_cli(["run", "parallel", "--plan", str(plan), "--runners", "2",
                    "--influx-url", f"{influxd.url}/{influx.db}", "--out-dir", str(tmp_path / "runs")], lb_env)
     assert res.code == 0, res.stderr
-    testid = quote_literal(res.record()["testid"])
+    rec = res.record()
+    testid = quote_literal(rec["testid"])
     firsts = [s["values"][0][0] for s in influx.series(
         f'SELECT first("value") FROM "http_reqs" WHERE "testid" = {testid} GROUP BY "runner"')]
     assert len(firsts) == 4
     assert max(firsts) - min(firsts) <= 250  # ms
+    # A module's window is its own runners' (started together, each ended when its last runner did),
+    # not the phase's: per-module requests/s over it is what that module carried.
+    (phase,) = rec["phases"]
+    mods = {m["name"]: m for m in rec["modules"]}
+    assert mods["a"]["started_at"] == mods["b"]["started_at"] == phase["started_at"]
+    assert mods["b"]["ended_at"] == phase["ended_at"]
+    a_s, b_s = ((_ts(mods[n]["ended_at"]) - _ts(mods[n]["started_at"])) for n in ("a", "b"))
+    assert 1.0 <= a_s < b_s - 1.5 and b_s >= 3.0, (a_s, b_s)
 
 
 def test_slo_miss_exits_1(tmp_path: Path, influxd: Influxd, influx: InfluxClient,
