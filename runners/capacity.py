@@ -57,8 +57,8 @@ class CapacityOptions:
 
 def phases(by_service: dict[str, list[Module]], parallel: bool) -> list[Phase]:
     if parallel:
-        return [Phase("capacity", tuple(m.name for mods in by_service.values() for m in mods))]
-    return [Phase(f"capacity-{i + 1}-{service}", tuple(m.name for m in mods))
+        return [Phase("capacity", tuple(m.name for mods in by_service.values() for m in mods), ramp=True)]
+    return [Phase(f"capacity-{i + 1}-{service}", tuple(m.name for m in mods), ramp=True)
             for i, (service, mods) in enumerate(by_service.items())]
 
 

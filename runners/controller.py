@@ -48,7 +48,7 @@ from core.rundir import (
 from core.state import pid_dir
 from runners import capacity, k6
 from runners.allowlist import check_plan_hosts, k6_block_options
-from runners.backends import Backend, BackendOptions, EcsOptions, Fleet, ProcessOptions, Runner, RunnerSpec
+from runners.backends import Backend, BackendOptions, Fleet, ProcessOptions, Runner, RunnerSpec
 from runners.backends.registry import get_backend
 from runners.events import EventLog
 from runners.fleet import MAX_RUNNERS
@@ -114,9 +114,6 @@ def prepare(opts: RunOptions) -> PreparedRun:
         raise BadInput(f"--run-id {opts.run_id!r}: use letters, digits, '.', '_' and '-' (at most 81)")
     if opts.runners is not None and not 1 <= opts.runners <= MAX_RUNNERS:
         raise BadInput(f"--runners {opts.runners}: must be between 1 and {MAX_RUNNERS}")
-    if opts.strategy == CAPACITY and isinstance(opts.backend, EcsOptions):
-        raise BadInput("run capacity: --backend ecs sizes and prices its fleet from the plan's fixed durations; "
-                       "run the capacity ramp with --backend process or docker")
     plan = load_plan(opts.plan_path)
     ramps = None
     if opts.strategy == CAPACITY:

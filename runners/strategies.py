@@ -14,9 +14,14 @@ from core.plan import Plan, check_strategy
 
 @dataclass(frozen=True)
 class Phase:
+    """Modules that run together. `ramp`: a capacity run's stepped ramp (runners.capacity), which
+    runs until each service's knee, so the plan's durations and rates do not say how long its
+    runners live or how much load they send; a backend that sizes its fleet from them refuses it."""
+
     name: str
     modules: tuple[str, ...]
     recovery_before_s: float = 0.0
+    ramp: bool = False
 
 
 def phases(plan: Plan, strategy: str) -> list[Phase]:

@@ -6,7 +6,8 @@ needs to know which backend it drives:
 
 - `plan_fleet(plan, phases, runners)`  the runners per module (`runners` None: `--runners
   auto`, sized by the backend) and the backend's cost estimate; raises BadInput (exit 2)
-  when the plan cannot run as asked (too many runners, a cost above `--max-cost`, ...).
+  when the plan cannot run as asked (too many runners, a cost above `--max-cost`, a phase
+  it cannot size such as a capacity ramp, `Phase.ramp`, ...).
   Called once, by `runners.controller.prepare`.
 - `metrics_store(influx_url)`  the InfluxDB client the run must use when the backend's
   runners can only write to a store of its own (the ecs stack's), else None: the caller

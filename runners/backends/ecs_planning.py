@@ -217,7 +217,11 @@ def fleet_estimate(terms: FleetTerms, plan: Plan, runners: int) -> FleetEstimate
 def size_fleet(terms: FleetTerms, plan: Plan, plan_phases: list[Phase], runners: int | None) -> Fleet:
     """Before anything starts (exit 2 on problems): resolve `--runners auto` (runners None), check
     the fleet against the stack's cost guard, print the cost estimate to stderr and refuse above
-    `--max-cost`. Returns the runner count and the estimate."""
+    `--max-cost`. Returns the runner count and the estimate. A capacity ramp is refused: its tasks
+    live until each service's knee, which the plan's durations and rates cannot tell."""
+    if any(phase.ramp for phase in plan_phases):
+        raise BadInput("run capacity: --backend ecs sizes and prices its fleet from the plan's fixed durations; "
+                       "run the capacity ramp with --backend process or docker")
     needed = plan_runners(plan, terms.vus_per_task, terms.rate_per_task)
     count = runners or needed
     if runners is None and count > MAX_RUNNERS:

@@ -290,6 +290,19 @@ def test_max_cost_refusal_with_runners_auto(ecs_stack: EcsStack, influx: InfluxC
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+def test_a_capacity_run_is_refused_before_any_task(ecs_stack: EcsStack, influx: InfluxClient, target: Target,
+                                                   tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plan = write_plan(tmp_path, target.url, [{"name": "api", "rate": 10, "duration": "2s", "service": "api"}],
+                      extra="[services.api]\n")
+    args = _run(ecs_stack, influx, plan, tmp_path, "--runners", "1")
+    args[1] = "capacity"
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "run capacity: --backend ecs sizes and prices its fleet" in err and "--backend process or docker" in err
+    assert not ecs_stack.tasks()
+
+
 def test_missing_stack_output_is_bad_input(ecs_stack: EcsStack, influx: InfluxClient, target: Target,
                                            tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A stack-outputs file without `scripts_bucket`: exit 2 naming the key and the fix."""

@@ -9,7 +9,7 @@ import pytest
 
 from core.errors import BadInput
 from core.plan import Module, Plan, Slo, Stage, Target
-from runners import cost
+from runners import capacity, cost
 from runners.backends.ecs_planning import (
     STORE_REQUESTS_PER_VCPU_S,
     TEARDOWN_S,
@@ -20,6 +20,7 @@ from runners.backends.ecs_planning import (
     module_load,
     module_tasks,
     plan_runners,
+    size_fleet,
     task_lifetime_s,
 )
 from runners.backends.ecs_task import END_MARK, SUMMARY_MARK, parse_task_log
@@ -213,3 +214,16 @@ def test_a_plan_beyond_the_stores_ingest_is_refused_naming_its_size(capsys: pyte
     assert "pulumi config set influxdbCpu 2048" in message and "influxdbMemory 4096" in message
     check_store(plan, phases(plan, "parallel"), 2048, 4096)
     check_store(plan, phases(plan, "parallel"), None, None)            # outputs without the size: not checked
+
+
+def test_a_capacity_ramp_is_refused_by_the_fleet_planner() -> None:
+    """A capacity run ramps until its knee: how long its tasks live and what they cost is not
+    in the plan's durations the planner sizes from, so the ecs backend's plan_fleet refuses it
+    (the controller asks every backend the same way and knows none of them)."""
+    plan = _plan(Module(name="a", script="a.js", rate=10, duration="60s", service="api"))
+    ramps = capacity.phases({"api": plan.modules}, parallel=False)
+    assert all(p.ramp for p in ramps) and not any(p.ramp for p in phases(plan, "parallel"))
+    size_fleet(_terms(), plan, phases(plan, "parallel"), 1)
+    with pytest.raises(BadInput) as err:
+        size_fleet(_terms(), plan, ramps, 1)
+    assert "run capacity" in err.value.message and "--backend process or docker" in err.value.message
