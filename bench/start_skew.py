@@ -95,7 +95,7 @@ def sequential_run(plan_path: Path, client: InfluxClient, runners: int, run_dir:
     testid = f"seqskew-{time.time_ns()}"
     specs = _specs(plan_path, client, runners, run_dir, testid)
     backend = ProcessBackend()
-    live: list[Runner] = []
+    live: list[Runner[Any]] = []
     try:
         live = backend.initialize(specs)
         _resume_one_by_one(live)
@@ -142,7 +142,7 @@ def shell_background_run(plan_path: Path, client: InfluxClient, runners: int,
     return testid, first_samples(client, testid)
 
 
-def _resume_one_by_one(runners: list[Runner]) -> None:
+def _resume_one_by_one(runners: list[Runner[Any]]) -> None:
     body = {"data": {"type": "status", "id": "default", "attributes": {"paused": False}}}
     clients = [httpx.Client(timeout=10.0) for _ in runners]
     try:

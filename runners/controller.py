@@ -87,7 +87,7 @@ class PreparedRun:
     block: dict[str, list[str]]
     k6_configs: dict[str, dict[str, Any]]
     k6: K6
-    backend: Backend
+    backend: Backend[Any]
     fleet: Fleet
     ramps: dict[str, list[Module]] | None = None  # a capacity run: the modules it ramps, by service
 
@@ -186,7 +186,7 @@ def run(prepared: PreparedRun, influx: InfluxClient, *, local_stack: str | None 
     scraper = Scraper({name: svc.metrics_urls for name, svc in plan.services.items() if svc.metrics_urls},
                       influx, run_id)
     code = ExitCode.RUN_ERROR
-    live: list[Runner] = []
+    live: list[Runner[Any]] = []
     previous = _install_signal_handlers()
     try:
         scraper.start()
@@ -301,7 +301,7 @@ def _specs(prepared: PreparedRun, phase: Phase, run_id: str, run_dir: RunDir,
     return specs
 
 
-def _watch(backend: Backend, live: list[Runner], plan: Plan, phase: Phase, progress: Progress,
+def _watch(backend: Backend[Any], live: list[Runner[Any]], plan: Plan, phase: Phase, progress: Progress,
            record: RunRecord, monitor: GeneratorMonitor, knees: capacity.KneeWatcher | None = None) -> None:
     """Wait for the phase's runners; a crashed runner stops its siblings and raises RunError.
 
@@ -351,7 +351,7 @@ def _describe_exit(code: int) -> str:
     return f"k6 exited with code {code}"
 
 
-def _record_runner_ends(live: list[Runner], record: RunRecord) -> None:
+def _record_runner_ends(live: list[Runner[Any]], record: RunRecord) -> None:
     for name in {r.spec.module for r in live}:
         mine = [r for r in live if r.spec.module == name]
         rec = record.module(name)
@@ -363,7 +363,7 @@ def _record_runner_ends(live: list[Runner], record: RunRecord) -> None:
                 rec.failures.append(line)
 
 
-def _finish_phase(backend: Backend, live: list[Runner], phase: Phase, phase_rec: PhaseRecord,
+def _finish_phase(backend: Backend[Any], live: list[Runner[Any]], phase: Phase, phase_rec: PhaseRecord,
                   record: RunRecord, events: EventLog) -> None:
     backend.stop(live)  # reaps and removes pid files; runners have ended
     _record_runner_ends(live, record)

@@ -9,6 +9,7 @@ container's k6 as this machine sees it); runners without one (Fargate tasks) are
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import psutil
 
@@ -36,7 +37,7 @@ class GeneratorMonitor:
             return None
         return proc
 
-    def sample(self, runners: list[Runner]) -> None:
+    def sample(self, runners: list[Runner[Any]]) -> None:
         now = time.time_ns()
         points = []
         for r in runners:

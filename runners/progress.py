@@ -75,7 +75,7 @@ class Progress:
         if self.live is not None:
             self.live.update(self.render())
 
-    def sample(self, runners: list[Runner]) -> None:
+    def sample(self, runners: list[Runner[Any]]) -> None:
         """Read every running runner's live metrics (called about once a second).
 
         On a terminal: the cheap metrics every time, the duration trend (k6 computes its

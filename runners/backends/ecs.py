@@ -143,6 +143,8 @@ DEFAULT_SUMMARY_WAIT_S = 30.0
 READY_MARGIN_S = 2.0             # every task must be RUNNING this long before LB_START_AT
 CREDENTIAL_ENV = frozenset({"K6_INFLUXDB_USERNAME", "K6_INFLUXDB_PASSWORD"})
 
+TaskRunner = Runner[str]  # a Fargate task, by its task ARN
+
 
 def new_session(region: str | None) -> boto3.session.Session:
     """The boto3 session the backend uses (tests wrap this to add a botocore event hook)."""
@@ -268,12 +270,12 @@ class EcsBackend:
         return task_shape(td, self.outputs)
 
     # -- initialize -------------------------------------------------------------------
-    def initialize(self, specs: list[RunnerSpec]) -> list[Runner]:
+    def initialize(self, specs: list[RunnerSpec]) -> list[TaskRunner]:
         """Upload archives, start one task per spec, wait until every task is RUNNING."""
         if self.max_cost is not None and self.estimate_usd is None:
             raise RunError("--max-cost was given but no cost estimate was made before launch (the controller "
                            "must call the backend's plan_fleet first); refusing to start tasks")
-        runners: list[Runner] = []
+        runners: list[TaskRunner] = []
         try:
             urls = {module: self._archive_url(spec) for module, spec in
                     {s.module: s for s in specs}.items()}
@@ -331,7 +333,7 @@ class EcsBackend:
         travel in env, never in the URL."""
         return spec.influx_out, {}
 
-    def _run_task(self, spec: RunnerSpec, archive_url: str, start_at: int, phase_tasks: int) -> Runner:
+    def _run_task(self, spec: RunnerSpec, archive_url: str, start_at: int, phase_tasks: int) -> TaskRunner:
         influx_out, influx_env = self._task_influx(spec)
         script = wrapper_script(task_k6_args(spec, influx_out))
         env = {**spec.env, **influx_env, "LB_ARCHIVE_URL": archive_url, "LB_START_AT": str(start_at)}
@@ -397,7 +399,7 @@ class EcsBackend:
                 return dict(c)
         return {}
 
-    def _wait_running(self, runners: list[Runner], start_at: int) -> None:
+    def _wait_running(self, runners: list[TaskRunner], start_at: int) -> None:
         while True:
             tasks = self._describe([r.handle for r in runners])
             pending: list[str] = []
@@ -432,7 +434,7 @@ class EcsBackend:
             time.sleep(max(0.05, min(self.poll_interval_s, start_at - READY_MARGIN_S - time.time())))
 
     # -- start ----------------------------------------------------------------------
-    def start(self, runners: list[Runner]) -> float:
+    def start(self, runners: list[TaskRunner]) -> float:
         """Wait for the phase's common start time (the tasks release themselves) and return it."""
         if not runners:
             return time.time()
@@ -453,7 +455,7 @@ class EcsBackend:
         return start_at
 
     # -- poll -------------------------------------------------------------------------
-    def poll(self, runners: list[Runner]) -> list[int | None]:
+    def poll(self, runners: list[TaskRunner]) -> list[int | None]:
         """Exit codes; asks ECS at most every poll interval (the controller polls often)."""
         now = time.monotonic()
         if now >= self._next_poll:
@@ -461,7 +463,7 @@ class EcsBackend:
             self._refresh(runners)
         return [r.exit_code for r in runners]
 
-    def _refresh(self, runners: list[Runner]) -> None:
+    def _refresh(self, runners: list[TaskRunner]) -> None:
         live = [r for r in runners if r.handle is not None and r.exit_code is None]
         if not live:
             return
@@ -485,7 +487,7 @@ class EcsBackend:
             if log.ended or time.monotonic() - seen >= self.summary_wait_s:
                 self._finalize(r, t, log)
 
-    def _read_log(self, r: Runner) -> TaskLog:
+    def _read_log(self, r: TaskRunner) -> TaskLog:
         """The task's output from CloudWatch Logs (empty when its stream does not exist)."""
         lines: list[str] = []
         kwargs: dict[str, Any] = {"logGroupName": self.shape.log_group, "logStreamName": r.info["log_stream"],
@@ -508,8 +510,8 @@ class EcsBackend:
         self._logs[r.handle] = log
         return log
 
-    def _finalize(self, r: Runner, task: dict[str, Any], log: TaskLog) -> None:
-        """Record a STOPPED task's outcome on its Runner; write its summary when there is one."""
+    def _finalize(self, r: TaskRunner, task: dict[str, Any], log: TaskLog) -> None:
+        """Record a STOPPED task's outcome on its TaskRunner; write its summary when there is one."""
         container = self._container(task)
         ecs_code = container.get("exitCode") if container.get("lastStatus") == "STOPPED" else None
         code = ecs_code if ecs_code is not None else log.exit_code
@@ -555,12 +557,12 @@ class EcsBackend:
         r.failure = text
 
     # -- stop -----------------------------------------------------------------------
-    def stop(self, runners: list[Runner], grace_s: float = 10.0) -> None:
+    def stop(self, runners: list[TaskRunner], grace_s: float = 10.0) -> None:
         """stop_task every started task that has not ended (the reason names the cause),
         wait up to `grace_s` for STOPPED, read their output; record every task."""
         self._stop(runners, self._infer_cause(runners), grace_s)
 
-    def _infer_cause(self, runners: list[Runner]) -> str:
+    def _infer_cause(self, runners: list[TaskRunner]) -> str:
         failed = [r for r in runners if r.failure and r.exit_code is not None]
         if failed:
             return f"runner {failed[0].spec.name} failed; stopping its siblings"
@@ -574,7 +576,7 @@ class EcsBackend:
             return "timeout: the phase outlived its duration + graceful stop"
         return "the run was aborted or ended early by the controller"
 
-    def _stop(self, runners: list[Runner], cause: str, grace_s: float) -> None:
+    def _stop(self, runners: list[TaskRunner], cause: str, grace_s: float) -> None:
         live = [r for r in runners if r.handle is not None and r.exit_code is None]
         problems: list[str] = []
         for r in live:
@@ -621,7 +623,7 @@ class EcsBackend:
         self._write_record(runners)
 
     # -- records ------------------------------------------------------------------------
-    def _write_record(self, runners: list[Runner]) -> None:
+    def _write_record(self, runners: list[TaskRunner]) -> None:
         """RUN_DIR/ecs-tasks.json: every task of the run, its outcome and its start skew."""
         started = [r for r in runners if r.handle is not None]
         if not started:
