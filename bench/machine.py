@@ -12,7 +12,7 @@ from typing import Any
 
 import psutil
 
-from bench.servers import nginx_binary
+from bench import nginx as nginx_server
 from runners import k6 as k6mod
 from runners.influxd import influxd_binary
 
@@ -39,7 +39,7 @@ def cpu_model() -> str:
 def machine() -> dict[str, Any]:
     """The machine a figure was measured on: CPU, cores, memory, kernel and tool versions."""
     influxd = influxd_binary()
-    nginx = nginx_binary()
+    nginx = nginx_server.binary()
     return {
         "cpu_model": cpu_model(),
         "cores": os.cpu_count(),

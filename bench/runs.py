@@ -30,7 +30,8 @@ from typing import Any
 
 from bench.harness import PY, REPO_ROOT, log, workdir
 from bench.machine import load_now
-from bench.servers import Nginx, new_db, services
+from bench.nginx import Nginx
+from bench.servers import new_db, services
 from bench.watch import Watch
 from core.influx import InfluxClient
 from core.measurements import run_tags

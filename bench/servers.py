@@ -1,4 +1,4 @@
-"""The servers a benchmark starts and stops: the fast target (a private nginx), a private
+"""The servers a benchmark starts and stops: the fast target (a private nginx, bench.nginx), a private
 influxd (`start_influx`, `new_db`, `stored_count`), a Prometheus remote-write receiver
 (`promrw_receiver`), the demo's services (`demo_services`), and `services` for a block.
 Every one of them dies with the benchmark if it is killed (PR_SET_PDEATHSIG; the demo
@@ -8,11 +8,8 @@ services watch their parent).
 from __future__ import annotations
 
 import contextlib
-import shutil
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 
+from bench import nginx as nginx_server
+from bench.nginx import Nginx
 from bench.watch import cpu_seconds
 from core.influx import InfluxClient, quote_literal
 from core.state import free_port
@@ -31,97 +29,24 @@ from runners.influxd import Influxd, start_influxd
 
 NGINX_BODY = '{"ok":true}'
 
-
-NGINX_CONF = """\
-daemon off;
-master_process on;
-worker_processes 1;
-pid {root}/nginx.pid;
-error_log {root}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  client_body_temp_path {root}/tmp/body;
-  proxy_temp_path {root}/tmp/proxy;
-  fastcgi_temp_path {root}/tmp/fastcgi;
-  uwsgi_temp_path {root}/tmp/uwsgi;
-  scgi_temp_path {root}/tmp/scgi;
-  keepalive_requests 100000000;
-  keepalive_timeout 120s;
-  server {{
-    listen 127.0.0.1:{port} backlog=4096;
-    location / {{
-      default_type application/json;
-      return 200 '{body}';
-    }}
-  }}
-}}
-"""
-
-
-def nginx_binary() -> str | None:
-    return shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-
-
-@dataclass
-class Nginx:
-    """A private nginx (1 worker, no access log) answering 200 on every path of 127.0.0.1:port."""
-
-    root: Path
-    port: int
-    proc: subprocess.Popen[bytes]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def pids(self) -> list[int]:
-        """The master and its worker(s)."""
-        try:
-            return [self.proc.pid, *(c.pid for c in psutil.Process(self.proc.pid).children())]
-        except psutil.Error:
-            return [self.proc.pid]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)  # fast shutdown
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+# The fast target: 200 and a small JSON body on every path, no access log, long keep-alive.
+FAST_TARGET = """\
+    access_log off;
+    keepalive_requests 100000000;
+    keepalive_timeout 120s;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location / {{
+            default_type application/json;
+            return 200 '{body}';
+        }}
+    }}"""
 
 
 def start_nginx(root: Path, body: str = NGINX_BODY) -> Nginx:
-    """Start nginx with its own prefix, config and temp dirs under `root`; wait until it answers."""
-    binary = nginx_binary()
-    if binary is None:
-        raise RuntimeError("nginx is not installed (Debian package 'nginx-light' or 'nginx')")
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "tmp").mkdir(exist_ok=True)
-    last = ""
-    for _ in range(3):
-        port = free_port()
-        conf = root / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(root=root, port=port, body=body.replace("'", "\\'")))
-        proc = subprocess.Popen([binary, "-p", str(root), "-c", str(conf), "-e", str(root / "error.log")],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                preexec_fn=die_with_parent)
-        server = Nginx(root=root, port=port, proc=proc)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                break
-            try:
-                if httpx.get(server.url + "/", timeout=1.0).status_code == 200:
-                    return server
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        server.stop()
-        last = (proc.stderr.read().decode(errors="replace") if proc.stderr else "")[-500:]
-        last += (root / "error.log").read_text(errors="replace")[-500:] if (root / "error.log").exists() else ""
-    raise RuntimeError(f"nginx did not start: {last}")
+    """The fast target: a private nginx (a master and one worker) answering 200 on every path."""
+    return nginx_server.start(root, lambda port: FAST_TARGET.format(port=port, body=body.replace("'", "\\'")),
+                       master=True, connections=4096, wait_s=10)
 
 
 def start_influx(root: Path, wait_s: float = 30.0) -> Influxd:

@@ -13,23 +13,21 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
+from bench import nginx
 from core.influx import InfluxClient
 from core.state import free_port
 from policies import recommend_run
 from runners.controller import RunOptions, prepare
 from runners.controller import run as run_strategy
 from runners.influxd import Influxd
-from tests.fixtures.nginx import nginx_config
 from tests.fixtures.require import need_binary
 from tests.gallery.cases import ORDERS_JS
 from tests.gallery.harness import start_server, stop_servers
@@ -55,40 +53,21 @@ class Fleet:
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    binary = need_binary("nginx", "nginx-light")
+    need_binary("nginx", nginx.PACKAGE)
     work = tmp_path_factory.mktemp("instances")
     ports = [free_port() for _ in range(INSTANCES)]
     procs: list[subprocess.Popen[bytes]] = []
-    nginx: subprocess.Popen[bytes] | None = None
+    servers = " ".join(f"server 127.0.0.1:{p} weight={w};" for p, w in zip(ports, WEIGHTS, strict=True))
     try:
         for i, port in enumerate(ports):
             procs.append(start_server("pool", {"pool": POOL, "hold_ms": HOLD_MS, "metrics": "otel",
                                                "db": str(work / f"orders-{i}.sqlite3")},
                                       f"orders-{i}", port, work))
-        lb_port = free_port()
-        conf = work / "nginx.conf"
-        conf.write_text(nginx_config(work, BALANCER.format(port=lb_port, servers=" ".join(
-            f"server 127.0.0.1:{p} weight={w};" for p, w in zip(ports, WEIGHTS, strict=True)))))
-        nginx = subprocess.Popen([binary, "-p", str(work), "-c", str(conf)], stdin=subprocess.DEVNULL,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        balancer = f"http://127.0.0.1:{lb_port}"
-        deadline = time.monotonic() + 20
-        while not _answers(f"{balancer}/health"):
-            assert nginx.poll() is None and time.monotonic() < deadline, (work / "error.log").read_text()[-2000:]
-            time.sleep(0.05)
-        yield Fleet(balancer, [f"http://127.0.0.1:{p}" for p in ports])
+        with nginx.start(work / "nginx", lambda port: BALANCER.format(port=port, servers=servers),
+                         probe="/health") as balancer:
+            yield Fleet(balancer.url, [f"http://127.0.0.1:{p}" for p in ports])
     finally:
-        if nginx is not None:
-            nginx.terminate()
-            nginx.wait(10)
         stop_servers(procs)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1.0).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _run(fleet: Fleet, metrics_url: str, influxd: Influxd, work: Path) -> dict[str, Any]:
