@@ -1,7 +1,8 @@
 """Container images for the docker backend and the docker local stack: pull, else build.
 
 Pinned images: k6 `grafana/k6:<the local k6's version>` (runners.k6_binary: the same
-version the process backend runs), `influxdb:1.8.10`, `grafana/grafana:11.6.0`. Each `ensure_*` returns
+version the process backend runs), and InfluxDB and Grafana at the releases the AWS stack
+pins (core/images.py; here by tag: `influxdb:1.8.10`, `grafana/grafana:12.4.12`). Each `ensure_*` returns
 the reference of an image present in the engine:
 
 1. the pinned image, if the engine already has it;
@@ -43,15 +44,16 @@ import docker
 import docker.errors
 
 from core.errors import BadInput, RunError
+from core.images import GRAFANA, INFLUXDB, K6
 from runners.influxd import CONFIG_TEMPLATE
 from runners.influxd import influxd_binary as find_influxd
 from runners.k6_binary import resolve
 
 PullPolicy = Literal["missing", "never"]
 
-K6_REPOSITORY = "grafana/k6"
-INFLUXDB_IMAGE = "influxdb:1.8.10"
-GRAFANA_IMAGE = "grafana/grafana:11.6.0"
+K6_REPOSITORY = K6.name
+INFLUXDB_IMAGE = INFLUXDB.tagged
+GRAFANA_IMAGE = GRAFANA.tagged
 LOCAL_K6 = "loadbearing/k6:{version}-local"
 LOCAL_INFLUXDB = "loadbearing/influxdb:{version}-local"
 
@@ -256,7 +258,7 @@ def build_influxdb_image(client: docker.DockerClient, tag: str) -> None:
     binary = influxd_binary()
     if binary is None:
         raise RunError("cannot build a local InfluxDB image: influxd is not installed "
-                       "(Debian: apt-get install influxdb), and influxdb:1.8.10 could not be pulled")
+                       f"(Debian: apt-get install influxdb), and {INFLUXDB_IMAGE} could not be pulled")
     with tempfile.TemporaryFile() as ctx:
         with tarfile.open(fileobj=ctx, mode="w") as tar:
             _add_bytes(tar, influxdb_dockerfile().encode(), "Dockerfile")

@@ -8,7 +8,7 @@ to 127.0.0.1 only:
   free, else a free port; configured like the process stack (runners/influxd.py:
   reporting off, `max-body-size = 0`, ...) through INFLUXDB_* variables; data in the
   named volume `loadbearing-influxdb-data`. Ready when `/ping` answers 204.
-- `loadbearing-grafana` (pinned `grafana/grafana:11.6.0`), unless disabled with
+- `loadbearing-grafana` (pinned `grafana/grafana:12.4.12`, core/images.py), unless disabled with
   `grafana=False` or LOADBEARING_STACK_GRAFANA=0: on 127.0.0.1:3000 when free, else
   a free port; `grafana_dashboards/provisioning` mounted read-only at
   /etc/grafana/provisioning and `grafana_dashboards/json` at the path the dashboard

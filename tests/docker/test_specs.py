@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.rundir import RunDir
+from infra import images as infra_images
 from runners import images
 from runners.backends import RunnerSpec
 from runners.backends.docker import container_spec
@@ -29,15 +30,24 @@ def _mounts(spec: dict[str, object]) -> dict[str, dict[str, object]]:
     return {m["Target"]: dict(m) for m in spec["mounts"]}  # type: ignore[attr-defined]
 
 
+def test_the_local_stack_runs_the_grafana_and_influxdb_releases_the_aws_stack_pins() -> None:
+    """One pin per image (core.images): the docker stack names the release by its tag, the AWS
+    stack pulls the same release by digest."""
+    local = (images.GRAFANA_IMAGE, images.INFLUXDB_IMAGE)
+    assert local == (f"grafana/grafana:{infra_images.GRAFANA.tag}", f"influxdb:{infra_images.INFLUXDB.tag}")
+    assert infra_images.GRAFANA.docker_hub.startswith("grafana/grafana@sha256:")
+    assert infra_images.INFLUXDB.docker_hub.startswith("influxdb@sha256:")
+
+
 def test_grafana_spec_binds_loopback_and_mounts_the_provisioning_read_only(tmp_path: Path) -> None:
     root = tmp_path / "grafana_dashboards"
     (root / "provisioning" / "dashboards").mkdir(parents=True)
     (root / "provisioning" / "datasources").mkdir()
     (root / "json").mkdir()
     (root / "json" / "loadbearing-overview.json").write_text("{}")
-    spec = grafana_container_spec("grafana/grafana:11.6.0", 3999, "http://127.0.0.1:8086", "loadbearing",
+    spec = grafana_container_spec(images.GRAFANA_IMAGE, 3999, "http://127.0.0.1:8086", "loadbearing",
                                   dashboards=root)
-    assert spec["image"] == images.GRAFANA_IMAGE == "grafana/grafana:11.6.0"
+    assert spec["image"] == images.GRAFANA_IMAGE
     assert spec["network_mode"] == "host"
     assert "ports" not in spec
     env = spec["environment"]

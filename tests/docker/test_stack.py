@@ -9,6 +9,7 @@ import time
 import httpx
 
 from core.influx import InfluxClient, line
+from runners import images
 from tests.fixtures.dockerd import PrivateDockerd
 from tests.fixtures.runs import run_cli
 
@@ -92,7 +93,7 @@ def test_stack_up_without_the_grafana_image_fails_clearly_and_leaves_nothing(doc
                                                                               docker_env: dict[str, str]) -> None:
     up = run_cli(["stack", "up", "--provider", "docker"], docker_env)  # Grafana wanted; never pulled here
     assert up.code == 4
-    assert "grafana/grafana:11.6.0" in up.stderr and "LOADBEARING_STACK_GRAFANA=0" in up.stderr
+    assert images.GRAFANA_IMAGE in up.stderr and "LOADBEARING_STACK_GRAFANA=0" in up.stderr
     assert "Traceback" not in up.stderr
     assert dockerd.client.containers.list(all=True, filters=STACK) == []
     run_cli(["stack", "down", "--purge"], docker_env)
