@@ -30,6 +30,7 @@ from infra.grafana_provisioning import (
     PROVISIONING_PATH,
     Provisioning,
 )
+from infra.load_balancer import forward_listener, ip_target_group
 from infra.log_groups import log_group
 from infra.runner_fleet import GRAFANA_PREFIX
 from infra.security_groups import security_group, tcp_egress, tcp_ingress
@@ -37,7 +38,6 @@ from infra.task_roles import awslogs, execution_role, task_role
 
 PORT = 3000
 CONTAINER_NAME = "grafana"
-TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
 
 def init_script(bucket: str) -> str:
@@ -130,24 +130,11 @@ class Grafana(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        target_group = aws.lb.TargetGroup(
-            f"{name}-tg",
-            port=PORT,
-            protocol="HTTP",
-            target_type="ip",
-            vpc_id=args.vpc_id,
-            deregistration_delay=10,
-            health_check={"path": "/api/health", "matcher": "200", "interval": 15, "healthy_threshold": 2},
-            tags=tags,
-            opts=child,
-        )
-        forward = [aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=target_group.arn)]
+        target_group = ip_target_group(f"{name}-tg", PORT, args.vpc_id, "/api/health", "200", tags, self)
         listeners: list[aws.lb.Listener] = []
         if https:
-            listeners.append(aws.lb.Listener(
-                f"{name}-https", load_balancer_arn=alb.arn, port=443, protocol="HTTPS",
-                certificate_arn=args.certificate_arn, ssl_policy=TLS_POLICY, default_actions=forward,
-                opts=child))
+            listeners.append(forward_listener(f"{name}-https", alb.arn, 443, target_group.arn, args.certificate_arn,
+                                              self))
             listeners.append(aws.lb.Listener(
                 f"{name}-http-redirect", load_balancer_arn=alb.arn, port=80, protocol="HTTP",
                 default_actions=[aws.lb.ListenerDefaultActionArgs(
@@ -155,9 +142,7 @@ class Grafana(pulumi.ComponentResource):
                         port="443", protocol="HTTPS", status_code="HTTP_301"))],
                 opts=child))
         else:
-            listeners.append(aws.lb.Listener(
-                f"{name}-http", load_balancer_arn=alb.arn, port=80, protocol="HTTP",
-                default_actions=forward, opts=child))
+            listeners.append(forward_listener(f"{name}-http", alb.arn, 80, target_group.arn, None, self))
         self.load_balancer_arn = alb.arn
         self.dns_name = alb.dns_name
         self.host = pulumi.Output.from_input(args.domain_name) if args.domain_name else alb.dns_name

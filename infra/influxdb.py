@@ -29,7 +29,7 @@ import pulumi_aws as aws
 
 from core.store_identity import marker_line
 from infra import fargate, iam_documents, images
-from infra.grafana import TLS_POLICY
+from infra.load_balancer import forward_listener, ip_target_group
 from infra.log_groups import log_group
 from infra.security_groups import security_group, tcp_egress, tcp_ingress
 from infra.task_roles import awslogs, execution_role, task_role
@@ -294,24 +294,9 @@ class InfluxDb(pulumi.ComponentResource):
                    self, group_id=influx_sg)
         tcp_ingress(f"{name}-from-lb", influx_sg, PORT, "InfluxDB from the load balancer", self,
                     group_id=access.load_balancer_security_group_id)
-        target_group = aws.lb.TargetGroup(
-            f"{name}-tg",
-            port=PORT,
-            protocol="HTTP",
-            target_type="ip",
-            vpc_id=args.vpc_id,
-            deregistration_delay=10,
-            health_check={"path": "/ping", "matcher": "204", "interval": 15, "healthy_threshold": 2},
-            tags=tags,
-            opts=child,
-        )
-        https = access.certificate_arn is not None
-        listener = aws.lb.Listener(
-            f"{name}-controller-listener", load_balancer_arn=access.load_balancer_arn, port=PORT,
-            protocol="HTTPS" if https else "HTTP", certificate_arn=access.certificate_arn,
-            ssl_policy=TLS_POLICY if https else None,
-            default_actions=[aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=target_group.arn)],
-            opts=child)
+        target_group = ip_target_group(f"{name}-tg", PORT, args.vpc_id, "/ping", "204", tags, self)
+        listener = forward_listener(f"{name}-controller-listener", access.load_balancer_arn, PORT, target_group.arn,
+                                    access.certificate_arn, self)
         return target_group, listener
 
 
