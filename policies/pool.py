@@ -23,8 +23,10 @@ plan's `db_pool_size`):
    limit that the declared pool does not explain is never a pool: the note says so and
    the autoscaling policy sizes instances from it. A pool far larger than needed
    (current >= 2 x c and >= c + 2, with pool metrics showing it never waited, c never
-   below twice the most connections seen in use at one scrape) may be recommended smaller; a
-   service that never waited never gets a larger one.
+   below twice the most connections seen in use at one scrape) is recommended smaller only
+   when the fleet's pools hold at least a quarter of the database's connection budget
+   (`smaller_pool`): otherwise it frees nothing scarce, and is kept; a service that never
+   waited never gets a larger one.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from policies.workload import service_keys, service_offered, unloaded_ms
 TARGET_FRACTION = 0.1
 RESERVE_FRACTION = 0.1
 MIN_RESERVE = 3
+SCARCE_SHARE = 0.25  # a smaller pool only for pools that hold at least a quarter of the database's budget
 
 
 @dataclass
@@ -61,6 +64,33 @@ class PoolDecision:
 
 def reserve(max_connections: int) -> int:
     return max(MIN_RESERVE, math.ceil(RESERVE_FRACTION * max_connections))
+
+
+def smaller_pool(current: int, needed: int, used_peak: float | None, fleet: int,
+                 budget: int | None) -> tuple[int | None, str | None]:
+    """A smaller pool for a pool that never waited: (the size to recommend, None), or (None, why it is
+    kept) when it is far larger than needed but frees nothing scarce, or (None, None) when it is not far larger.
+
+    Never below twice the most connections seen in use at one scrape (a gauge sampled once a second
+    misses the peaks between samples). Far larger: current >= 2 x that and >= that + 2. Scarce: the
+    fleet's pools (`fleet` instances x `current`) hold at least SCARCE_SHARE of the database's
+    `budget` (max_connections less the reserve); below that the connections a smaller pool frees are
+    not worth its risk, and the estimate of what is needed (a sampled peak, a hold time that moves
+    with the machine's load) varies from run to run more than the pool does, so the pool in place
+    is kept and the same load gets the same advice. Without a budget nothing can be weighed: kept.
+    """
+    floor = max(needed, math.ceil(2 * (used_peak or 0.0)))
+    if current < 2 * floor or current < floor + 2:
+        return None, None
+    larger = f"the pool of {current} is far larger than the {floor} needed"
+    if budget is None:
+        return None, (f"{larger}, but without the plan's db_max_connections the connections a smaller pool "
+                      "frees cannot be weighed; kept")
+    held = fleet * current
+    if held < SCARCE_SHARE * budget:
+        return None, (f"{larger}, but {fleet} instance(s) x {current} hold {held} of the database's {budget} "
+                      f"connections (under {SCARCE_SHARE:.0%}): a smaller pool frees nothing scarce; kept")
+    return floor, None
 
 
 def _hold(service: str, m: Measurements, pool: PoolStats | None, plateau: Plateau | None, current: int,
@@ -153,16 +183,17 @@ def decide(inputs: RunInputs, m: Measurements, service: str, plateau: Plateau | 
         return PoolDecision(service, current, None, s, lam, target_ms, None,
                             note=f"{service}: no pool size up to 100000 meets the wait target")
     direction: str | None = None
+    kept: str | None = None
     if waited and needed > current and basis is not None:
         direction = "increase"
     elif pool is not None and not pool.waited and basis is not None:
-        # Never below twice the most connections seen in use at one scrape: a gauge sampled once a
-        # second misses the peaks between samples (the demo's core-api regressed at 1x).
-        needed = max(needed, math.ceil(2 * (pool.used_peak or 0.0)))
-        if current >= 2 * needed and current >= needed + 2:
-            direction = "decrease"
+        smaller, kept = smaller_pool(current, needed, pool.used_peak, fleet, budget)
+        if smaller is not None:
+            needed, direction = smaller, "decrease"
     if direction is None:
-        if waited:
+        if kept is not None:
+            note = f"{service}: no request waited for a connection ({wait_source}); {kept}"
+        elif waited:
             note = f"{service}: current pool {current} meets the wait target (needs {needed})"
         elif plateau is not None and plateau.concurrency is not None and pool is None:
             note = (f"{service}: the limit is a concurrency of {plateau.concurrency.describe()}, which the "
@@ -225,13 +256,22 @@ def decide(inputs: RunInputs, m: Measurements, service: str, plateau: Plateau | 
     if plateau is not None:
         evidence["throughput_limit"] = {"goodput_rps": r(plateau.throughput), "attribution": plateau.attribution,
                                         "concurrency": plateau.concurrency.to_json() if plateau.concurrency else None}
+    p95_ms, meets_slo = at_rec["p95_ms"], at_rec["meets_slo"]
+    if direction == "decrease":
+        # A smaller pool promises no better latency than the run had: the service's p95 today (it
+        # holds the machine's and the service's own delays, which the unloaded latency leaves out)
+        # plus whatever more the smaller pool makes requests wait.
+        today = max((m.endpoints[k].p95_ms for k in keys), default=0.0)
+        extra = max(0.0, (at_rec["p95_wait_ms"] or 0.0) - (at_cur["p95_wait_ms"] or 0.0))
+        p95_ms = r(today + extra)
+        meets_slo = bool(at_rec["stable"] and p95_ms is not None and p95_ms <= inputs.slo_p95_ms)
     rec = DbPool(
         service=service, current=current, recommended=recommended, reason=reason, basis=basis, evidence=evidence,
         # A larger pool should carry the plan's peak; a smaller one keeps what the run achieved.
-        predicted={"p95_ms": at_rec["p95_ms"], "p95_wait_ms": at_rec["p95_wait_ms"],
+        predicted={"p95_ms": p95_ms, "p95_wait_ms": at_rec["p95_wait_ms"],
                    "throughput_rps": r(offered.rps if direction == "increase" else goodput_rps),
                    "utilization": at_rec["utilization"],
-                   "meets_slo": at_rec["meets_slo"], "at_current": at_cur, "two_fewer": two_fewer},
+                   "meets_slo": meets_slo, "at_current": at_cur, "two_fewer": two_fewer},
         cap_binds=cap_binds, alternatives=alternatives)
     return PoolDecision(service, current, recommended, s, lam, target_ms, rec)
 

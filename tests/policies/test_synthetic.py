@@ -120,12 +120,24 @@ def test_unfinished_run_is_invalid(influx: InfluxClient, tmp_path: Path) -> None
 def test_idle_oversized_pool_may_shrink_but_never_grows(influx: InfluxClient, tmp_path: Path) -> None:
     idle = {"size": 50.0, "checked_out": 1.0, "waiting": 0.0, "waiting_max": 0.0, "checkouts": 50.0,
             "timeouts": 0.0, "checkout_wait_ms_p95": 0.0, "checkout_wait_ms_mean": 0.0, "hold_ms_mean": 10.0}
-    run_dir = write_run(tmp_path / "run", influx, "idle", [Module("items", "shop-api", 50, 20, [FAST])],
+    spread = Endpoint("items_get", latency_ms=lambda t, rnd: 8 + rnd.random() * 40, keys=40)
+    run_dir = write_run(tmp_path / "run", influx, "idle", [Module("items", "shop-api", 50, 20, [spread])],
                         [Service("shop-api", {"db_pool_size": 50, "db_max_connections": 200}, pool_metrics=idle)])
     doc = recommend_run(run_dir)
     (pool,) = [r for r in doc["recommendations"] if r["kind"] == "db_pool"]
     assert pool["current"] == 50 and pool["recommended"] < 25
     assert pool["evidence"]["waited"] is False
+    # a smaller pool promises no better latency than the run had: its p95, plus any wait the smaller pool adds
+    (items,) = [e for e in doc["endpoints"] if e["service"] == "shop-api"]
+    assert pool["predicted"]["p95_ms"] >= items["p95_ms"]
+    # the same idle pool of 10 on a database of 100 connections: far larger than needed, but it frees
+    # nothing scarce: kept, and the note says so
+    small = {**idle, "size": 10.0}
+    kept = write_run(tmp_path / "kept", influx, "kept", [Module("items", "shop-api", 50, 20, [FAST])],
+                     [Service("shop-api", {"db_pool_size": 10, "db_max_connections": 100}, pool_metrics=small)])
+    doc = recommend_run(kept)
+    assert not [r for r in doc["recommendations"] if r["kind"] == "db_pool"]
+    assert any("shop-api" in n and "frees nothing scarce; kept" in n for n in doc["notes"]), doc["notes"]
     # The same service without pool metrics: nothing proves it never waited, and it did not wait: no pool change.
     bare = write_run(tmp_path / "bare", influx, "bare", [Module("items", "shop-api", 50, 20, [FAST])],
                      [Service("shop-api", {"db_pool_size": 50})])
