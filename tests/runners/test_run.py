@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from core.influx import InfluxClient, quote_literal
 from core.plan import load_plan
 from core.rundir import parse_time_ms
+from loadbearing.cli import main
+from runners import controller, k6
 from runners.influxd import Influxd
 from tests.fixtures.runs import run_cli, write_plan
 from tests.fixtures.target import Target
@@ -133,3 +140,25 @@ def test_relative_out_dir_and_plan(tmp_path: Path, influxd: Influxd, influx: Inf
     assert res.code == 0, res.stderr
     assert res.run_dir.is_absolute() and res.run_dir.parent == tmp_path / "runs"
     assert res.record()["modules"][0]["requests"] == target.seen("/a") > 0
+
+
+def test_a_run_is_prepared_once(tmp_path: Path, influxd: Influxd, influx: InfluxClient, target: Target,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI prepares the run and the controller runs what was prepared: the plan is read once and
+    each module's script goes through `k6 inspect` once."""
+    calls: Counter[str] = Counter()
+
+    def counted(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            return real(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(controller, "load_plan", counted("plan", controller.load_plan))
+    monkeypatch.setattr(k6, "preflight", counted("inspect", k6.preflight))
+    monkeypatch.setenv("LOADBEARING_STATE_DIR", str(tmp_path / "state"))
+    plan = write_plan(tmp_path, target.url, [{"name": n, "rate": 10, "duration": "1s"} for n in ("a", "b")])
+    code = main(["run", "sequential", "--plan", str(plan), "--influx-url", f"{influxd.url}/{influx.db}",
+                 "--out-dir", str(tmp_path / "runs")])
+    assert code == 0
+    assert calls == {"plan": 1, "inspect": 2}
