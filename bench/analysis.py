@@ -90,7 +90,7 @@ def sample_lines(testid: str, points: int, seed: int = 1) -> Iterator[list[str]]
     for module, n in per_module.items():
         service, endpoints = MODULES[module]
         runner = f"{module}-0"
-        base = {"testid": testid, "strategy": "parallel", "module": module, "service": service, "runner": runner}
+        base = names.run_tags(testid, "parallel", module, service, runner)
         weights = [e[2] for e in endpoints]
         for i in range(n):
             t = i * RUN_SECONDS / n
@@ -100,25 +100,25 @@ def sample_lines(testid: str, points: int, seed: int = 1) -> Iterator[list[str]]
             ms = (40 + rnd.expovariate(1 / 30)) * (8 if slow else 1) if service == "profile-api" else \
                 2 + rnd.expovariate(1 / 5)
             failed = rnd.random() < 0.002
-            tags = {**base, "name": name, "method": method, "status": "500" if failed else "200",
+            tags = {**base, names.NAME: name, names.METHOD: method, "status": "500" if failed else "200",
                     "expected_response": "false" if failed else "true", "scenario": "load"}
             fields: dict[str, Any] = {"url": name}
             if keys:
                 fields["key"] = f"{name}:{_zipf_key(rnd, keys)}"
-            for meas, value in (("http_reqs", 1.0), ("http_req_duration", ms), ("http_req_waiting", ms * 0.96),
-                                ("http_req_failed", 1.0 if failed else 0.0), ("http_req_blocked", 0.004),
+            for meas, value in ((names.HTTP_REQS, 1.0), (names.HTTP_REQ_DURATION, ms), (names.HTTP_REQ_WAITING, ms * 0.96),
+                                (names.HTTP_REQ_FAILED, 1.0 if failed else 0.0), ("http_req_blocked", 0.004),
                                 ("http_req_connecting", 0.0), ("http_req_sending", 0.02),
                                 ("http_req_receiving", ms * 0.03), ("http_req_tls_handshaking", 0.0)):
                 batch.append(line(meas, tags, {**fields, "value": value}, ts))
-            batch.append(line("iterations", {**base, "scenario": "load"}, {"value": 1.0}, ts + 1))
-            batch.append(line("iteration_duration", {**base, "scenario": "load"}, {"value": ms + 0.1}, ts + 1))
+            batch.append(line(names.ITERATIONS, {**base, "scenario": "load"}, {"value": 1.0}, ts + 1))
+            batch.append(line(names.ITERATION_DURATION, {**base, "scenario": "load"}, {"value": ms + 0.1}, ts + 1))
             if len(batch) >= 50_000:
                 yield batch
                 batch = []
         for s in range(RUN_SECONDS):
-            batch.append(line("vus", base, {"value": 20.0}, int((EPOCH_S + s) * 1e9)))
+            batch.append(line(names.VUS, base, {"value": 20.0}, int((EPOCH_S + s) * 1e9)))
     # profile-api's pool as a scrape of its metrics_url stores it (OpenTelemetry names, counters cumulative).
-    pool_tags = {"service": "profile-api", "instance": "127.0.0.1:8001", "testid": testid,
+    pool_tags = {names.SERVICE: "profile-api", names.INSTANCE: "127.0.0.1:8001", names.TESTID: testid,
                  "db_client_connection_pool_name": "main"}
     waited_s = 0.0
     for s in range(RUN_SECONDS):
@@ -157,7 +157,7 @@ def write_run_dir(run_dir: Path, client: InfluxClient, testid: str, points: int)
         plan += ["[[modules]]", f'name = "{module}"', f'script = "{module}.js"', f'service = "{MODULES[module][0]}"',
                  f"rate = {n / RUN_SECONDS:.3f}", f'duration = "{RUN_SECONDS}s"']
         rd.write_summary(runner_name(module, 0), {"metrics": {
-            "http_reqs": {"count": n}, "iterations": {"count": n}, "dropped_iterations": {"count": 0}}})
+            names.HTTP_REQS: {"count": n}, names.ITERATIONS: {"count": n}, names.DROPPED_ITERATIONS: {"count": 0}}})
         modules.append(ModuleRecord(name=module, service=MODULES[module][0], runners=1, started_at=stamp,
                                     ended_at=end, exit_codes=[0]))
     (plan_dir / "plan.toml").write_text("\n".join(plan) + "\n")
@@ -187,7 +187,7 @@ class NaiveReader(MetricsReader):
 
     @staticmethod
     def _k(row: dict[str, Any]) -> EndpointKey:
-        return EndpointKey(*(str(row.get(t) or "") for t in ("module", "service", "name", "method")))
+        return EndpointKey(*(str(row.get(t) or "") for t in (names.MODULE, names.SERVICE, names.NAME, names.METHOD)))
 
     def _by_key(self, measurement: str, where: Any = None) -> dict[EndpointKey, list[dict[str, Any]]]:
         out: dict[EndpointKey, list[dict[str, Any]]] = {}
@@ -198,17 +198,17 @@ class NaiveReader(MetricsReader):
 
     def endpoint_stats(self) -> dict[EndpointKey, EndpointStats]:
         out: dict[EndpointKey, EndpointStats] = {}
-        for key, rows in self._by_key("http_req_duration").items():
+        for key, rows in self._by_key(names.HTTP_REQ_DURATION).items():
             v = [float(r["value"]) for r in rows]
             out[key] = EndpointStats(key, len(v), sum(v) / len(v), nearest_rank(v, 50) or 0.0,
                                      nearest_rank(v, 95) or 0.0, nearest_rank(v, 99) or 0.0)
             ok = [float(r["value"]) for r in rows if r.get("expected_response") == "true"]
             out[key].min_ok_ms = min(ok) if ok else None
-        for key, rows in self._by_key("http_req_waiting").items():
+        for key, rows in self._by_key(names.HTTP_REQ_WAITING).items():
             if key in out:
                 v = [float(r["value"]) for r in rows]
                 out[key].wait_p50_ms, out[key].wait_p95_ms = nearest_rank(v, 50), nearest_rank(v, 95)
-        for key, rows in self._by_key("http_req_failed").items():
+        for key, rows in self._by_key(names.HTTP_REQ_FAILED).items():
             if key in out:
                 out[key].failed = round(sum(float(r["value"]) for r in rows))
                 out[key].error_rate = out[key].failed / len(rows) if rows else 0.0
@@ -220,12 +220,12 @@ class NaiveReader(MetricsReader):
 
     def endpoint_series(self) -> dict[EndpointKey, list[Bucket]]:
         out: dict[EndpointKey, dict[int, Bucket]] = {}
-        for key, rows in self._by_key("http_req_duration").items():
+        for key, rows in self._by_key(names.HTTP_REQ_DURATION).items():
             per: dict[int, list[float]] = {}
             for r in rows:
                 per.setdefault(self._bucket(r["time"]), []).append(float(r["value"]))
             out[key] = {t: Bucket(t, len(v), sum(v) / len(v), nearest_rank(v, 95) or 0.0) for t, v in per.items()}
-        for key, rows in self._by_key("http_req_failed").items():
+        for key, rows in self._by_key(names.HTTP_REQ_FAILED).items():
             for r in rows:
                 b = out.get(key, {}).get(self._bucket(r["time"]))
                 if b is not None:
@@ -234,31 +234,31 @@ class NaiveReader(MetricsReader):
 
     def stored_counts(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
-        for meas in ("http_reqs", "http_req_duration", "http_req_failed"):
+        for meas in (names.HTTP_REQS, names.HTTP_REQ_DURATION, names.HTTP_REQ_FAILED):
             for r in self._pull(meas):
-                d = out.setdefault(str(r.get("module") or ""), {})
+                d = out.setdefault(str(r.get(names.MODULE) or ""), {})
                 d[meas] = d.get(meas, 0) + 1
         return out
 
     def module_series(self) -> dict[str, list[ModuleBucket]]:
         peak: dict[tuple[str, int, str], float] = {}
-        for r in self._pull("vus"):
-            k = (str(r.get("module") or ""), self._bucket(r["time"]), str(r.get("runner") or ""))
+        for r in self._pull(names.VUS):
+            k = (str(r.get(names.MODULE) or ""), self._bucket(r["time"]), str(r.get(names.RUNNER) or ""))
             peak[k] = max(peak.get(k, 0.0), float(r["value"]))
         out: dict[str, dict[int, ModuleBucket]] = {}
         for (module, t, _), v in peak.items():
             b = out.setdefault(module, {}).setdefault(t, ModuleBucket(t))
             b.vus += v
-        for r in self._pull("dropped_iterations"):
+        for r in self._pull(names.DROPPED_ITERATIONS):
             t = self._bucket(r["time"])
-            b = out.setdefault(str(r.get("module") or ""), {}).setdefault(t, ModuleBucket(t))
+            b = out.setdefault(str(r.get(names.MODULE) or ""), {}).setdefault(t, ModuleBucket(t))
             b.dropped += float(r["value"])
         return {m: [v[t] for t in sorted(v)] for m, v in sorted(out.items())}
 
     def keyspaces(self, keys: Iterable[EndpointKey] | None = None) -> dict[EndpointKey, KeySpace]:
         wanted = None if keys is None else set(keys)
         out: dict[EndpointKey, KeySpace] = {k: KeySpace(None, 0, 0) for k in wanted or ()}
-        for key, rows in self._by_key("http_reqs", lambda r: r.get("method") == "GET").items():
+        for key, rows in self._by_key(names.HTTP_REQS, lambda r: r.get(names.METHOD) == "GET").items():
             if wanted is not None and key not in wanted:
                 continue
             source = "key" if any(r.get("key") for r in rows) else "url"
@@ -279,7 +279,7 @@ class NaiveReader(MetricsReader):
 
     def percentile_grid(self) -> dict[EndpointKey, dict[float, float]]:
         out: dict[EndpointKey, dict[float, float]] = {}
-        for key, rows in self._by_key("http_req_duration").items():
+        for key, rows in self._by_key(names.HTTP_REQ_DURATION).items():
             if key.method != "GET":
                 continue
             values = [float(r["value"]) for r in rows]

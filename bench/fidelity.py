@@ -43,6 +43,7 @@ from bench.plans import write_plan
 from bench.runs import bench_env, run_bare_k6, run_loadbearing
 from bench.servers import new_db, promrw_receiver, services, stored_count
 from bench.watch import cpu_seconds
+from core import measurements as names
 from core.influx import InfluxClient, quote_literal
 from runners import k6 as k6mod
 from runners.influxd import Influxd
@@ -108,7 +109,7 @@ def measure(rounds: int, seconds: int, vus: int, tuning: bool, keep: bool = Fals
                     lb_req += run.k6_requests
                     k6_count += run.k6_requests
                     stored_reqs += run.stored
-                    stored_dur += stored_count(client, run.testid, "http_req_duration")
+                    stored_dur += stored_count(client, run.testid, names.HTTP_REQ_DURATION)
                     row[variant] = round(run.k6_requests / seconds, 1)
                     row["stored"] = run.stored
                     row["k6_count"] = run.k6_requests
@@ -225,7 +226,7 @@ def collision_check(plan: Path, root: Path, client: InfluxClient, runs: int, sec
             head = next(reader)
             metric, ts = head.index("metric_name"), head.index("timestamp")
             for row in reader:
-                if row[metric] == "http_reqs":
+                if row[metric] == names.HTTP_REQS:
                     seen[row[ts]] += 1
         out.unlink()
         dups += sum(n - 1 for n in seen.values() if n > 1)
@@ -257,7 +258,7 @@ def influx_stats(client: InfluxClient) -> dict[str, int]:
 
 def _native_p95(summary: dict[str, Any], k6_summary: dict[str, Any]) -> dict[str, Any]:
     """The merged native histogram's p95 bucket beside k6's exact p95 (its end-of-test summary)."""
-    exact = (k6_summary.get("metrics", {}).get("http_req_duration") or {}).get("p(95)")
+    exact = (k6_summary.get("metrics", {}).get(names.HTTP_REQ_DURATION) or {}).get("p(95)")
     bounds = promrw.p95_bounds_ms(summary)
     schemas = (summary.get("duration") or {}).get("schemas") or []
     out: dict[str, Any] = {"p95_exact_ms": rnd(exact, 4), "histogram_schema": schemas[0] if len(schemas) == 1 else None,

@@ -40,9 +40,10 @@ from bench.machine import load_now
 from bench.plans import write_plan
 from bench.runs import bench_env, run_bare_k6, run_loadbearing
 from bench.servers import new_db, services, stored_count
+from core import measurements as names
 from core.influx import InfluxClient
 from core.plan import load_plan
-from core.rundir import RunDir
+from core.rundir import RunDir, runner_name
 from runners import k6 as k6mod
 from runners.allowlist import k6_block_options
 from runners.backends import RunnerSpec
@@ -68,7 +69,7 @@ def backend_run(plan_path: Path, client: InfluxClient, run_dir: Path, poll_s: fl
     spec = RunnerSpec(
         run_id=testid, module="fast", service="default", index=0, count=1, script=plan.script_path(module),
         config=k6mod.config(module, k6_block_options(plan.target.allow_hosts)),
-        tags={"testid": testid, "strategy": "parallel", "module": "fast", "service": "default", "runner": "fast-0"},
+        tags=names.run_tags(testid, "parallel", "fast", "default", runner_name("fast", 0)),
         env=k6mod.runner_env(plan.base_url(module), client.k6_env()), influx_out=client.k6_output_url(),
         run_dir=RunDir(run_dir / testid))
     backend = ProcessBackend()
@@ -81,7 +82,7 @@ def backend_run(plan_path: Path, client: InfluxClient, run_dir: Path, poll_s: fl
             while not all(c is not None for c in backend.poll(live)):
                 if poll_s is not None and time.monotonic() >= next_poll:
                     polls += 1
-                    trend = ("http_req_duration",) if polls % TREND_EVERY == 1 else ()
+                    trend = (names.HTTP_REQ_DURATION,) if polls % TREND_EVERY == 1 else ()
                     for metric in (*LIVE_METRICS, *trend):
                         with contextlib.suppress(httpx.HTTPError):
                             http.get(f"{live[0].api}/v1/metrics/{metric}")

@@ -21,6 +21,7 @@ import httpx
 from bench import nginx as nginx_server
 from bench.nginx import Nginx
 from bench.watch import cpu_seconds
+from core import measurements as names
 from core.influx import InfluxClient, quote_literal
 from core.state import free_port
 from demo.launcher import ServiceHandle, start_service
@@ -97,9 +98,9 @@ def new_db(influx: Influxd, prefix: str) -> InfluxClient:
     return client
 
 
-def stored_count(client: InfluxClient, testid: str, measurement: str = "http_reqs") -> int:
+def stored_count(client: InfluxClient, testid: str, measurement: str = names.HTTP_REQS) -> int:
     """How many samples of `measurement` InfluxDB holds for `testid` (counted on the server)."""
-    rows = client.rows(f'SELECT count("value") FROM "{measurement}" WHERE "testid" = {quote_literal(testid)}')
+    rows = client.rows(f'SELECT count("value") FROM "{measurement}" WHERE "{names.TESTID}" = {quote_literal(testid)}')
     return int(rows[0]["count"]) if rows else 0
 
 

@@ -35,10 +35,11 @@ from bench.machine import load_now
 from bench.plans import write_plan
 from bench.runs import bench_env, run_loadbearing
 from bench.servers import new_db, services
+from core import measurements as names
 from core.errors import RunError
 from core.influx import InfluxClient, quote_literal
 from core.plan import load_plan
-from core.rundir import RunDir
+from core.rundir import RunDir, runner_name
 from runners import k6 as k6mod
 from runners.allowlist import k6_block_options
 from runners.backends import Runner, RunnerSpec
@@ -60,12 +61,12 @@ export default function () {
 
 def first_samples(client: InfluxClient, testid: str) -> dict[str, float]:
     """Per runner: the timestamp (epoch seconds) of its first stored http_reqs sample."""
-    q = (f'SELECT first("value") FROM "http_reqs" WHERE "testid" = {quote_literal(testid)} '
-         'GROUP BY "runner"')
+    q = (f'SELECT first("value") FROM "{names.HTTP_REQS}" WHERE "{names.TESTID}" = {quote_literal(testid)} '
+         f'GROUP BY "{names.RUNNER}"')
     results = client.query(q, epoch="u")
     out: dict[str, float] = {}
     for s in results[0].get("series", []) if results else []:
-        out[s["tags"]["runner"]] = s["values"][0][0] / 1e6
+        out[s["tags"][names.RUNNER]] = s["values"][0][0] / 1e6
     return out
 
 
@@ -84,8 +85,8 @@ def _specs(plan_path: Path, client: InfluxClient, runners: int, run_dir: Path, t
             specs.append(RunnerSpec(
                 run_id=testid, module=module.name, service=module.service or "default", index=i, count=runners,
                 script=plan.script_path(module), config=k6mod.config(module, block),
-                tags={"testid": testid, "strategy": "parallel", "module": module.name,
-                      "service": module.service or "default", "runner": f"{module.name}-{i}"},
+                tags=names.run_tags(testid, "parallel", module.name, module.service or "default",
+                                    runner_name(module.name, i)),
                 env=env, influx_out=client.k6_output_url(), run_dir=RunDir(run_dir)))
     return specs
 
