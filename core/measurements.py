@@ -96,7 +96,7 @@ HTTP_STATUS_CODE = "http_response_status_code"
 
 # -- tags ---------------------------------------------------------------------------------------------
 TESTID = "testid"        # the run (its run id); on every point of a run
-STRATEGY = "strategy"    # sequential | hybrid | parallel
+STRATEGY = "strategy"    # sequential | hybrid | parallel | capacity
 MODULE = "module"        # the plan's module
 SERVICE = "service"      # the plan's service (a module's, or the one a scraped point describes)
 RUNNER = "runner"        # `<module>-<index>` (core.rundir.runner_name)

@@ -204,7 +204,7 @@ class MetricsRecord(_Record):
 
 
 class RunRecord(_Record):
-    """RUN_DIR/run.json (docs/architecture.md, "Run record")."""
+    """RUN_DIR/run.json (docs/architecture.md, "The run directory")."""
 
     run_id: str
     testid: str
