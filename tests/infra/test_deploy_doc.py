@@ -99,3 +99,15 @@ def test_the_pages_run_is_the_command_the_ecs_tests_run() -> None:
     assert {w for w in doc_run if w.startswith("--")} - flags <= {"--max-cost"}   # tests/ecs/test_stack_limits.py
     assert "--influx-url" not in flags | set(doc_run)   # the stack's door is the default in both
     assert doc_run[2] == tested[1] == "parallel"
+
+
+def test_the_page_installs_what_its_commands_need_and_puts_loadbearing_on_path() -> None:
+    """The Pulumi program needs the `infra` extra and `--backend ecs` the `ecs` extra (without it the
+    backend refuses with exit 2); `loadbearing` is on PATH once the virtualenv is active."""
+    lines = shell_lines()
+    install = next(w for w in lines if "install" in w and any(x.endswith("pip") for x in w))
+    found = re.search(r"\.\[([\w,]+)\]", " ".join(install))
+    assert found is not None, install
+    assert {"infra", "ecs"} <= set(found.group(1).split(","))
+    first = next(i for i, w in enumerate(lines) if w[0] == "loadbearing")
+    assert any(w[:2] in (["source", ".venv/bin/activate"], [".", ".venv/bin/activate"]) for w in lines[:first])
