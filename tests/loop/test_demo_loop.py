@@ -269,7 +269,9 @@ def test_instances_are_sized_from_the_knee_applied_remeasured_and_verified(loop:
     verification = json.loads((loop.dir(after) / "verification.json").read_text())
     check = next(c for c in verification["checks"] if c["check"] == "autoscaling shipping-api")
     assert check["ok"] is True, check
-    assert check["measured"]["instances"] == 3 and check["measured"]["capacity_rps_per_instance"] == per
+    # The document rounds to 3 decimals (a knee of 66.25 req/s over 3 instances is 22.083).
+    assert check["measured"]["instances"] == 3
+    assert check["measured"]["capacity_rps_per_instance"] == pytest.approx(per, abs=1e-3)
     assert check["predicted"]["capacity_rps_per_instance"] == shipping["evidence"]["capacity_rps_per_instance"]
     # the reports plot the capacity runs the recommendations and the verification stood on
     for d in (loop.dir(loop.run("parallel", 0)), loop.dir(after)):
