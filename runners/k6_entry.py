@@ -17,6 +17,10 @@ never mutated), tag a write (POST, PUT, PATCH, DELETE, ...), or override a `key`
 script set itself. `key` is stored as a field, not a tag (`K6_INFLUXDB_TAGS_AS_FIELDS`),
 so it adds no series to InfluxDB.
 
+Its cost per request is kept small, since it runs inside k6's hot loop (measured by
+`bench/entry.py`): the key of a URL seen before is one Map lookup (at most 10,000 URLs
+kept), and a request's params and tags are copied once each.
+
 The entry is written to `RUN_DIR/k6/<module>.entry.js`; it imports the user's script
 by its absolute path, so relative imports and `open()` inside the user's script
 resolve as before, and `k6 archive` of the entry bundles the user's files with it.
@@ -41,22 +45,45 @@ export * from {script};
 export {{ default }} from {script};
 
 const KEYED = {methods};
+const KEYS = new Map();  // URL -> key, so a URL seen before costs one lookup
+const MAX_KEYS = 10000;  // bounded: scripts with per-request unique URLs start over
 
-function keyOf(url) {{
-  let u = (url !== null && typeof url === 'object' && url.url !== undefined) ? String(url.url) : String(url);
-  u = u.replace(/^[a-zA-Z][a-zA-Z0-9+.-]*:\\/\\/[^\\/?#]*/, '');
+function pathOf(u) {{
+  const p = u.indexOf('://');
+  if (p > 0 && u.lastIndexOf('/', p) < 0 && u.lastIndexOf('?', p) < 0 && u.lastIndexOf('#', p) < 0) {{
+    let end = u.length;  // the authority ends at the first '/', '?' or '#' after it
+    for (const c of ['/', '?', '#']) {{
+      const i = u.indexOf(c, p + 3);
+      if (i >= 0 && i < end) end = i;
+    }}
+    u = u.slice(end);
+  }}
   const hash = u.indexOf('#');
   if (hash >= 0) u = u.slice(0, hash);
   if (u === '') return '/';
   return u[0] === '?' ? '/' + u : u;
 }}
 
+function keyOf(url) {{
+  const u = (url !== null && typeof url === 'object' && url.url !== undefined) ? String(url.url) : String(url);
+  let key = KEYS.get(u);
+  if (key === undefined) {{
+    if (KEYS.size >= MAX_KEYS) KEYS.clear();
+    key = pathOf(u);
+    KEYS.set(u, key);
+  }}
+  return key;
+}}
+
 function keyed(method, url, params) {{
-  if (KEYED.indexOf(String(method).toUpperCase()) < 0) return params;
-  const tags = (params !== null && typeof params === 'object' && params.tags) || {{}};
-  if (tags.{key} !== undefined) return params;
-  const copy = Object.assign({{}}, params || {{}});
-  copy.tags = Object.assign({{}}, tags, {{ {key}: keyOf(url) }});
+  if (KEYED[method] !== true && KEYED[String(method).toUpperCase()] !== true) return params;
+  const given = params !== null && typeof params === 'object';
+  const tags = given && params.tags !== null && typeof params.tags === 'object' ? params.tags : undefined;
+  if (tags !== undefined && tags.{key} !== undefined) return params;
+  const copy = given ? Object.assign({{}}, params) : {{}};
+  const withKey = tags !== undefined ? Object.assign({{}}, tags) : {{}};
+  withKey.{key} = keyOf(url);
+  copy.tags = withKey;
   return copy;
 }}
 
@@ -104,7 +131,7 @@ def entry_script(script: Path, module: str) -> str:
     """The entry script's text for the user's `script` (absolute) of `module`."""
     path = script.resolve()
     return _TEMPLATE.format(module=module, script_name=path.name, script=json.dumps(path.as_posix()),
-                            methods=json.dumps(list(KEYED_METHODS)), key=KEY_TAG)
+                            methods=json.dumps(dict.fromkeys(KEYED_METHODS, True)), key=KEY_TAG)
 
 
 def write_entry(run_dir: RunDir, module: str, script: Path) -> Path:

@@ -38,6 +38,8 @@ export default function (data) {
               { method: 'PUT', url: `${base}/b/3`, body: 'put-3' }]);
   http.put(`${base}/items/${data.id}`, 'put-body', { tags: { name: 'items_put' } });
   http.get(`${base}/own`, { tags: { name: 'own', key: 'mine' } });
+  http.get(`${base}/go?to=http://elsewhere/x#top`, { tags: { name: 'go' } });
+  for (const n of ['go2a', 'go2b']) http.get(`${base}/go?to=http://elsewhere/x#top`, { tags: { name: n } });
   helper(base);
 }
 """
@@ -114,6 +116,8 @@ def test_entry_keys_gets_and_heads_and_changes_no_request(tmp_path: Path, record
     assert keys[("GET", f"{recorder}/b/1")] == "/b/1"
     assert keys[("HEAD", f"{recorder}/h/1")] == "/h/1"        # a call inside an imported helper
     assert keys[("GET", "own")] == "mine"                      # the script's own key wins
+    assert keys[("GET", "go")] == "/go?to=http://elsewhere/x"  # a URL inside the query stays the query's
+    assert keys[("GET", "go2a")] == keys[("GET", "go2b")] == keys[("GET", "go")]   # a URL seen before
     for write in (("POST", "req_post"), ("PUT", "items_put"), ("PUT", f"{recorder}/b/3")):
         assert keys[write] is None                             # writes are never keyed
     bare_rows = influx.rows(f'SELECT "value", "key", "name" FROM "http_reqs" WHERE "testid" = {quote_literal("bare")}')
