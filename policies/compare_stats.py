@@ -248,12 +248,18 @@ def show_p(p: float) -> str:
     return f"{p:.2g}" if p > 0 else "< 1e-300"
 
 
+def p95_allowance_ms(base_ms: float, tol: Compare) -> float:
+    """How far a p95 may move from the baseline's `base_ms` and still count as no change: the
+    relative tolerance or the absolute floor, whichever is larger (`verify` uses it too)."""
+    return max(tol.p95_increase * base_ms, tol.min_effect_ms)
+
+
 def judge_latency(base_ms: float, new_ms: float, test: LatencyTest, tol: Compare,
                   per_test_alpha: float) -> Judgement:
     """Regressed / improved only when the p95 change is significant, beyond the relative
     tolerance and beyond the absolute floor; otherwise say which of the three it missed."""
     delta = new_ms - base_ms
-    needed = max(tol.p95_increase * base_ms, tol.min_effect_ms)
+    needed = p95_allowance_ms(base_ms, tol)
     p = test.p_slower if delta > 0 else test.p_faster
     significant = p < per_test_alpha
     if abs(delta) <= needed:

@@ -30,6 +30,7 @@ from core.knees import CapacityRecord
 from core.plan import Compare, Slo
 from core.rundir import RunDir, RunRecord, StoreConnector
 from policies.cache import caches, rescale_hit_ratio
+from policies.compare_stats import p95_allowance_ms
 from policies.pool import reserve
 from policies.recommend import load_recommendations, recommend_run, require_valid
 
@@ -92,8 +93,9 @@ def hit_ratio_problem(service: str, measured: float | None, expected: float | No
 def regression_bound(before_p95_ms: float, rule: Compare) -> float:
     """The highest p95 a module may have after the change. The rule is `loadbearing compare`'s: a
     p95 regressed only when it is worse by more than `p95_increase` of the before p95 *and* by
-    more than `min_effect_ms` (the floor that keeps a shared machine's noise from failing a run)."""
-    return before_p95_ms + max(before_p95_ms * rule.p95_increase, rule.min_effect_ms)
+    more than `min_effect_ms` (the floor that keeps a shared machine's noise from failing a run).
+    Unlike `compare` it asks no significance test: a change beyond the allowance fails verify."""
+    return before_p95_ms + p95_allowance_ms(before_p95_ms, rule)
 
 
 def instance_problems(*, applied: int, peak_rps: float, predicted_rps: float, measured_rps: float | None,

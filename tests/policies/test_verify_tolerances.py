@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from core.plan import Compare, Slo
+from policies.compare_stats import REGRESSED, UNCHANGED, judge_latency
 from policies.verify import (
     HIT_RATIO_TOLERANCE,
     expected_hit_ratio,
@@ -71,6 +73,10 @@ def test_hit_ratio(measured: float | None, expected: float | None, problem: str 
 ])
 def test_regression_bound_is_compares_rule(before: float, rule: Compare, bound: float) -> None:
     assert regression_bound(before, rule) == pytest.approx(bound)
+    # one rule: `compare` calls a significant change up to the bound no change, and one beyond it a regression
+    sure = SimpleNamespace(p_slower=1e-30, p_faster=1.0)
+    assert judge_latency(before, bound, sure, rule, 0.01).verdict == UNCHANGED  # type: ignore[arg-type]
+    assert judge_latency(before, bound + 0.01, sure, rule, 0.01).verdict == REGRESSED  # type: ignore[arg-type]
 
 
 def _cache_doc(*recs: tuple[str, float, int, float]) -> dict[str, Any]:
