@@ -93,8 +93,9 @@ class Nginx:
 
 
 def _answers(url: str) -> bool:
+    """nginx answers, and whatever it proxies to does (a 401 of a door that wants a password is an answer)."""
     try:
-        return httpx.get(url, timeout=1.0).status_code < 400
+        return httpx.get(url, timeout=1.0).status_code < 500
     except httpx.HTTPError:
         return False
 
@@ -102,7 +103,7 @@ def _answers(url: str) -> bool:
 def start(work: Path, http: Callable[[int], str], *, probe: str = "/", master: bool = False,
           connections: int = 1024, wait_s: float = 20.0, attempts: int = 3) -> Nginx:
     """nginx with its config and files under `work`, listening where `http(port)` says; returns
-    once GET `probe` answers below 400. RuntimeError with nginx's own words when it does not."""
+    once GET `probe` answers (below 500). RuntimeError with nginx's own words when it does not."""
     found = binary()
     if found is None:
         raise RuntimeError(f"nginx is not installed (Debian package '{PACKAGE}' or 'nginx')")

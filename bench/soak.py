@@ -15,7 +15,11 @@ ended; within it:
 
 - memory flat: max RSS <= 1.10 x the window's first RSS;
 - fds flat: the window's last fd count <= its first;
-- no sample lost: stored requests == k6's own count (run.json).
+- no sample lost: stored requests == k6's own count (run.json), less the points InfluxDB
+  merged (two requests of one series that k6 stamped in the same nanosecond are one point
+  in its data model; run.json counts them as `collapsed_points`, within the run's own
+  completeness tolerance); `k6_write_errors` counts the batches k6 could not write
+  ("Couldn't write stats" in its logs), which would be a loss.
 
 Prints one JSON line:
 `{"bench": "soak", "minutes": ..., "rss_mb": {first, last, max}, "fds": {first, last, max},
@@ -25,6 +29,7 @@ Prints one JSON line:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from bench.harness import base_parser, emit, exit_on_term, log, rnd
@@ -49,6 +54,13 @@ def load_window(samples: list[dict[str, float]], runners: int, started_at: float
     return samples[start:full[-1] + 1]
 
 
+def k6_write_errors(run_dir: Path | None) -> int:
+    """Batches k6's InfluxDB output could not write (it logs "Couldn't write stats" and drops them)."""
+    if run_dir is None:
+        return 0
+    return sum(log.read_text(errors="replace").count("Couldn't write stats") for log in (run_dir / "k6").glob("*.log"))
+
+
 def measure(minutes: float, interval_s: float, profile_pool: int | None, keep: bool = False) -> dict[str, Any]:
     seconds = max(5, round(minutes * 60))
     pool = profile_pool if profile_pool is not None else sufficient_pool(60)
@@ -71,6 +83,11 @@ def measure(minutes: float, interval_s: float, profile_pool: int | None, keep: b
     memory_flat = max(rss) <= rss[0] * (1 + RSS_TOLERANCE)
     fds_flat = fds[-1] <= fds[0]
     stored, k6 = run.stored, run.k6_requests
+    metrics = record.metrics
+    complete = bool(metrics is not None and metrics.complete)
+    collapsed = (metrics.collapsed_points or 0) if metrics is not None else 0
+    lost = k6 - stored - collapsed
+    write_errors = k6_write_errors(run.run_dir)
     return {
         "bench": "soak",
         "minutes": minutes,
@@ -81,10 +98,16 @@ def measure(minutes: float, interval_s: float, profile_pool: int | None, keep: b
         "stored": stored,
         "k6": k6,
         "stored_ratio": rnd(stored / k6, 4) if k6 else None,
+        "complete": complete,
+        "collapsed_points": collapsed,
+        "near_coincident_pairs": metrics.near_coincident_pairs if metrics is not None else None,
+        "lost": lost,
+        "k6_write_errors": write_errors,
         "memory_flat": memory_flat,
         "fds_flat": fds_flat,
-        "goal": f"RSS within {RSS_TOLERANCE:.0%}, no fd growth, stored == k6",
-        "passed": memory_flat and fds_flat and stored == k6 and k6 > 0 and run.code in (0, 1),
+        "goal": f"RSS within {RSS_TOLERANCE:.0%}, no fd growth, stored + collapsed points == k6",
+        "passed": (memory_flat and fds_flat and complete and lost == 0 and not write_errors and k6 > 0
+                   and run.code in (0, 1)),
         "exit_code": run.code,
         "status": record.status,
         "profile_pool": pool,

@@ -134,6 +134,9 @@ class InfluxClient:
     # Where k6 runners write, when it is not `url`: the same store reached another way (on AWS
     # the runners write inside the VPC while the controller reads through the load balancer).
     runner_url: str | None = None
+    # The AWS Secrets Manager secret (its ARN) the username and password were read from, when they
+    # were: a run records it (never the credential) so that whoever reads the run gets them again.
+    credential_secret: str | None = None
     retry_s: float = RETRY_S
     retries: list[StoreRetry] = field(default_factory=list, repr=False, compare=False)
     _http: httpx.Client | None = field(default=None, init=False, repr=False, compare=False)

@@ -173,14 +173,18 @@ class StoreRecord(_Record):
 
     `stack` names the local stack's provider (`process`, `docker`) when the store was the
     local stack: a reader of the run then brings that stack up again (its data is kept)
-    and finds it wherever it listens now, instead of at `url`.
+    and finds it wherever it listens now, instead of at `url`. `credential_secret` names the
+    AWS Secrets Manager secret (ARN) the controller's InfluxDB user came from (the ecs
+    backend's stack): a reader of the run reads the user from there again, unless the
+    environment gives one.
     """
 
     url: str | None = None
     db: str | None = None
     stack: str | None = None
+    credential_secret: str | None = None
 
-    _optional = ("stack",)
+    _optional = ("stack", "credential_secret")
 
 
 StoreConnector = Callable[[StoreRecord], InfluxClient]

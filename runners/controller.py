@@ -173,7 +173,8 @@ def run(prepared: PreparedRun, influx: InfluxClient, *, local_stack: str | None 
     run_dir.write_plan(plan)  # what recommend, verify and report read: later edits of the file change nothing
     record = RunRecord(
         run_id=run_id, testid=run_id, strategy=opts.strategy, plan=str(plan.path),
-        slo=plan.slo, influx=StoreRecord(url=influx.public_url, db=influx.db, stack=local_stack),
+        slo=plan.slo, influx=StoreRecord(url=influx.public_url, db=influx.db, stack=local_stack,
+                                         credential_secret=influx.credential_secret),
         backend=backend.name, started_at=iso(started), k6=used.to_json(),
         modules=[ModuleRecord(name=m.name, service=m.service or "default", runners=prepared.fleet.runners)
                  for m in prepared.modules],

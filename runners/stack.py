@@ -141,12 +141,18 @@ def recorded_store(store: StoreRecord) -> InfluxClient:
 
     A run whose store was the local stack finds that stack wherever it listens now, and
     brings it up again when it is down (its data is kept across `stack down`); any other
-    store is the recorded URL (credentials from the environment, never from run.json).
+    store is the recorded URL, with credentials from the environment, else from the Secrets
+    Manager secret the run's controller read them from (`credential_secret`: the ecs
+    backend's stack); never from run.json.
     """
     if store.stack is None:
         if not store.url:
             raise BadInput("the run record names no metrics store (influx.url); it cannot be read back")
-        return InfluxClient.from_url(store.url, db=store.db or None)
+        client = InfluxClient.from_url(store.url, db=store.db or None)
+        if store.credential_secret and not (client.username or client.token):
+            client.username, client.password = _secret_credential(store.credential_secret)
+            client.credential_secret = store.credential_secret
+        return client
     info = read_state()
     if info is None or not _alive(info):
         console.print(f"[dim]the run's samples are in the local stack: starting it ({escape(store.stack)} "
@@ -156,3 +162,15 @@ def recorded_store(store: StoreRecord) -> InfluxClient:
         raise BadInput(f"the run's samples are in the local {store.stack} stack, but a {info.provider} stack is "
                        "up; 'loadbearing stack down', then try again")
     return InfluxClient.from_url(info.influx_url, db=store.db or info.influx_db)
+
+
+def _secret_credential(arn: str) -> tuple[str, str]:
+    """The InfluxDB user a run on AWS read from Secrets Manager, read again (the AWS SDK is the
+    `ecs` extra, imported only here: every command that reads a run imports this module)."""
+    try:
+        from runners.backends.ecs_store import secret_credential
+    except ImportError:
+        raise BadInput(f"the run's InfluxDB user is in the AWS Secrets Manager secret {arn}: install the AWS SDK "
+                       "(pip install 'loadbearing[ecs]'), or give the user in LOADBEARING_INFLUX_USERNAME and "
+                       "LOADBEARING_INFLUX_PASSWORD") from None
+    return secret_credential(arn)

@@ -11,6 +11,10 @@ stack's database, not admin).
 `controller_store` refuses (BadInput, exit 2, naming both URLs) a URL whose database is
 not the stack's or whose store marker (core.store_identity) is not `influxdb_store_id`:
 the controller would read an empty store and end the run with metrics_incomplete.
+
+The client remembers the secret its user came from (`credential_secret`), the run records
+it, and `secret_credential` reads it again for whoever reads the run later (`recommend`,
+`report`, `verify`, `compare` through `runners.stack.recorded_store`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.console import console
@@ -53,7 +58,9 @@ def controller_store(outputs: StackOutputs, influx_url: str | None, session: Any
         raise BadInput(f"{source} {client.public_url} (database {client.db!r}) is not the store the runners "
                        f"write to ({runners}): the stack's database is {database!r}")
     if not (client.username or client.token) and outputs.influxdb_controller_secret_arn:
-        client.username, client.password = _controller_credential(outputs, session)
+        arn = outputs.influxdb_controller_secret_arn
+        client.username, client.password = secret_credential(arn, session)
+        client.credential_secret = arn
     client.ping()
     found = _marker(client, source)
     expected = outputs.influxdb_store_id
@@ -80,10 +87,13 @@ def _marker(client: InfluxClient, source: str) -> str | None:
         raise
 
 
-def _controller_credential(outputs: StackOutputs, session: Any) -> tuple[str, str]:
-    """(username, password) from the secret `influxdb_controller_secret_arn` (JSON with both)."""
-    arn = outputs.influxdb_controller_secret_arn
-    region = outputs.cluster_region
+def secret_credential(arn: str, session: Any | None = None) -> tuple[str, str]:
+    """(username, password) from the Secrets Manager secret `arn` (JSON with both), read in the
+    ARN's region (with `session`, or a new boto3 session)."""
+    parts = arn.split(":")
+    region = parts[3] if len(parts) > 3 and parts[3] else None
+    if session is None:
+        session = boto3.session.Session(region_name=region)
     try:
         value = session.client("secretsmanager", region_name=region).get_secret_value(SecretId=arn)
     except (ClientError, BotoCoreError) as exc:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from runners.results import allowed_missing
 from tests.fixtures.require import need_binary
 
 REPO = Path(__file__).resolve().parents[2]
@@ -110,12 +111,21 @@ def test_seed_scale_quick() -> None:
 
 
 def test_soak_short_form() -> None:
-    """The soak's guarantees: controller memory flat within 10 %, fd count not growing, no sample lost."""
+    """The soak's guarantees: controller memory flat within 10 %, fd count not growing, no sample lost.
+
+    A sample is lost when loadbearing or the store drops it. Two requests of one series that k6
+    stamps in the same nanosecond are one point in InfluxDB (its data model: series + time); seen
+    here once under load (stored one short of k6's count), with pairs 5 ns apart in soak runs and
+    a collapsed point in a demo run. The run record counts those (`collapsed_points`, within
+    `allowed_missing`); anything beyond them is a loss."""
     r = run_bench("soak", "--minutes", "0.5", timeout=180)
     assert r["samples"] >= 10
     assert r["rss_mb"]["max"] <= r["rss_mb"]["first"] * 1.10, r["rss_mb_series"]
     assert r["fds"]["last"] <= r["fds"]["first"], r["fds_series"]
-    assert r["k6"] > 0 and r["stored"] == r["k6"]
+    assert r["k6"] > 0 and r["complete"] is True, r
+    assert r["stored"] + r["collapsed_points"] == r["k6"], r
+    assert r["collapsed_points"] <= allowed_missing(r["k6"])
+    assert r["lost"] == 0 and r["k6_write_errors"] == 0
     assert r["memory_flat"] and r["fds_flat"] and r["passed"]
 
 
@@ -178,3 +188,14 @@ def test_a_missed_overhead_goal_comes_with_its_cause() -> None:
     assert "the other 3.0% is k6's own" in text and "`paused_resumed` ratio 0.99" in text
     ok = "\n".join(run_all._explain("overhead", {**r, "ratio": 0.99}, run_all.Outcome("overhead", r, 1.0)))
     assert "Why ratio is below" not in ok
+
+
+def test_soak_counts_the_batches_k6_could_not_write(tmp_path: Path) -> None:
+    from bench.soak import k6_write_errors
+
+    (tmp_path / "k6").mkdir()
+    (tmp_path / "k6" / "profile-0.log").write_text(
+        'time="..." level=error msg="Couldn\'t write stats" error="timeout" output=InfluxDBv1\n' * 2)
+    (tmp_path / "k6" / "jobs-0.log").write_text("     http_reqs......: 781\n")
+    assert k6_write_errors(tmp_path) == 2
+    assert k6_write_errors(None) == 0

@@ -21,16 +21,20 @@ from core.store_identity import marker_line
 from loadbearing.cli import main
 from tests.ecs.local_fargate import LocalFargate
 from tests.ecs.stack import EcsStack, register_task_definition
-from tests.fixtures.nginx import Proxy
+from tests.fixtures.nginx import PROXY_USERS, Proxy
 from tests.fixtures.runs import write_plan
 from tests.fixtures.target import Target
 
-CONTROLLER_PASSWORD = "C0ntroller-pw-from-secrets-manager"
+CONTROLLER_PASSWORD = PROXY_USERS["loadbearing_controller"]
 
 
 def _run(plan: Path, outputs: Path, tmp_path: Path, *extra: str) -> list[str]:
     return ["run", "parallel", "--plan", str(plan), "--backend", "ecs", "--stack-outputs", str(outputs),
             "--out-dir", str(tmp_path / "runs"), "--runners", "1", *extra]
+
+
+def outputs_secret(outputs: Path) -> str:
+    return str(json.loads(outputs.read_text())["influxdb_controller_secret_arn"])
 
 
 def _controller_secret(stack: EcsStack) -> str:
@@ -41,8 +45,12 @@ def _controller_secret(stack: EcsStack) -> str:
 
 
 def test_runners_write_through_one_url_and_the_controller_reads_through_another(
-        ecs_stack: EcsStack, influx: InfluxClient, influx_proxy: Proxy, target: Target, tmp_path: Path,
+        ecs_stack: EcsStack, influx: InfluxClient, influx_proxy_with_auth: Proxy, target: Target, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
+    """The door asks for the controller's user, as the stack's InfluxDB does: the run gets it from
+    Secrets Manager, and so does `recommend` reading the run back later (run.json names the
+    secret, never the password)."""
+    influx_proxy = influx_proxy_with_auth
     # the runners' task definition brings the write-only user, as the program's does
     writer_td = register_task_definition(
         ecs_stack.ecs, f"lb-k6-writer-{uuid.uuid4().hex[:6]}", ecs_stack.log_group,
@@ -77,6 +85,15 @@ def test_runners_write_through_one_url_and_the_controller_reads_through_another(
     for text in (out.out, out.err, json.dumps(record), json.dumps(task, default=str)):
         assert CONTROLLER_PASSWORD not in text   # not in records, messages, nor the task's overrides
     assert "K6_INFLUXDB_USERNAME" not in json.dumps(task["overrides"])
+
+    # Reading the run back (deploy.md: recommend, then verify) goes through the same door as the same user.
+    assert record["influx"]["credential_secret"] == outputs_secret(outputs)
+    before = len(influx_proxy.requests())
+    run_dir = Path(out.out.strip().splitlines()[-1])
+    assert main(["recommend", str(run_dir), "--json"]) == 0, capsys.readouterr().err
+    (endpoint,) = json.loads(capsys.readouterr().out)["endpoints"]   # the store's numbers, through the door
+    assert endpoint["requests"] == record["modules"][0]["requests"]
+    assert any(r.startswith("GET /influx/query") for r in influx_proxy.requests()[before:])
 
 
 def test_the_controllers_user_is_never_handed_to_runners(ecs_stack: EcsStack, influx_proxy: Proxy,
