@@ -18,8 +18,9 @@ script set itself. `key` is stored as a field, not a tag (`K6_INFLUXDB_TAGS_AS_F
 so it adds no series to InfluxDB.
 
 Its cost per request is kept small, since it runs inside k6's hot loop (measured by
-`bench/entry.py`): the key of a URL seen before is one Map lookup (at most 10,000 URLs
-kept), and a request's params and tags are copied once each.
+`bench/entry.py`): the key of the VU's previous URL is one comparison, of a URL seen
+before one Map lookup (at most 10,000 URLs kept), and a request's params and tags are
+copied once each.
 
 The entry is written to `RUN_DIR/k6/<module>.entry.js`; it imports the user's script
 by its absolute path, so relative imports and `open()` inside the user's script
@@ -64,14 +65,21 @@ function pathOf(u) {{
   return u[0] === '?' ? '/' + u : u;
 }}
 
+let lastUrl = null;  // this VU's previous URL and its key: a script repeating a URL skips the Map
+let lastKey = null;
+
 function keyOf(url) {{
-  const u = (url !== null && typeof url === 'object' && url.url !== undefined) ? String(url.url) : String(url);
+  const u = typeof url === 'string' ? url
+    : (url !== null && typeof url === 'object' && url.url !== undefined) ? String(url.url) : String(url);
+  if (u === lastUrl) return lastKey;
   let key = KEYS.get(u);
   if (key === undefined) {{
     if (KEYS.size >= MAX_KEYS) KEYS.clear();
     key = pathOf(u);
     KEYS.set(u, key);
   }}
+  lastUrl = u;
+  lastKey = key;
   return key;
 }}
 
