@@ -102,6 +102,32 @@ def test_bootstrap_fails_loudly_and_stamps_nothing(tmp_path: Path) -> None:
         assert list((repo / ".venv").glob(".installed-*")) == []
 
 
+def test_bootstrap_without_python_venv_names_the_debian_package(tmp_path: Path) -> None:
+    """Stock Debian/Ubuntu Pythons lack venv and ensurepip until python3.X-venv is installed: the
+    bootstrap names that package and how to install it, and creates no half-made .venv."""
+    repo = _copy_repo(tmp_path)
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    python = tools / "python3"   # the real interpreter, less its venv/ensurepip modules
+    python.write_text(f"""#!/bin/bash
+if [[ "$1" == -c && "$2" == *ensurepip* ]]; then echo "No module named 'ensurepip'" >&2; exit 1; fi
+if [[ "$1" == -m && "$2" == venv ]]; then echo "No module named venv" >&2; exit 1; fi
+exec {sys.executable} "$@"
+""")
+    (tools / "id").write_text("#!/bin/sh\necho 1000\n")  # an ordinary user: nothing gets installed
+    for tool in ("python3", "id"):
+        (tools / tool).chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIRTUAL_ENV")}
+    env.update(PYTHON=str(python), PATH=f"{tools}:{env['PATH']}")
+    res = subprocess.run(["bash", "scripts/bootstrap.sh"], cwd=repo, capture_output=True, text=True, env=env,
+                         timeout=120)
+    package = f"python{sys.version_info[0]}.{sys.version_info[1]}-venv"
+    assert res.returncode == 1, res.stderr
+    assert f"missing system packages: {package}" in res.stderr
+    assert f"sudo apt-get install {package}" in res.stderr
+    assert not (repo / ".venv").exists()
+
+
 def test_ecs_without_the_aws_sdk_names_the_extra(tmp_path: Path, lb_env: dict[str, str], target: Target) -> None:
     plan = write_plan(tmp_path, target.url, [{"name": "a", "rate": 5, "duration": "1s"}])
     outputs = tmp_path / "outputs.json"
