@@ -8,7 +8,10 @@ private nginx. Three variants per round, in an order that rotates every round:
   loadbearing gives its runner (loadbearing always stores samples, so this is the
   fair baseline for the controller's own cost);
 - `loadbearing`    `loadbearing run parallel --runners 1` (paused start, resume
-  through the REST API, live progress polling, results read back).
+  through the REST API, live progress polling, results read back), running the same
+  script as the bare variants (`key_requests = false`): the generated entry script that
+  keys requests by default is k6 JavaScript per request, measured on its own by
+  `bench/entry.py`; a default run costs both.
 
 `--components` adds, in the same rotation, the runner mechanics without the controller
 (process backend: paused start, REST API, resume; with and without reading the
@@ -109,7 +112,8 @@ def measure(rounds: int, seconds: int, vus: int, keep: bool = False, components:
     load_before = load_now()
     with workdir("overhead", keep) as root, services(root) as (nginx, influxd):
         assert nginx is not None and influxd is not None
-        plan = write_plan(root / "plan", nginx.url, [{"name": "fast", "vus": vus, "duration": f"{seconds}s"}])
+        plan = write_plan(root / "plan", nginx.url, [{"name": "fast", "vus": vus, "duration": f"{seconds}s",
+                                                      "key_requests": False}])
         client = new_db(influxd, "overhead")
         env = bench_env(root / "state")
         os.environ["LOADBEARING_STATE_DIR"] = str(root / "state")  # the in-process backend's pid files

@@ -379,7 +379,8 @@ def _explain(name: str, r: dict[str, Any] | None, o: Outcome) -> list[str]:
             f"per round, {len(r.get('rounds', []))} rounds in rotating order) against a private nginx: bare "
             f"`k6 run` without output {rps.get('k6_no_output')} req/s; bare `k6 run` with the same config, tags "
             f"and `--out influxdb` loadbearing uses {rps.get('k6_same_output')} req/s; `loadbearing run parallel` "
-            f"(1 module, 1 runner) {rps.get('loadbearing')} req/s. `ratio` = loadbearing / k6-with-the-same-output, "
+            f"(1 module, 1 runner, the same script: `key_requests = false`; the entry script a default run adds "
+            f"is `entry` below) {rps.get('loadbearing')} req/s. `ratio` = loadbearing / k6-with-the-same-output, "
             f"median of the per-round ratios {r.get('round_ratios')} = **{r.get('ratio')}** (ratio of the totals "
             f"{r.get('ratio_of_totals')}); against k6 without any output: {r.get('ratio_vs_no_output')} (that gap "
             "is the metrics output's cost, see fidelity).",

@@ -147,6 +147,11 @@ class Module(_Strict):
     # Average bytes of one response (headers and body): the ecs backend prices the data its
     # runners pull through a NAT gateway from it. Optional; the estimate says what it assumed.
     response_bytes: int | None = Field(default=None, ge=0, le=10**10)
+    # Run the module through the generated entry script that tags each GET/HEAD with its cache
+    # key (runners.k6_entry). Off: k6 runs the script itself, saving the entry's CPU per request
+    # (bench/entry.py; it matters only where the generator's CPU is the limit), and the cache
+    # policy sees this module's keys only if the script tags `key` itself.
+    key_requests: bool = True
 
     _dur = field_validator("duration")(classmethod(lambda cls, v: v if v is None else _check_duration(v)))
 

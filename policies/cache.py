@@ -146,7 +146,8 @@ def recommend(inputs: RunInputs, m: Measurements, queries: dict[str, str],
         if ks.source is None:
             notes.append(f"cache {key.service}/{key.name}: key space unknown (the stored requests carry no key and "
                          "their url is the request's name); runs made by loadbearing store each GET's path and "
-                         "query as `key`, so run it through `loadbearing run`, or tag requests with `key`")
+                         "query as `key`, so run it through `loadbearing run` with the module's key_requests left on, or "
+                         "tag requests with `key`")
             continue
         if ks.requests < MIN_REQUESTS or ks.distinct == 0:
             notes.append(f"cache {key.service}/{key.name}: {ks.requests} requests are too few to judge")

@@ -289,7 +289,7 @@ def _specs(prepared: PreparedRun, phase: Phase, run_id: str, run_dir: RunDir,
     for name in phase.modules:
         module = plan.module(name)
         env = k6.runner_env(plan.base_url(module), influx.k6_env())
-        entry = write_entry(run_dir, name, plan.script_path(module))
+        entry = write_entry(run_dir, name, plan.script_path(module)) if module.key_requests else None
         service = module.service or "default"
         for i in range(count):
             runner = runner_name(name, i)

@@ -162,3 +162,20 @@ def test_a_run_is_prepared_once(tmp_path: Path, influxd: Influxd, influx: Influx
                  "--out-dir", str(tmp_path / "runs")])
     assert code == 0
     assert calls == {"plan": 1, "inspect": 2}
+
+
+def test_a_module_with_key_requests_off_runs_its_script_as_it_is(
+        tmp_path: Path, influxd: Influxd, influx: InfluxClient, lb_env: dict[str, str], target: Target) -> None:
+    """key_requests = false: no entry script for that module and no `key` on its requests; the
+    module beside it, left on, is keyed as always."""
+    plan = write_plan(tmp_path, target.url, [{"name": "plain", "rate": 20, "duration": "1s", "key_requests": False},
+                                              {"name": "keyed", "rate": 20, "duration": "1s"}])
+    res = run_cli(["run", "parallel", "--plan", str(plan), "--runners", "1",
+                   "--influx-url", f"{influxd.url}/{influx.db}", "--out-dir", str(tmp_path / "runs")], lb_env)
+    assert res.code == 0, res.stderr
+    assert sorted(p.name for p in (res.run_dir / "k6").glob("*.entry.js")) == ["keyed.entry.js"]
+    testid = quote_literal(res.record()["testid"])
+    counts = {s["tags"]["module"]: (s["values"][0][1], s["values"][0][2]) for s in influx.series(
+        f'SELECT count("value"), count("key") FROM "http_reqs" WHERE "testid" = {testid} GROUP BY "module"')}
+    assert counts["plain"][0] > 0 and not counts["plain"][1]   # count() of a field never written: null
+    assert counts["keyed"][0] > 0 and counts["keyed"][1] == counts["keyed"][0]
