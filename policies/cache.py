@@ -68,6 +68,12 @@ KEEP_MARGIN = 0.05   # keep the TTL in place unless another is expected to hit 5
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 
+def miss_percentile(h: float) -> float:
+    """Today's percentile whose latency the misses keep when a share `h` (< 0.95) of reads hit:
+    the after-p95 is the (1 - 0.05 / (1 - h)) quantile of today's latencies (at most p95)."""
+    return 100.0 * (1.0 - 0.05 / (1.0 - h))
+
+
 def ttl_hit_ratio(rate_per_key: float, ttl_s: float, write_rate_per_key: float = 0.0) -> float:
     """Poisson per-key hit ratio of a TTL cache: lambda L / (1 + lambda L), L the entry's life."""
     if rate_per_key <= 0 or ttl_s <= 0:
@@ -241,7 +247,7 @@ def _endpoint(inputs: RunInputs, m: Measurements, queries: dict[str, str], key: 
         after = hit_ms
         method = "hits only (h >= 0.95)"
     else:
-        pct = 100.0 * (1.0 - 0.05 / (1.0 - h))
+        pct = miss_percentile(h)
         miss = m.percentile(key, pct)
         after = max(hit_ms, miss if miss is not None else st.p95_ms)
         method = f"today's p{pct:.1f} (misses keep today's latency)"

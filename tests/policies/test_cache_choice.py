@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from policies.cache import caches, choose_ttl, rescale_hit_ratio, ttl_candidates, ttl_hit_ratio
+from policies.cache import (
+    caches,
+    choose_ttl,
+    miss_percentile,
+    rescale_hit_ratio,
+    ttl_candidates,
+    ttl_hit_ratio,
+)
+from policies.metrics import PERCENTILE_GRID
 
 
 @pytest.mark.parametrize(("seconds", "max_ttl", "expected"), [
@@ -75,3 +83,11 @@ def test_hit_ratio_per_instance_or_shared_cache(rate_per_key: float, ttl: int, i
 def test_a_hit_ratio_moves_with_the_number_of_caches(h: float, caches_from: int, caches_to: int,
                                                      expected: float) -> None:
     assert rescale_hit_ratio(h, 1.0, 10, 0.0, caches_from, caches_to) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("h", "pct"), [(0.0, 95.0), (0.5, 90.0), (0.8, 75.0), (0.9, 50.0), (0.94, 100 / 6)])
+def test_the_misses_percentile_falls_inside_the_grid_read_for_it(h: float, pct: float) -> None:
+    """The grid InfluxDB computes per GET endpoint reaches exactly as high as the policy asks (p95
+    at no hits), so no percentile is scanned for nothing; below p50 the grid's lowest point is used."""
+    assert miss_percentile(h) == pytest.approx(pct)
+    assert miss_percentile(h) <= max(PERCENTILE_GRID) == 95.0
