@@ -149,9 +149,8 @@ def recorded_store(store: StoreRecord) -> InfluxClient:
         if not store.url:
             raise BadInput("the run record names no metrics store (influx.url); it cannot be read back")
         client = InfluxClient.from_url(store.url, db=store.db or None)
-        if store.credential_secret and not (client.username or client.token):
-            client.username, client.password = _secret_credential(store.credential_secret)
-            client.credential_secret = store.credential_secret
+        if store.credential_secret:
+            _login_from_secret(client, store.credential_secret)
         return client
     info = read_state()
     if info is None or not _alive(info):
@@ -164,13 +163,13 @@ def recorded_store(store: StoreRecord) -> InfluxClient:
     return InfluxClient.from_url(info.influx_url, db=store.db or info.influx_db)
 
 
-def _secret_credential(arn: str) -> tuple[str, str]:
-    """The InfluxDB user a run on AWS read from Secrets Manager, read again (the AWS SDK is the
+def _login_from_secret(client: InfluxClient, arn: str) -> None:
+    """Give `client` the InfluxDB user a run on AWS read from Secrets Manager (the AWS SDK is the
     `ecs` extra, imported only here: every command that reads a run imports this module)."""
     try:
-        from runners.backends.ecs_store import secret_credential
+        from runners.backends.ecs_store import login_from_secret
     except ImportError:
         raise BadInput(f"the run's InfluxDB user is in the AWS Secrets Manager secret {arn}: install the AWS SDK "
                        "(pip install 'loadbearing[ecs]'), or give the user in LOADBEARING_INFLUX_USERNAME and "
                        "LOADBEARING_INFLUX_PASSWORD") from None
-    return secret_credential(arn)
+    login_from_secret(client, arn)

@@ -13,7 +13,7 @@ not the stack's or whose store marker (core.store_identity) is not `influxdb_sto
 the controller would read an empty store and end the run with metrics_incomplete.
 
 The client remembers the secret its user came from (`credential_secret`), the run records
-it, and `secret_credential` reads it again for whoever reads the run later (`recommend`,
+it, and `login_from_secret` reads it again for whoever reads the run later (`recommend`,
 `report`, `verify`, `compare` through `runners.stack.recorded_store`).
 """
 
@@ -57,10 +57,8 @@ def controller_store(outputs: StackOutputs, influx_url: str | None, session: Any
     if database and client.db != database:
         raise BadInput(f"{source} {client.public_url} (database {client.db!r}) is not the store the runners "
                        f"write to ({runners}): the stack's database is {database!r}")
-    if not (client.username or client.token) and outputs.influxdb_controller_secret_arn:
-        arn = outputs.influxdb_controller_secret_arn
-        client.username, client.password = secret_credential(arn, session)
-        client.credential_secret = arn
+    if outputs.influxdb_controller_secret_arn:
+        login_from_secret(client, outputs.influxdb_controller_secret_arn, session)
     client.ping()
     found = _marker(client, source)
     expected = outputs.influxdb_store_id
@@ -85,6 +83,15 @@ def _marker(client: InfluxClient, source: str) -> str | None:
                            f"({exc.message[:200]}); use the stack's controller user (leave "
                            "LOADBEARING_INFLUX_USERNAME/_PASSWORD unset to read it from Secrets Manager)") from None
         raise
+
+
+def login_from_secret(client: InfluxClient, arn: str, session: Any | None = None) -> None:
+    """Give `client` the InfluxDB user in the secret `arn` unless it has credentials already (from
+    the URL or the environment), and remember the secret (`credential_secret`) for the run record."""
+    if client.username or client.token:
+        return
+    client.username, client.password = secret_credential(arn, session)
+    client.credential_secret = arn
 
 
 def secret_credential(arn: str, session: Any | None = None) -> tuple[str, str]:
